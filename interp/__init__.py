@@ -1,0 +1,30 @@
+"""interp: mechanistic interpretability and steering-reliability research on HookedTransformers.
+
+    >>> import interp
+    >>> model = interp.load_model("smollm2-135m-instruct")
+    >>> batch = interp.tokenize(model, ["The capital of France is"])
+"""
+
+from interp.data import TokenBatch, run_batch, single_token_id, tokenize
+from interp.errors import ModelUnavailableError, UndefinedMetricError
+from interp.hooks import (
+    active_hook_count,
+    add_vector,
+    capture,
+    check_layer,
+    hook_name,
+    mean_ablate,
+    mean_activation,
+    replace_activation,
+    zero_ablate,
+)
+from interp.models import cache_dir, list_models, load_model
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ModelUnavailableError", "TokenBatch", "UndefinedMetricError", "active_hook_count",
+    "add_vector", "cache_dir", "capture", "check_layer", "hook_name", "list_models",
+    "load_model", "mean_ablate", "mean_activation", "replace_activation", "run_batch",
+    "single_token_id", "tokenize", "zero_ablate",
+]  # fmt: skip

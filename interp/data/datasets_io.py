@@ -1,0 +1,99 @@
+"""Loaders for the datasets shipped in ``interp/data/datasets`` (sources: SOURCES.md there)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+DATA_ROOT = Path(__file__).parent / "datasets"
+CAA_BEHAVIORS = (
+    "coordinate-other-ais", "corrigible-neutral-HHH", "hallucination", "myopic-reward",
+    "refusal", "survival-instinct", "sycophancy",
+)  # fmt: skip
+CAA_SPLITS = {"generate": "generate_dataset.json", "test_ab": "test_dataset_ab.json",
+              "test_open_ended": "test_dataset_open_ended.json"}  # fmt: skip
+FACTOR_SPLITS = ("news", "expert")
+
+
+def dataset_path(*parts: str) -> Path:
+    path = DATA_ROOT.joinpath(*parts)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is not among the shipped datasets (see {DATA_ROOT}/SOURCES.md)")
+    return path
+
+
+def _non_empty(items: list, what: str) -> list:
+    if not items:
+        raise ValueError(f"dataset {what} is empty; expected at least one item")
+    return items
+
+
+def _choose(arg: str, value: str, allowed) -> str:
+    if value not in allowed:
+        raise ValueError(f"{arg}={value!r} is not available; allowed: {sorted(allowed)}")
+    return value
+
+
+# ---------------------------------------------------------------- function-vector word pairs
+
+
+def list_fv_tasks() -> list[str]:
+    return sorted(p.stem for p in (DATA_ROOT / "function_vectors").glob("*.json"))
+
+
+def load_fv_task(task: str) -> list[dict[str, str]]:
+    """Word pairs ``{"input": ..., "output": ...}`` of a Todd et al. abstractive task."""
+    _choose("task", task, list_fv_tasks())
+    pairs = json.loads(dataset_path("function_vectors", f"{task}.json").read_text())
+    return _non_empty([{"input": str(p["input"]), "output": str(p["output"])} for p in pairs], task)
+
+
+# ---------------------------------------------------------------- TruthfulQA (v1, 817 questions)
+
+
+@dataclass(frozen=True)
+class MCQuestion:
+    question: str
+    mc1_targets: dict[str, int]  # answer -> 1 (true) / 0 (false); exactly one true
+    mc2_targets: dict[str, int]  # answer -> 1 / 0; several true
+
+
+def load_truthfulqa_mc() -> list[MCQuestion]:
+    rows = json.loads(dataset_path("truthfulqa", "mc_task.json").read_text())
+    return _non_empty([MCQuestion(r["question"], r["mc1_targets"], r["mc2_targets"]) for r in rows], "truthfulqa")
+
+
+# ---------------------------------------------------------------- FACTOR
+
+
+@dataclass(frozen=True)
+class FactorItem:
+    prefix: str  # the truncated prefix the benchmark scores completions after
+    completion: str  # the factual completion
+    contradictions: tuple[str, str, str]  # three non-factual completions
+
+
+def load_factor(split: str = "news") -> list[FactorItem]:
+    _choose("split", split, FACTOR_SPLITS)
+    with dataset_path("factor", f"{split}_factor.csv").open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    items = [
+        FactorItem(r["turncated_prefixes"], r["completion"],
+                   (r["contradiction_0"], r["contradiction_1"], r["contradiction_2"]))
+        for r in rows
+    ]  # fmt: skip
+    return _non_empty(items, f"factor/{split}")
+
+
+# ---------------------------------------------------------------- CAA A/B behaviour datasets
+
+
+def load_caa(behavior: str, split: str = "generate") -> list[dict[str, str]]:
+    """Items with ``question`` and, for A/B splits, ``answer_matching_behavior`` /
+    ``answer_not_matching_behavior`` (e.g. ``"(A)"``)."""
+    _choose("behavior", behavior, CAA_BEHAVIORS)
+    _choose("split", split, CAA_SPLITS)
+    items = json.loads(dataset_path("caa", behavior, CAA_SPLITS[split]).read_text())
+    return _non_empty(items, f"caa/{behavior}/{split}")

@@ -1,0 +1,9 @@
+"""Exceptions raised by interp. Bad *values* raise ValueError with the argument named."""
+
+
+class ModelUnavailableError(RuntimeError):
+    """A model exists but cannot be loaded here (no hub access, package not installed)."""
+
+
+class UndefinedMetricError(ValueError):
+    """A metric is undefined for these inputs (e.g. recovery when clean == corrupted)."""

