@@ -28,7 +28,8 @@ Example:
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator, Sequence, Union
+from collections.abc import Callable, Iterator, Sequence
+from typing import Union
 
 import torch
 from jaxtyping import Bool, Float, Int
@@ -53,7 +54,7 @@ def hook_name(model: HookedTransformer, ref: HookRef) -> str:
     if isinstance(ref, tuple):
         short, layer = ref
         check_layer(model, layer)
-        from transformer_lens.utils import get_act_name
+        from transformer_lens.utilities import get_act_name
 
         name = get_act_name(short, layer % model.cfg.n_layers)
     elif isinstance(ref, str):
@@ -139,7 +140,7 @@ def slot_mask(act: Tensor, name: str, positions: Positions, heads: Heads) -> Ten
 
 
 @contextlib.contextmanager
-def hooks(model: HookedTransformer, fwd_hooks: Sequence[tuple[str, callable]]) -> Iterator[None]:
+def hooks(model: HookedTransformer, fwd_hooks: Sequence[tuple[str, Callable]]) -> Iterator[None]:
     """Install ``(hook_name, fn(act, hook))`` forward hooks; remove exactly these on exit.
 
     Unlike ``model.reset_hooks()``, hooks installed by an enclosing context survive, so
@@ -160,11 +161,10 @@ def hooks(model: HookedTransformer, fwd_hooks: Sequence[tuple[str, callable]]) -
 
 
 def active_hook_count(model: HookedTransformer) -> int:
-    """Number of forward/backward hooks on ``model``'s hook points (0 for a clean model)."""
-    return sum(
-        len(p.fwd_hooks) + len(p.bwd_hooks) + len(p._forward_hooks) + len(p._backward_hooks)
-        for p in model.hook_dict.values()
-    )
+    """Number of torch hooks registered on ``model``'s hook points (0 for a clean model).
+
+    Counted at the torch level so hooks added by any route (ours, TL's, raw torch) show up."""
+    return sum(len(p._forward_hooks) + len(p._backward_hooks) for p in model.hook_dict.values())
 
 
 # --------------------------------------------------------------------------- the managers

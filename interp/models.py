@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import importlib.util
 import json
@@ -26,14 +27,27 @@ import os
 import shutil
 import socket
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from interp.errors import ModelUnavailableError
+
+# TransformerLens 3.x deprecates HookedTransformer in favour of TransformerBridge (removal
+# announced for 4.0). interp is built on HookedTransformer's hook names and weight processing,
+# and constraints.txt pins TL 3.x, so the warning is silenced where we construct models.
+_TL_DEPRECATION = "HookedTransformer is deprecated"
+
+
+@contextlib.contextmanager
+def _quiet_tl_deprecation():
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_TL_DEPRECATION, category=DeprecationWarning)
+        yield
 
 # bump when the cached format or the conversion changes, so stale caches are not reused
 _CACHE_FORMAT = 1
@@ -87,7 +101,8 @@ def load_model(
     """
     device = device or default_device()
     if name in _REGISTRY:
-        model = _REGISTRY[name].build()
+        with _quiet_tl_deprecation():
+            model = _REGISTRY[name].build()
         model = _to_dtype(model, dtype) if dtype is not None else model
         model.to(device)
         return model.eval()
@@ -137,7 +152,8 @@ def _load_transformer_lens_official(name, device, dtype) -> HookedTransformer:
             f"Models that load offline: {list_models()}."
         )
     kwargs = {"device": device} | ({"dtype": dtype} if dtype is not None else {})
-    return HookedTransformer.from_pretrained(official, **kwargs).eval()
+    with _quiet_tl_deprecation():
+        return HookedTransformer.from_pretrained(official, **kwargs).eval()
 
 
 # --------------------------------------------------------------------------- GGUF models

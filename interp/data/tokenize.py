@@ -8,7 +8,8 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from collections.abc import Sequence
+from typing import Literal
 
 import torch
 from jaxtyping import Bool, Int
@@ -70,7 +71,7 @@ def tokenize(
 
 
 def pad_token_rows(
-    rows: Sequence[Int[Tensor, " pos"]], pad_id: int, padding_side: str, prompts: list[str]
+    rows: Sequence[Tensor], pad_id: int, padding_side: str, prompts: list[str]  # rows: 1-D, lengths differ
 ) -> TokenBatch:
     """Stack 1-D token rows into a padded batch with attention mask and last-token index."""
     lengths = torch.tensor([len(r) for r in rows])
