@@ -60,6 +60,7 @@ def build_prompts(cfg: TaskConfig, model):
     return clean, corrupted, answers, torch.roll(answers, -1)
 
 
+@torch.no_grad()
 def clean_run_table(model, batch, answers, words):
     logits = last_logits(model, batch)
     top = logits.argmax(-1).cpu()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from collections.abc import Sequence
-from typing import Literal
 
 import torch
 from jaxtyping import Bool, Int
@@ -50,7 +49,7 @@ def _pad_id(model: HookedTransformer) -> int:
 def tokenize(
     model: HookedTransformer,
     prompts: Sequence[str],
-    padding_side: Literal["left", "right"] = "right",
+    padding_side: str = "right",  # "left" or "right"; checked below with a clear error
     prepend_bos: bool | None = None,
 ) -> TokenBatch:
     """Tokenise ``prompts`` one by one (so pads never get confused with BOS) and pad them.

@@ -21,7 +21,8 @@ def _corpus() -> list[str]:
     lines = [_EXTRA]
     for task in _TASKS:
         pairs = json.loads(dataset_path("function_vectors", f"{task}.json").read_text())
-        lines.extend(f"{p['input']} {p['output']}" for p in pairs[:2000])
+        # leading spaces: words mid-sentence are what prompts and targets use
+        lines.extend(f" {p['input']} {p['output']}" for p in pairs[:2000])
     return lines
 
 
@@ -53,7 +54,7 @@ def toy_tokenizer():
 
     from interp.models import cache_dir
 
-    path = cache_dir() / "tokenizers" / f"toy-bpe-{VOCAB_SIZE}-v1"
+    path = cache_dir() / "tokenizers" / f"toy-bpe-{VOCAB_SIZE}-v2"
     if not (path / "tokenizer.json").exists():
         tok = PreTrainedTokenizerFast(
             tokenizer_object=Tokenizer.from_str(_tokenizer_json()),
