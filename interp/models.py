@@ -40,7 +40,7 @@ from interp.errors import ModelUnavailableError
 # TransformerLens 3.x deprecates HookedTransformer in favour of TransformerBridge (removal
 # announced for 4.0). interp is built on HookedTransformer's hook names and weight processing,
 # and constraints.txt pins TL 3.x, so the warning is silenced where we construct models.
-_TL_DEPRECATION = "HookedTransformer is deprecated"
+_TL_DEPRECATION = r"HookedTransformer(\.from_pretrained)? is deprecated"
 
 
 @contextlib.contextmanager
@@ -228,9 +228,12 @@ def _load_converted(path: Path) -> HookedTransformer:
     raw["device"] = "cpu"
     raw.pop("n_params", None)  # derived in __post_init__
     cfg = HookedTransformerConfig.from_dict(raw)
-    tokenizer = AutoTokenizer.from_pretrained(str(path / "tokenizer"))
+    # the saved tokenizer is TL's BOS-adding twin; saying so stops TL from loading it again
+    # (a second 3 s load for Gemma's 262k vocabulary)
+    tokenizer = AutoTokenizer.from_pretrained(str(path / "tokenizer"), add_bos_token=True)
     model = HookedTransformer(cfg, tokenizer=tokenizer, move_to_device=False)
-    model.load_state_dict(load_file(str(path / "model.safetensors")), strict=True)
+    # assign: adopt the loaded tensors instead of copying 1 GB into freshly allocated ones
+    model.load_state_dict(load_file(str(path / "model.safetensors")), strict=True, assign=True)
     return model
 
 

@@ -1,0 +1,45 @@
+"""The two real models (DESIGN.md §2): parity with HF loaded from the same GGUF, behaviour,
+and the cached second load. Slow: dequantising the GGUF takes 20-45 s per model."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import interp
+from interp.models import gemma3_gguf_path, load_hf_from_gguf, smollm2_gguf_path
+
+pytestmark = pytest.mark.slow
+PROMPTS = ["The capital of France is", "When Mary and John went to the store, John gave a drink to"]
+GGUF = {"smollm2-135m-instruct": smollm2_gguf_path, "gemma-3-270m": gemma3_gguf_path}
+
+
+@pytest.mark.parametrize("name", sorted(GGUF))
+def test_logits_match_hf_from_same_gguf(name):
+    model = interp.load_model(name, device="cpu")
+    tokenizer, hf = load_hf_from_gguf(GGUF[name]())
+    for prompt in PROMPTS:
+        tokens = model.to_tokens(prompt)
+        with torch.no_grad():
+            ours = model(tokens)[0, -1]
+            ref = hf(tokens).logits[0, -1].float()
+        # TL centres the unembedding (a per-position constant shift), so compare centred logits
+        diff = (ours - ours.mean()) - (ref - ref.mean())
+        assert diff.abs().max() < 1e-4, f"{name}: max |diff| {diff.abs().max():.2e} on {prompt!r}"
+        assert ours.argmax() == ref.argmax()
+
+
+def test_smollm2_says_paris():
+    model = interp.load_model("smollm2-135m-instruct", device="cpu")
+    out = model.generate("The capital of France is", max_new_tokens=3, do_sample=False, verbose=False)
+    assert out.startswith("The capital of France is Paris"), out
+
+
+@pytest.mark.parametrize("name", sorted(GGUF))
+def test_cached_load_in_new_process_is_fast(name):
+    interp.load_model(name, device="cpu")  # make sure the cache exists
+    code = f"import time, interp; t = time.time(); interp.load_model({name!r}, device='cpu'); print(time.time() - t)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    seconds = float(out.stdout.strip().splitlines()[-1])
+    assert seconds <= 5.0, f"cached load of {name} took {seconds:.1f} s"
