@@ -21,7 +21,6 @@ git commit, versions, wall time), ``metrics.json``, PNG figures and ``report.md`
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -231,7 +230,3 @@ def main(name: str, cfg_cls: type[T], body: Callable[[T, Run], None], argv: list
     report = run.finish()
     print(f"[interp] {name}: report written to {report}")
     return report
-
-
-def as_dict(cfg: Any) -> dict[str, Any]:
-    return dataclasses.asdict(cfg)

@@ -4,15 +4,6 @@
 import pytest
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _isolated_intermediate_cache(tmp_path_factory):
-    # model weights stay in the user's cache (slow to rebuild); run intermediates do not
-    import os
-
-    os.environ.setdefault("INTERP_CACHE", os.path.expanduser("~/.cache/interp"))
-    yield
-
-
 @pytest.fixture(scope="module")
 def tiny_llama():
     from interp import load_model

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from collections.abc import Sequence
 
 import torch
-from jaxtyping import Bool, Int
+from jaxtyping import Int
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
@@ -113,7 +113,3 @@ def single_token_ids(model: HookedTransformer, words: Sequence[str], argument: s
     if len(words) == 0:
         raise ValueError(f"{argument} is empty; expected at least one word")
     return torch.tensor([single_token_id(model, w, f"{argument}[{i}]") for i, w in enumerate(words)])
-
-
-def real_token_mask(batch: TokenBatch) -> Bool[Tensor, "batch pos"]:
-    return batch.attention_mask.bool()
