@@ -1,41 +1,73 @@
-"""Activation patching: metrics, recovery, and head-level patching.
+"""Activation, component and head patching with recovery metrics.
 
-Denoising: run the corrupted prompt and write one activation from the clean run into it.
-Recovery ``R = (m_patched - m_corr) / (m_clean - m_corr)``: 1 = the patch restores clean
-behaviour, 0 = no effect. When ``|m_clean - m_corr| < tol`` the ratio is meaningless: it is
-returned as NaN and flagged, never computed from a tiny denominator.
+Denoising (default): run the corrupted prompt and write one activation from the clean run
+into it. Noising: run the clean prompt and write the corrupted activation into it.
+Recovery is ``R = (m_patched - m_corr) / (m_clean - m_corr)`` in both directions, so it always
+places the patched run on the corrupted (0) → clean (1) scale: in denoising R is how much of
+the clean behaviour a site restores, in noising ``1 - R`` is how much a site's corruption
+destroys. When ``|m_clean - m_corr| < tol`` (or either is not finite) the ratio is meaningless:
+it is NaN and the prompt is flagged in ``undefined``, never computed from a tiny denominator.
+
+Sites: ``resid_pre``, ``resid_mid``, ``resid_post``, ``attn_out``, ``mlp_out`` (grid
+``[layer]`` or ``[layer, pos]``) and ``z`` (each head's output, grid ``[layer, head]`` or
+``[layer, head, pos]``). Every grid runs on :mod:`interp.engine` (batched, starts at the first
+changed layer).
 
 Example:
-    >>> metric = logit_diff_metric(correct_ids, wrong_ids)
-    >>> res = patch_heads(model, clean, corrupted, metric)
-    >>> res.recovery.shape  # [layer head_index batch]
+    >>> metric = logit_diff_metric(io_ids, s_ids)
+    >>> res = patch(model, clean, corrupted, metric, site="z")            # [layer head] grid
+    >>> res.mean_recovery()                                                # NaN-aware mean over prompts
+    >>> res = patch(model, clean, corrupted, metric, site="resid_pre", per_position=True)
+    >>> summary = component_patching(model, clean, corrupted, metric)     # resid vs attn vs mlp
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
-from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
 from interp.data.tokenize import TokenBatch, run_batch
-from interp.hooks import capture, hooks
+from interp.engine import DEFAULT_MEMORY_BUDGET_GB, Variant, base_run, check_finite, linear_friendly_weights, metric_columns, run_variants
+from interp.hooks import Positions, _as_index, check_layer, position_mask
+from interp.stats import Estimate, bootstrap_ci
 
 # metric: logits at each prompt's last real token [batch d_vocab] -> one number per prompt
 Metric = Callable[[Float[Tensor, "batch d_vocab"]], Float[Tensor, " batch"]]
 
+SITES = {
+    "resid_pre": "blocks.{}.hook_resid_pre",
+    "resid_mid": "blocks.{}.hook_resid_mid",
+    "resid_post": "blocks.{}.hook_resid_post",
+    "attn_out": "blocks.{}.hook_attn_out",
+    "mlp_out": "blocks.{}.hook_mlp_out",
+    "z": "blocks.{}.attn.hook_z",
+}
+DIRECTIONS = ("denoise", "noise")
+
+
+# --------------------------------------------------------------------------- metrics
+
 
 def logit_diff_metric(correct: Int[Tensor, " batch"], wrong: Int[Tensor, " batch"]) -> Metric:
-    """``logit[correct] - logit[wrong]`` per prompt."""
+    """``logit[correct] - logit[wrong]`` per prompt.
+
+    It declares the token ids it reads (``metric.columns``), so the patching engine unembeds
+    only those columns. A custom metric may do the same; without ``columns`` it gets every logit.
+    """
+    if correct.shape != wrong.shape:
+        raise ValueError(f"correct has shape {tuple(correct.shape)} but wrong has {tuple(wrong.shape)}; one id each per prompt")
 
     def metric(logits: Float[Tensor, "batch d_vocab"]) -> Float[Tensor, " batch"]:
         rows = torch.arange(logits.shape[0], device=logits.device)
         return logits[rows, correct.to(logits.device)] - logits[rows, wrong.to(logits.device)]
 
+    metric.columns = torch.unique(torch.cat([correct.flatten(), wrong.flatten()]))
     return metric
 
 
@@ -59,19 +91,24 @@ def recovery(
     m_patched: Float[Tensor, "*grid batch"], m_clean: Float[Tensor, " batch"], m_corr: Float[Tensor, " batch"], tol: float = 1e-3
 ) -> tuple[Float[Tensor, "*grid batch"], Bool[Tensor, " batch"]]:
     """Recovery per prompt and the mask of prompts where it is undefined (NaN there)."""
+    if tol < 0:
+        raise ValueError(f"tol={tol!r}; must be >= 0")
     gap = m_clean - m_corr
-    undefined = gap.abs() < tol
+    undefined = ~torch.isfinite(gap) | (gap.abs() < tol)
     safe_gap = torch.where(undefined, torch.ones_like(gap), gap)
     r = (m_patched - m_corr) / safe_gap
     return torch.where(undefined, torch.full_like(r, float("nan")), r), undefined
 
 
 def check_pair_shapes(clean: TokenBatch, corrupted: TokenBatch) -> None:
+    if len(clean) != len(corrupted):
+        raise ValueError(f"clean has {len(clean)} prompts but corrupted has {len(corrupted)}; patching pairs them one to one")
     if clean.tokens.shape != corrupted.tokens.shape:
         raise ValueError(
             f"clean tokens have shape {tuple(clean.tokens.shape)} but corrupted tokens have "
             f"{tuple(corrupted.tokens.shape)}; patching every position needs equal shapes "
-            "(use prompts of equal token length, or patch per-prompt positions)"
+            "(use prompts of equal token length, or patch per-prompt positions, e.g. "
+            "positions=corrupted.last_index, clean_positions=clean.last_index)"
         )
 
 
@@ -80,55 +117,218 @@ def last_logits(model: HookedTransformer, batch: TokenBatch, **kw) -> Float[Tens
     return logits[torch.arange(len(batch), device=logits.device), batch.last_index.to(logits.device)]
 
 
+# --------------------------------------------------------------------------- results
+
+
 @dataclass
-class HeadPatchingResult:
-    metric: Float[Tensor, "layer head_index batch"]  # metric of the patched run
-    recovery: Float[Tensor, "layer head_index batch"]  # NaN where undefined
+class PatchingResult:
+    """Metric and recovery of every patched site, per prompt (last axis)."""
+
+    site: str
+    axes: tuple[str, ...]  # grid axes then "batch", e.g. ("layer", "head", "batch")
+    metric: Float[Tensor, "*grid batch"]  # metric of the patched run (attribution: predicted)
+    recovery: Float[Tensor, "*grid batch"]  # NaN where undefined
     m_clean: Float[Tensor, " batch"]
     m_corr: Float[Tensor, " batch"]
     undefined: Bool[Tensor, " batch"]
+    direction: str = "denoise"
+    method: str = "exact"  # or "attribution"
+    pos_labels: list[str] = field(default_factory=list)  # tokens of the first base prompt
+    layers: list[int] = field(default_factory=list)  # layer of each row of the grid
+
+    def mean_recovery(self, include: Bool[Tensor, " batch"] | None = None) -> Float[Tensor, "*grid"]:
+        """Mean recovery over the prompts where it is defined (and ``include`` is True);
+        NaN where no prompt is usable."""
+        rec = self.recovery if include is None else self.recovery[..., include.cpu()]
+        if rec.shape[-1] == 0:
+            return torch.full(rec.shape[:-1], float("nan"))
+        defined = ~torch.isnan(rec)
+        count = defined.sum(-1)
+        total = torch.where(defined, rec, torch.zeros_like(rec)).sum(-1)
+        return torch.where(count > 0, total / count.clamp(min=1), torch.full_like(total, float("nan")))
+
+    def estimate(self, index: tuple[int, ...], n_boot: int = 2000, seed: int = 0) -> Estimate:
+        """Mean and bootstrap CI over prompts of the recovery at one grid cell."""
+        return bootstrap_ci(self.recovery[index].numpy(), n_boot=n_boot, seed=seed)
+
+    def top(self, k: int = 10, n_boot: int = 2000) -> list[tuple[tuple[int, ...], Estimate]]:
+        """The ``k`` grid cells of largest mean recovery with their estimates."""
+        mean = self.mean_recovery().nan_to_num(float("-inf"))
+        order = mean.flatten().argsort(descending=True)[:k]
+        cells = [tuple(int(i) for i in np.unravel_index(int(f), tuple(mean.shape))) for f in order]
+        return [(cell, self.estimate(cell, n_boot)) for cell in cells if np.isfinite(float(mean[cell]))]
+
+
+# --------------------------------------------------------------------------- patching
+
+
+def _hook(model: HookedTransformer, site: str, layer: int) -> str:
+    if site not in SITES:
+        raise ValueError(f"site={site!r}; allowed: {list(SITES)}")
+    name = SITES[site].format(layer)
+    if name not in model.hook_dict:
+        raise ValueError(f"site={site!r} has no hook point {name!r} in this model")
+    return name
+
+
+def _layers(model: HookedTransformer, layers: Sequence[int] | None) -> list[int]:
+    if layers is None:
+        return list(range(model.cfg.n_layers))
+    if len(layers) == 0:
+        raise ValueError("layers is empty; pass None for every layer or a list of layer indices")
+    return [check_layer(model, int(layer), "layers") for layer in layers]
+
+
+def _prepare_pair(clean: TokenBatch, corrupted: TokenBatch, positions: Positions, clean_positions: Positions, per_position: bool):
+    """Validate the pair; return the slot masks and the index maps (or None for all positions)."""
+    if len(clean) != len(corrupted):
+        raise ValueError(f"clean has {len(clean)} prompts but corrupted has {len(corrupted)}; patching pairs them one to one")
+    if positions is None and clean_positions is not None:
+        raise ValueError("clean_positions given without positions; give positions (in the corrupted prompts) too")
+    if positions is None:
+        check_pair_shapes(clean, corrupted)
+        return None, None
+    if per_position:
+        raise ValueError("per_position=True patches every position separately; it cannot be combined with positions=")
+    b = len(corrupted)
+    corr_idx = _as_index(positions, b, corrupted.tokens.shape[1], None)
+    clean_idx = _as_index(positions if clean_positions is None else clean_positions, b, clean.tokens.shape[1], None)
+    if corr_idx.shape != clean_idx.shape:
+        raise ValueError(f"positions select {corr_idx.shape[1]} slots per prompt but clean_positions select {clean_idx.shape[1]}")
+    return corr_idx, clean_idx
+
+
+def _align(src: Tensor, src_idx: Tensor | None, base_seq: int, base_idx: Tensor | None) -> Tensor:
+    """Source activation re-indexed onto the base run's positions (slots outside the map are
+    zero and never written, since the slot mask excludes them)."""
+    if base_idx is None:
+        return src
+    out = torch.zeros(src.shape[0], base_seq, *src.shape[2:], dtype=src.dtype, device=src.device)
+    rows = torch.arange(src.shape[0], device=src.device)[:, None]
+    out[rows, base_idx.to(src.device)] = src[rows, src_idx.to(src.device)]
+    return out
+
+
+def str_tokens(model: HookedTransformer, batch: TokenBatch, row: int = 0) -> list[str]:
+    """Token strings of one prompt (decoded one by one; TL's to_str_tokens fails on Gemma)."""
+    return [model.tokenizer.decode([int(t)]) for t in batch.tokens[row]]
 
 
 @torch.no_grad()
-def patch_heads(
-    model: HookedTransformer, clean: TokenBatch, corrupted: TokenBatch, metric: Metric, tol: float = 1e-3, progress: bool = True
-) -> HeadPatchingResult:
-    """Denoise each head's output ``z`` (all positions) from clean into corrupted, per (layer, head).
+def patch(
+    model: HookedTransformer,
+    clean: TokenBatch,
+    corrupted: TokenBatch,
+    metric: Metric,
+    site: str = "z",
+    per_position: bool = False,
+    direction: str = "denoise",
+    positions: Positions = None,
+    clean_positions: Positions = None,
+    layers: Sequence[int] | None = None,
+    tol: float = 1e-3,
+    memory_budget_gb: float = DEFAULT_MEMORY_BUDGET_GB,
+    progress: bool = True,
+) -> PatchingResult:
+    """Patch ``site`` at every layer (and head, and position when ``per_position``).
 
-    One forward per layer: the corrupted batch is repeated once per head and copy ``h`` gets
-    head ``h`` patched, so a layer's heads are evaluated together.
+    ``positions`` restricts the patch to the given slots of the corrupted prompts (e.g.
+    ``corrupted.last_index``) read from ``clean_positions`` of the clean prompts (default: the
+    same); then clean and corrupted prompts may differ in length. Without it every position is
+    patched and the two token shapes must match.
     """
-    check_pair_shapes(clean, corrupted)
-    names = [f"blocks.{layer}.attn.hook_z" for layer in range(model.cfg.n_layers)]
-    with capture(model, names) as clean_z:
-        m_clean = metric(last_logits(model, clean))
-    m_corr = metric(last_logits(model, corrupted))
-    n_heads, batch = model.cfg.n_heads, len(corrupted)
-    stacked = _repeat_batch(corrupted, n_heads)
-    out = torch.empty(model.cfg.n_layers, n_heads, batch)
-    for layer, name in enumerate(tqdm(names, desc="head patching", disable=not progress)):
-        with hooks(model, [(name, _one_head_per_copy(clean_z[name], n_heads))]):
-            out[layer] = metric_repeated(model, stacked, metric, n_heads).cpu()
-    rec, undefined = recovery(out, m_clean.cpu(), m_corr.cpu(), tol)
-    return HeadPatchingResult(out, rec, m_clean.cpu(), m_corr.cpu(), undefined)
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction={direction!r}; allowed: {list(DIRECTIONS)}")
+    with linear_friendly_weights(model):
+        return _patch(model, clean, corrupted, metric, site, per_position, direction, positions, clean_positions,
+                      layers, tol, memory_budget_gb, progress)  # fmt: skip
 
 
-def _repeat_batch(batch: TokenBatch, n: int) -> TokenBatch:
-    """Copies ordered copy-major: row ``c * batch + b`` is prompt b in copy c."""
-    return TokenBatch(batch.tokens.repeat(n, 1), batch.attention_mask.repeat(n, 1), batch.last_index.repeat(n),
-                      batch.padding_side, batch.prompts * n)  # fmt: skip
+def _patch(model, clean, corrupted, metric, site, per_position, direction, positions, clean_positions, layers, tol,
+           memory_budget_gb, progress) -> PatchingResult:  # fmt: skip
+    layer_list = _layers(model, layers)
+    names = [_hook(model, site, layer) for layer in layer_list]
+    corr_idx, clean_idx = _prepare_pair(clean, corrupted, positions, clean_positions, per_position)
+    base, source = (corrupted, clean) if direction == "denoise" else (clean, corrupted)
+    base_idx, src_idx = (corr_idx, clean_idx) if direction == "denoise" else (clean_idx, corr_idx)
+
+    cols = metric_columns(metric)
+    logits_src, src_acts = base_run(model, source, names, cols)
+    logits_base, base_acts = base_run(model, base, names, cols)
+    seq = base.tokens.shape[1]
+    sources = {n: _align(src_acts[n], src_idx, seq, base_idx) for n in names}
+    check_finite(src_acts[names[-1]], f"activations of the {'clean' if direction == 'denoise' else 'corrupted'} run")
+    check_finite(base_acts[names[-1]], f"activations of the {'corrupted' if direction == 'denoise' else 'clean'} run")
+    slots = None if base_idx is None else position_mask(base_idx, len(base), seq)
+
+    grid_axes: list[str] = ["layer"]
+    variants: list[Variant] = []
+    heads = range(model.cfg.n_heads) if site == "z" else [None]
+    pos_range = range(seq) if per_position else [None]
+    for layer, name in zip(layer_list, names):
+        for h in heads:
+            for p in pos_range:
+                variants.append(Variant(name, layer, pos=p, head=h))
+    if site == "z":
+        grid_axes.append("head")
+    if per_position:
+        grid_axes.append("pos")
+    shape = [len(layer_list)] + ([model.cfg.n_heads] if site == "z" else []) + ([seq] if per_position else [])
+
+    m = run_variants(model, base, sources, variants, metric, slots=slots, memory_budget_gb=memory_budget_gb,
+                     progress=progress, desc=f"patch {site}", base_cache=base_acts)  # fmt: skip
+    m_src, m_base = metric(logits_src).float().cpu(), metric(logits_base).float().cpu()
+    m_clean, m_corr = (m_src, m_base) if direction == "denoise" else (m_base, m_src)
+    m = m.view(*shape, len(base))
+    rec, undefined = recovery(m, m_clean, m_corr, tol)
+    return PatchingResult(site, (*grid_axes, "batch"), m, rec, m_clean, m_corr, undefined, direction, "exact",
+                          str_tokens(model, base) if model.tokenizer is not None else [], layer_list)  # fmt: skip
 
 
-def metric_repeated(model, stacked: TokenBatch, metric: Metric, n: int) -> Float[Tensor, "copy batch"]:
-    logits = last_logits(model, stacked)
-    batch = logits.shape[0] // n
-    return torch.stack([metric(logits[c * batch : (c + 1) * batch]) for c in range(n)])
+def patch_heads(model, clean, corrupted, metric, **kw) -> PatchingResult:
+    """Each head's output ``z`` patched per (layer, head) (``per_position=True``: per
+    (layer, head, pos)); see :func:`patch`."""
+    return patch(model, clean, corrupted, metric, site="z", **kw)
 
 
-def _one_head_per_copy(clean_z: Float[Tensor, "batch pos head_index d_head"], n_heads: int):
-    def fn(z: Tensor, hook) -> Tensor:
-        copies = z.view(n_heads, -1, *z.shape[1:])  # [copy batch pos head d_head]
-        eye = torch.eye(n_heads, dtype=torch.bool, device=z.device)[:, None, None, :, None]
-        return torch.where(eye, clean_z.to(z)[None], copies).view_as(z)
+# --------------------------------------------------------------------------- component summary
 
-    return fn
+
+@dataclass
+class ComponentSummary:
+    """Per-layer recovery of resid vs attn_out vs mlp_out (all positions or the given ones)."""
+
+    results: dict[str, PatchingResult]
+    estimates: dict[str, list[Estimate]]  # site -> one estimate per layer
+    peak_layers: dict[str, list[int]]  # site -> layers sorted by mean recovery, best first
+
+    def table(self, top: int = 3) -> list[list]:
+        rows = []
+        for site, ests in self.estimates.items():
+            layers = self.results[site].layers
+            rows.append([site] + [f"L{layer}: {ests[layers.index(layer)]}" for layer in self.peak_layers[site][:top]])
+        return rows
+
+
+def component_patching(
+    model: HookedTransformer,
+    clean: TokenBatch,
+    corrupted: TokenBatch,
+    metric: Metric,
+    sites: Sequence[str] = ("resid_pre", "attn_out", "mlp_out"),
+    n_boot: int = 2000,
+    **kw,
+) -> ComponentSummary:
+    """Recovery by layer for each site (one grid per site, all heads/positions together)."""
+    if not sites:
+        raise ValueError("sites is empty; choose from " + ", ".join(SITES))
+    results, estimates, peaks = {}, {}, {}
+    for site in sites:
+        if site == "z":
+            raise ValueError("component_patching compares whole components; use patch(site='z') for heads")
+        res = patch(model, clean, corrupted, metric, site=site, **kw)
+        results[site] = res
+        estimates[site] = [bootstrap_ci(res.recovery[i].numpy(), n_boot=n_boot) for i in range(res.recovery.shape[0])]
+        mean = res.mean_recovery().nan_to_num(float("-inf"))
+        peaks[site] = [res.layers[int(i)] for i in mean.argsort(descending=True) if np.isfinite(float(mean[i]))]
+    return ComponentSummary(results, estimates, peaks)

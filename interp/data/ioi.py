@@ -1,0 +1,61 @@
+"""Indirect-object-identification (IOI) prompt pairs, in the style of Wang et al. (2022).
+
+Clean: "When Mary and John went to the store, John gave a drink to" → " Mary" (the indirect
+object, IO; John is the subject, S). Corrupted ("ABC"): the second subject mention is replaced
+by a third name, "…, Tom gave a drink to", which removes the cue that tells IO from S while
+keeping every token position aligned. Metric: logit(IO) − logit(S).
+
+The templates and names are ours; every name must be a single token for the model (checked
+by :func:`interp.data.single_token_ids` when the answers are built).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+DEFAULT_TEMPLATES = [
+    "When{A} and{B} went to the store,{B} gave a drink to",
+    "After{A} and{B} went to the park,{B} gave a ball to",
+    "Then,{A} and{B} had a long argument. Afterwards{B} said to",
+    "While{A} and{B} were working at the office,{B} handed a report to",
+    "When{A} and{B} arrived at the party,{B} brought a cake to",
+    "Yesterday{A} and{B} met at the station, and{B} sent a letter to",
+]
+DEFAULT_NAMES = [" Mary", " John", " Tom", " James", " Anna", " Paul", " Lisa", " Mark", " Sarah", " David", " Kate", " Peter"]
+
+
+@dataclass
+class IOIPairs:
+    clean: list[str]
+    corrupted: list[str]
+    io: list[str]  # indirect object (the right answer in the clean prompt)
+    s: list[str]  # subject (the wrong answer)
+    third: list[str]  # the name that replaces S2 in the corrupted prompt
+
+
+def ioi_pairs(n: int, seed: int = 0, templates: list[str] | None = None, names: list[str] | None = None) -> IOIPairs:
+    """``n`` clean/ABC-corrupted pairs, templates cycled, names drawn without replacement per pair."""
+    templates = DEFAULT_TEMPLATES if templates is None else templates
+    names = DEFAULT_NAMES if names is None else names
+    if n < 1:
+        raise ValueError(f"n={n!r}; need at least one pair")
+    if not templates:
+        raise ValueError("templates is empty")
+    for t in templates:
+        if "{A}" not in t or t.count("{B}") != 2:
+            raise ValueError(f"template {t!r} must contain {{A}} once and {{B}} twice (IO, S1, S2)")
+    if len(set(names)) < 3:
+        raise ValueError(f"names has {len(set(names))} distinct entries; IOI pairs need at least 3")
+    rng = random.Random(seed)
+    out = IOIPairs([], [], [], [], [])
+    for i in range(n):
+        t = templates[i % len(templates)]
+        a, b, c = rng.sample(sorted(set(names)), 3)
+        out.clean.append(t.format(A=a, B=b))
+        head, _, tail = t.rpartition("{B}")  # the second {B} is S2
+        out.corrupted.append(head.format(A=a, B=b) + c + tail.format(A=a, B=b))
+        out.io.append(a)
+        out.s.append(b)
+        out.third.append(c)
+    return out
