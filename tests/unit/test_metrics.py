@@ -50,3 +50,19 @@ def test_jaxtyping_shape_checks_are_active():
 
     with pytest.raises(jaxtyping.TypeCheckError):
         recovery(torch.zeros(3, 2), torch.zeros(5), torch.zeros(5))
+
+
+def test_recovery_non_finite_gap_is_undefined():
+    m_clean, m_corr = torch.tensor([float("nan"), float("inf"), 2.0]), torch.tensor([0.0, 1.0, 0.0])
+    r, undefined = recovery(torch.tensor([1.0, 1.0, 1.0]), m_clean, m_corr)
+    assert undefined.tolist() == [True, True, False]
+    assert torch.isnan(r[:2]).all() and r[2] == 0.5
+
+
+def test_logit_diff_metric_declares_columns():
+    metric = logit_diff_metric(torch.tensor([4, 1]), torch.tensor([1, 7]))
+    assert metric.columns.tolist() == [1, 4, 7]
+    import pytest
+
+    with pytest.raises(ValueError, match="correct has shape"):
+        logit_diff_metric(torch.tensor([1, 2]), torch.tensor([1]))
