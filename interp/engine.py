@@ -146,8 +146,21 @@ def check_finite(value: Tensor, what: str) -> None:
 _TRANSPOSED_LINEAR = {"GatedMLP": ("W_gate", "W_in", "W_out"), "Unembed": ("W_U",)}
 
 
+def _swappable(model: HookedTransformer):
+    for module in model.modules():
+        for name in _TRANSPOSED_LINEAR.get(type(module).__name__, ()):
+            param = module._parameters.get(name)
+            if param is not None and param.ndim == 2:
+                yield module, name, param
+
+
+def swapped_weight_bytes(model: HookedTransformer) -> int:
+    """Bytes of the extra weight copies :func:`linear_friendly_weights` currently holds."""
+    return sum(p.numel() * p.element_size() for _, _, p in _swappable(model) if p.T.is_contiguous())
+
+
 @contextlib.contextmanager
-def linear_friendly_weights(model: HookedTransformer) -> Iterator[None]:
+def linear_friendly_weights(model: HookedTransformer, max_bytes: float = float("inf")) -> Iterator[None]:
     """Store the weights that TL's gated MLP and unembedding transpose on every call in
     transposed memory layout, so their ``W.T.contiguous()`` costs nothing.
 
@@ -155,17 +168,17 @@ def linear_friendly_weights(model: HookedTransformer) -> Iterator[None]:
     takes ~0.15 s on 2 cores), which dominates a patching sweep made of many forwards. The
     values and the tensors handed to ``F.linear`` are the same, so outputs are bit-identical.
     The original Parameter objects are put back on exit, also when the body raises; while
-    inside, the swapped weights cost one extra copy of those matrices in memory.
+    inside, the swapped weights cost one extra copy of those matrices in memory, so nothing is
+    swapped when that copy would exceed ``max_bytes``.
     """
     swapped: list[tuple[nn.Module, str, nn.Parameter]] = []
+    todo = [(m, n, p) for m, n, p in _swappable(model) if not p.T.is_contiguous()]
+    if sum(p.numel() * p.element_size() for _, _, p in todo) > max_bytes:
+        todo = []
     try:
-        for module in model.modules():
-            for name in _TRANSPOSED_LINEAR.get(type(module).__name__, ()):
-                param = module._parameters.get(name)
-                if param is None or param.ndim != 2 or param.T.is_contiguous():
-                    continue
-                module._parameters[name] = nn.Parameter(param.detach().T.contiguous().T, requires_grad=param.requires_grad)
-                swapped.append((module, name, param))
+        for module, name, param in todo:
+            module._parameters[name] = nn.Parameter(param.detach().T.contiguous().T, requires_grad=param.requires_grad)
+            swapped.append((module, name, param))
         yield
     finally:
         for module, name, param in reversed(swapped):
@@ -250,13 +263,15 @@ def run_variants(
     share_prefix = share_prefix and model.cfg.attention_dir == "causal" and not (base.is_padded and base.padding_side == "left")
     first = _first_changed(variants, sources, base_cache, slots, base) if share_prefix else [0] * len(variants)
 
-    budget_rows = int(memory_budget_gb * 2**30 // bytes_per_row(model, seq))
+    # the budget covers the stacked forwards and the weight copies made for speed
+    free = memory_budget_gb * 2**30 - swapped_weight_bytes(model)
+    budget_rows = int(max(free, 0) // bytes_per_row(model, seq))
     chunks = plan_chunks(variants, batch, budget_rows, first=first)
     out = torch.empty(len(variants), batch)
     attention_mask = base.attention_mask.to(model.cfg.device)
     prefix_caches: dict[int, TransformerLensKeyValueCache] = {}
     bar = tqdm(total=len(variants), desc=desc, disable=not progress, leave=False)
-    with linear_friendly_weights(model):
+    with linear_friendly_weights(model, max_bytes=memory_budget_gb * 2**30 / 4):
         for chunk in chunks:
             _run_chunk(model, base, base_cache, sources, variants, chunk, first, slots, attention_mask, prefix_caches, metric, out)
             bar.update(len(chunk))

@@ -239,7 +239,7 @@ def patch(
     """
     if direction not in DIRECTIONS:
         raise ValueError(f"direction={direction!r}; allowed: {list(DIRECTIONS)}")
-    with linear_friendly_weights(model):
+    with linear_friendly_weights(model, max_bytes=memory_budget_gb * 2**30 / 4):
         return _patch(model, clean, corrupted, metric, site, per_position, direction, positions, clean_positions,
                       layers, tol, memory_budget_gb, progress)  # fmt: skip
 
@@ -296,7 +296,7 @@ def patch_heads(model, clean, corrupted, metric, **kw) -> PatchingResult:
 
 @dataclass
 class ComponentSummary:
-    """Per-layer recovery of resid vs attn_out vs mlp_out (all positions or the given ones)."""
+    """Per-layer recovery of resid vs attn_out vs mlp_out."""
 
     results: dict[str, PatchingResult]
     estimates: dict[str, list[Estimate]]  # site -> one estimate per layer
@@ -306,7 +306,8 @@ class ComponentSummary:
         rows = []
         for site, ests in self.estimates.items():
             layers = self.results[site].layers
-            rows.append([site] + [f"L{layer}: {ests[layers.index(layer)]}" for layer in self.peak_layers[site][:top]])
+            best = [f"L{layer}: {ests[layers.index(layer)]}" for layer in self.peak_layers[site][:top]]
+            rows.append([site] + best + [""] * (top - len(best)))
         return rows
 
 
@@ -316,19 +317,29 @@ def component_patching(
     corrupted: TokenBatch,
     metric: Metric,
     sites: Sequence[str] = ("resid_pre", "attn_out", "mlp_out"),
+    resid_at_last_token: bool = True,
+    include: Bool[Tensor, " batch"] | None = None,
     n_boot: int = 2000,
     **kw,
 ) -> ComponentSummary:
-    """Recovery by layer for each site (one grid per site, all heads/positions together)."""
+    """Recovery by layer for each whole component (all heads together).
+
+    Attention and MLP outputs are patched at every position. The residual stream patched at
+    every position would restore the whole clean run at every layer (recovery 1 throughout),
+    so with ``resid_at_last_token`` (default) ``resid_*`` sites are patched at each prompt's
+    last token instead. ``include`` selects the prompts the estimates average over (e.g. those
+    whose clean run is correct); undefined prompts are always left out."""
     if not sites:
-        raise ValueError("sites is empty; choose from " + ", ".join(SITES))
+        raise ValueError("sites is empty; choose from " + ", ".join(s for s in SITES if s != "z"))
     results, estimates, peaks = {}, {}, {}
     for site in sites:
         if site == "z":
             raise ValueError("component_patching compares whole components; use patch(site='z') for heads")
-        res = patch(model, clean, corrupted, metric, site=site, **kw)
+        extra = dict(positions=corrupted.last_index, clean_positions=clean.last_index) if site.startswith("resid") and resid_at_last_token else {}
+        res = patch(model, clean, corrupted, metric, site=site, **extra, **kw)
         results[site] = res
-        estimates[site] = [bootstrap_ci(res.recovery[i].numpy(), n_boot=n_boot) for i in range(res.recovery.shape[0])]
-        mean = res.mean_recovery().nan_to_num(float("-inf"))
+        rec = res.recovery if include is None else res.recovery[..., include.cpu()]
+        estimates[site] = [bootstrap_ci(rec[i].numpy(), n_boot=n_boot) for i in range(rec.shape[0])]
+        mean = torch.tensor([e.mean for e in estimates[site]]).nan_to_num(float("-inf"))
         peaks[site] = [res.layers[int(i)] for i in mean.argsort(descending=True) if np.isfinite(float(mean[i]))]
     return ComponentSummary(results, estimates, peaks)

@@ -228,3 +228,22 @@ def test_final_logits_columns(tiny_model, pair):
     sub = final_logits(tiny_model, resid, cols)
     torch.testing.assert_close(sub[:, cols], full[:, cols])
     assert torch.isnan(sub[:, 0]).all()
+
+
+def test_component_summary_on_planted_model(tiny_model):
+    from interp.patching import component_patching
+
+    model = planted_model(tiny_model, layer=1, head=2)
+    clean = interp.tokenize(model, ["The opposite of up is", "The opposite of hot is"])
+    corr = interp.tokenize(model, ["The opposite of big is", "The opposite of cold is"])
+    shift = last_logits(model, clean) - last_logits(model, corr)
+    metric = logit_diff_metric(shift.argmax(-1), shift.argmin(-1))
+    summary = component_patching(model, clean, corr, metric, n_boot=100, progress=False)
+    # the answer reaches the last token only through layer 1's attention
+    assert summary.peak_layers["attn_out"][0] == 1
+    assert summary.estimates["attn_out"][1].mean == pytest.approx(1.0, abs=1e-4)
+    assert summary.estimates["attn_out"][0].mean == pytest.approx(0.0, abs=1e-4)
+    # resid at the last token carries nothing before layer 1's attention has run
+    assert all(abs(e.mean) < 1e-4 for e in summary.estimates["resid_pre"])
+    assert summary.results["resid_pre"].recovery.shape == (2, 2)
+    assert len(summary.table()) == 3
