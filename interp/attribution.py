@@ -61,7 +61,7 @@ def attribution_patching(
     corr_idx, clean_idx = _prepare_pair(clean, corrupted, positions, clean_positions, per_position)
     seq = corrupted.tokens.shape[1]
 
-    with linear_friendly_weights(model):
+    with linear_friendly_weights(model, unembed=metric_columns(metric) is None):
         logits_clean, clean_acts = base_run(model, clean, all_names, metric_columns(metric))
         grads, corr_acts, logits_corr = _gradients(model, corrupted, metric, all_names)
     check_finite(clean_acts[all_names[-1]], "activations of the clean run")

@@ -146,8 +146,10 @@ def check_finite(value: Tensor, what: str) -> None:
 _TRANSPOSED_LINEAR = {"GatedMLP": ("W_gate", "W_in", "W_out"), "Unembed": ("W_U",)}
 
 
-def _swappable(model: HookedTransformer):
+def _swappable(model: HookedTransformer, unembed: bool = True):
     for module in model.modules():
+        if not unembed and type(module).__name__ == "Unembed":
+            continue
         for name in _TRANSPOSED_LINEAR.get(type(module).__name__, ()):
             param = module._parameters.get(name)
             if param is not None and param.ndim == 2:
@@ -160,7 +162,7 @@ def swapped_weight_bytes(model: HookedTransformer) -> int:
 
 
 @contextlib.contextmanager
-def linear_friendly_weights(model: HookedTransformer, max_bytes: float = float("inf")) -> Iterator[None]:
+def linear_friendly_weights(model: HookedTransformer, max_bytes: float = float("inf"), unembed: bool = True) -> Iterator[None]:
     """Store the weights that TL's gated MLP and unembedding transpose on every call in
     transposed memory layout, so their ``W.T.contiguous()`` costs nothing.
 
@@ -169,10 +171,12 @@ def linear_friendly_weights(model: HookedTransformer, max_bytes: float = float("
     values and the tensors handed to ``F.linear`` are the same, so outputs are bit-identical.
     The original Parameter objects are put back on exit, also when the body raises; while
     inside, the swapped weights cost one extra copy of those matrices in memory, so nothing is
-    swapped when that copy would exceed ``max_bytes``.
+    swapped when that copy would exceed ``max_bytes``. ``unembed=False`` leaves the
+    unembedding alone (metrics that read a few columns never use all of it; see
+    :func:`final_logits`).
     """
     swapped: list[tuple[nn.Module, str, nn.Parameter]] = []
-    todo = [(m, n, p) for m, n, p in _swappable(model) if not p.T.is_contiguous()]
+    todo = [(m, n, p) for m, n, p in _swappable(model, unembed) if not p.T.is_contiguous()]
     if sum(p.numel() * p.element_size() for _, _, p in todo) > max_bytes:
         todo = []
     try:
@@ -271,7 +275,7 @@ def run_variants(
     attention_mask = base.attention_mask.to(model.cfg.device)
     prefix_caches: dict[int, TransformerLensKeyValueCache] = {}
     bar = tqdm(total=len(variants), desc=desc, disable=not progress, leave=False)
-    with linear_friendly_weights(model, max_bytes=memory_budget_gb * 2**30 / 4):
+    with linear_friendly_weights(model, max_bytes=memory_budget_gb * 2**30 / 4, unembed=metric_columns(metric) is None):
         for chunk in chunks:
             _run_chunk(model, base, base_cache, sources, variants, chunk, first, slots, attention_mask, prefix_caches, metric, out)
             bar.update(len(chunk))

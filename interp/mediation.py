@@ -29,7 +29,7 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from interp.data.tokenize import TokenBatch
-from interp.engine import DEFAULT_MEMORY_BUDGET_GB, Variant, base_run, linear_friendly_weights, run_variants
+from interp.engine import DEFAULT_MEMORY_BUDGET_GB, Variant, base_run, linear_friendly_weights, metric_columns, run_variants
 from interp.hooks import position_mask
 from interp.patching import prob_metric
 from interp.stats import Estimate, bootstrap_ci
@@ -139,7 +139,7 @@ def causal_indirect_effect(
         raise ValueError(f"answer_ids has shape {tuple(answer_ids.shape)}; expected one id per corrupted prompt ({len(corrupted)})")
     metric = prob_metric(answer_ids)
     names = [f"blocks.{layer}.attn.hook_z" for layer in range(n_layers)]
-    with linear_friendly_weights(model, max_bytes=memory_budget_gb * 2**30 / 4):
+    with linear_friendly_weights(model, max_bytes=memory_budget_gb * 2**30 / 4, unembed=metric_columns(metric) is None):
         logits, base_acts = base_run(model, corrupted, names)
         p_corr = metric(logits).float().cpu()
         sources = {n: mean_z[layer][None, None] for layer, n in enumerate(names)}  # broadcast to [batch pos head d_head]

@@ -239,7 +239,7 @@ def patch(
     """
     if direction not in DIRECTIONS:
         raise ValueError(f"direction={direction!r}; allowed: {list(DIRECTIONS)}")
-    with linear_friendly_weights(model, max_bytes=memory_budget_gb * 2**30 / 4):
+    with linear_friendly_weights(model, max_bytes=memory_budget_gb * 2**30 / 4, unembed=metric_columns(metric) is None):
         return _patch(model, clean, corrupted, metric, site, per_position, direction, positions, clean_positions,
                       layers, tol, memory_budget_gb, progress)  # fmt: skip
 
