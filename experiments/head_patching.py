@@ -139,7 +139,7 @@ def head_section(cfg, model, run: Run, clean, corr, metric, usable) -> PatchingR
     run.save_figure(plots.layer_head_heatmap(damage.numpy(), f"Noising: mean 1 - recovery per head ({n} pairs)", "damage"),
                     "heads_noise.png", "Noising head patching: share of the clean logit difference destroyed by corrupting one head")  # fmt: skip
     rows = []
-    for (layer, head), est in _top(res, usable, pc.top_k_heads, pc.n_boot):
+    for (layer, head), est in res.top(pc.top_k_heads, pc.n_boot, include=usable):
         noise_est = bootstrap_ci(1 - noise.recovery[layer, head, usable].numpy(), n_boot=pc.n_boot)
         rows.append([layer, head, str(est), str(noise_est)])
     run.report.add_table(["layer", "head", "denoising recovery [95% CI]", "noising damage [95% CI]"], rows,
@@ -147,17 +147,6 @@ def head_section(cfg, model, run: Run, clean, corr, metric, usable) -> PatchingR
     run.log_metrics(head_recovery_mean=mean, head_noising_damage_mean=damage, top_heads=rows, heads_exact_s=t_exact,
                     undefined_pairs=int(res.undefined.sum()))  # fmt: skip
     return res
-
-
-def _top(res: PatchingResult, usable, k: int, n_boot: int):
-    mean = res.mean_recovery(usable).nan_to_num(float("-inf"))
-    order = mean.flatten().argsort(descending=True)[:k]
-    out = []
-    for flat in order.tolist():
-        cell = tuple(int(i) for i in np.unravel_index(flat, tuple(mean.shape)))
-        if np.isfinite(float(mean[cell])):
-            out.append((cell, bootstrap_ci(res.recovery[cell][usable].numpy(), n_boot=n_boot)))
-    return out
 
 
 def _component(site: str, clean, corr) -> dict:

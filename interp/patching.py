@@ -147,16 +147,18 @@ class PatchingResult:
         total = torch.where(defined, rec, torch.zeros_like(rec)).sum(-1)
         return torch.where(count > 0, total / count.clamp(min=1), torch.full_like(total, float("nan")))
 
-    def estimate(self, index: tuple[int, ...], n_boot: int = 2000, seed: int = 0) -> Estimate:
-        """Mean and bootstrap CI over prompts of the recovery at one grid cell."""
-        return bootstrap_ci(self.recovery[index].numpy(), n_boot=n_boot, seed=seed)
+    def estimate(self, index: tuple[int, ...], n_boot: int = 2000, seed: int = 0,
+                 include: Bool[Tensor, " batch"] | None = None) -> Estimate:  # fmt: skip
+        """Mean and bootstrap CI over prompts (those in ``include``) of the recovery at one cell."""
+        values = self.recovery[index] if include is None else self.recovery[index][include.cpu()]
+        return bootstrap_ci(values.numpy(), n_boot=n_boot, seed=seed)
 
-    def top(self, k: int = 10, n_boot: int = 2000) -> list[tuple[tuple[int, ...], Estimate]]:
+    def top(self, k: int = 10, n_boot: int = 2000, include: Bool[Tensor, " batch"] | None = None) -> list[tuple[tuple[int, ...], Estimate]]:
         """The ``k`` grid cells of largest mean recovery with their estimates."""
-        mean = self.mean_recovery().nan_to_num(float("-inf"))
+        mean = self.mean_recovery(include).nan_to_num(float("-inf"))
         order = mean.flatten().argsort(descending=True)[:k]
         cells = [tuple(int(i) for i in np.unravel_index(int(f), tuple(mean.shape))) for f in order]
-        return [(cell, self.estimate(cell, n_boot)) for cell in cells if np.isfinite(float(mean[cell]))]
+        return [(cell, self.estimate(cell, n_boot, include=include)) for cell in cells if np.isfinite(float(mean[cell]))]
 
 
 # --------------------------------------------------------------------------- patching

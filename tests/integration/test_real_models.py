@@ -43,3 +43,30 @@ def test_cached_load_in_new_process_is_fast(name):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     seconds = float(out.stdout.strip().splitlines()[-1])
     assert seconds <= 5.0, f"cached load of {name} took {seconds:.1f} s"
+
+
+@pytest.mark.parametrize("name", sorted(GGUF))
+def test_head_patching_matches_transformer_lens_on_real_model(name):
+    """The engine (prefix sharing, start layer, transposed weights, column unembedding) on
+    both real architectures, against transformer_lens.patching on a slice of layers."""
+    import warnings
+
+    import pandas as pd
+
+    from interp.data.ioi import DEFAULT_TEMPLATES, ioi_pairs
+    from interp.patching import logit_diff_metric, patch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from transformer_lens import patching as tlp
+    model = interp.load_model(name, device="cpu")
+    pairs = ioi_pairs(2, seed=1, templates=DEFAULT_TEMPLATES[:1])
+    clean, corr = interp.tokenize(model, pairs.clean), interp.tokenize(model, pairs.corrupted)
+    metric = logit_diff_metric(interp.data.single_token_ids(model, pairs.io), interp.data.single_token_ids(model, pairs.s))
+    layers = [model.cfg.n_layers // 2, model.cfg.n_layers - 1]  # TL needs one full forward per head: keep it short
+    ours = patch(model, clean, corr, metric, site="z", layers=layers, progress=False).metric.mean(-1)
+    _, cache = model.run_with_cache(clean.tokens)
+    index = pd.DataFrame([(layer, h) for layer in layers for h in range(model.cfg.n_heads)], columns=["layer", "head"])
+    ref = tlp.generic_activation_patch(model, corr.tokens, cache, lambda logits: metric(logits[:, -1]).mean(),
+                                       tlp.layer_head_vector_patch_setter, "z", index_df=index)  # fmt: skip
+    torch.testing.assert_close(ours.flatten(), ref.cpu(), atol=1e-4, rtol=1e-4)
