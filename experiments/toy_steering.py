@@ -108,7 +108,7 @@ def run(cfg: ToyConfig, run: Run) -> None:
         world = AttributeWorld.create(m, seed=t.seed)
         model, info = run.cached(lambda: train_toy(world, t), step="toy.train", m=m, train=vars(t))
         model_rows.append([m, f"{info['val_accuracy']:.4f}", info["n_train"], info["n_val"], t.epochs])
-        run.log_metrics(**{f"m{m}_val_accuracy": info["val_accuracy"]})
+        run.log_metrics(**{f"m{m}_val_accuracy": info["val_accuracy"], f"m{m}_val_history": info["val_history"]})
         cells = [(n, rep) for n in cfg.n_pairs for rep in range(cfg.repeats)]
         for n, rep in tqdm(cells, desc=f"steering m={m}"):
             rows += run.cached(lambda: run_cell(model, world, cfg, n, rep), step="toy.cell", m=m, n=n, rep=rep,
