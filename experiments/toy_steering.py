@@ -138,7 +138,8 @@ def _table(rows, cfg: ToyConfig, key: str) -> list[list]:
         cells = []
         for n in cfg.n_pairs:
             e = _est(rows, a, n, key)
-            cells.append("undefined" if e.n == 0 else f"{e.mean:.2f} [{e.ci_low:.2f}, {e.ci_high:.2f}]")
+            fmt = ".2f" if key == "accuracy" else ".1e"  # disturbance is often ~1e-5: keep it visible
+            cells.append("undefined" if e.n == 0 else f"{e.mean:{fmt}} [{e.ci_low:{fmt}}, {e.ci_high:{fmt}}]")
         out.append([a] + cells)
     return out
 
