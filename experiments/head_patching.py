@@ -25,7 +25,7 @@ import interp
 from interp import plots
 from interp.attribution import attribution_patching
 from interp.data.ioi import DEFAULT_NAMES, DEFAULT_TEMPLATES, ioi_pairs
-from interp.patching import PatchingResult, component_patching, last_logits, logit_diff_metric, patch
+from interp.patching import PatchingResult, component_patching, component_positions, last_logits, logit_diff_metric, patch
 from interp.runner import Run, RunConfig, main
 from interp.stats import bootstrap_ci
 
@@ -149,11 +149,6 @@ def head_section(cfg, model, run: Run, clean, corr, metric, usable) -> PatchingR
     return res
 
 
-def _component(site: str, clean, corr) -> dict:
-    """Positions as :func:`interp.patching.component_patching` uses them: resid at the last token."""
-    return dict(positions=corr.last_index, clean_positions=clean.last_index) if site.startswith("resid") else {}
-
-
 def _label(site: str) -> str:
     return f"{site} @ last token" if site.startswith("resid") else site
 
@@ -202,8 +197,8 @@ def position_section(cfg, model, run: Run, pairs, metric_ids) -> None:
 def attribution_section(cfg, model, run: Run, clean, corr, metric, usable, heads: PatchingResult, comp) -> None:
     pc = cfg.patching
     t0 = time.perf_counter()
-    everywhere = ["z"] + [site for site in pc.components if not _component(site, clean, corr)]
-    at_last = [site for site in pc.components if _component(site, clean, corr)]
+    everywhere = ["z"] + [site for site in pc.components if not component_positions(site, clean, corr)]
+    at_last = [site for site in pc.components if component_positions(site, clean, corr)]
     attr = attribution_patching(model, clean, corr, metric, sites=everywhere, tol=pc.tol)
     if at_last:
         attr |= attribution_patching(model, clean, corr, metric, sites=at_last, tol=pc.tol,

@@ -31,8 +31,8 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from interp.data.tokenize import TokenBatch
-from interp.engine import base_run, check_finite, final_logits, linear_friendly_weights, metric_columns, _last, _mask, _tokens
-from interp.hooks import Positions, capture, hooks, position_mask
+from interp.engine import base_run, final_logits, linear_friendly_weights, metric_columns, _last, _mask, _tokens
+from interp.hooks import Positions, capture, check_finite, hooks, position_mask
 from interp.patching import SITES, Metric, PatchingResult, _align, _hook, _layers, _prepare_pair, recovery, str_tokens
 
 
@@ -62,7 +62,7 @@ def attribution_patching(
     seq = corrupted.tokens.shape[1]
 
     with linear_friendly_weights(model, unembed=metric_columns(metric) is None):
-        logits_clean, clean_acts = base_run(model, clean, all_names, metric_columns(metric))
+        logits_clean, clean_acts = base_run(model, clean, all_names, metric_columns(metric), resid=False)
         grads, corr_acts, logits_corr = _gradients(model, corrupted, metric, all_names)
     check_finite(clean_acts[all_names[-1]], "activations of the clean run")
     check_finite(corr_acts[all_names[-1]], "activations of the corrupted run")

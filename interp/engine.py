@@ -40,7 +40,7 @@ from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 from transformer_lens.cache.key_value_cache_entry import TransformerLensKeyValueCacheEntry
 
 from interp.data.tokenize import TokenBatch
-from interp.hooks import capture, has_head_axis, hooks
+from interp.hooks import capture, check_finite, has_head_axis, hooks
 
 Metric = Callable[[Float[Tensor, "batch d_vocab"]], Float[Tensor, " batch"]]
 
@@ -136,12 +136,6 @@ def metric_columns(metric) -> Tensor | None:
     return getattr(metric, "columns", None)
 
 
-def check_finite(value: Tensor, what: str) -> None:
-    bad = ~torch.isfinite(value)
-    if bad.any():
-        raise ValueError(f"{what} contains {int(bad.sum())} NaN/inf values; patching with them would give meaningless numbers")
-
-
 # TransformerLens modules whose forward calls F.linear(x, W.T.contiguous()) on these weights
 _TRANSPOSED_LINEAR = {"GatedMLP": ("W_gate", "W_in", "W_out"), "Unembed": ("W_U",)}
 
@@ -190,10 +184,12 @@ def linear_friendly_weights(model: HookedTransformer, max_bytes: float = float("
 
 
 @torch.no_grad()
-def base_run(model: HookedTransformer, base: TokenBatch, extra_hooks: Sequence[str] = (), columns: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+def base_run(model: HookedTransformer, base: TokenBatch, extra_hooks: Sequence[str] = (), columns: Tensor | None = None,
+             resid: bool = True) -> tuple[Tensor, dict[str, Tensor]]:  # fmt: skip
     """Forward ``base`` once; return its last-token logits and the captured activations
-    (the residual before every layer, plus ``extra_hooks``)."""
-    names = [f"blocks.{layer}.hook_resid_pre" for layer in range(model.cfg.n_layers)]
+    (``extra_hooks``, plus the residual before every layer when ``resid``: the engine starts
+    patched runs from it, a source run does not need it)."""
+    names = [f"blocks.{layer}.hook_resid_pre" for layer in range(model.cfg.n_layers)] if resid else []
     names += [n for n in extra_hooks if n not in names]
     with capture(model, names) as acts:
         resid = model(_tokens(model, base), stop_at_layer=model.cfg.n_layers, attention_mask=_mask(model, base))

@@ -170,7 +170,7 @@ def active_hook_count(model: HookedTransformer) -> int:
 # --------------------------------------------------------------------------- the managers
 
 
-def _check_finite(value: Tensor, argument: str) -> None:
+def check_finite(value: Tensor, argument: str) -> None:
     if not torch.isfinite(value).all():
         raise ValueError(f"{argument} contains NaN or inf values ({int((~torch.isfinite(value)).sum())} entries)")
 
@@ -203,7 +203,7 @@ def add_vector(
     for head hooks) or one such row per prompt (``[batch, ...]``).
     """
     name = hook_name(model, hook)
-    _check_finite(vector, "vector")
+    check_finite(vector, "vector")
 
     def fn(act: Tensor, hook) -> Tensor:
         delta = _broadcast_value(vector, act, "vector") * scale
@@ -262,7 +262,7 @@ def replace_activation(
     written into every selected slot.
     """
     name = hook_name(model, hook)
-    _check_finite(value, "value")
+    check_finite(value, "value")
 
     def fn(act: Tensor, hook) -> Tensor:
         if value.ndim == act.ndim:

@@ -99,7 +99,7 @@ def first_token_ids(model: HookedTransformer, answers: Sequence[str]) -> Int[Ten
 def mean_head_outputs(model: HookedTransformer, batch: TokenBatch, layers: Sequence[int] | None = None) -> Float[Tensor, "layer head_index d_head"]:
     """Mean over prompts of every head's ``z`` at each prompt's last real token."""
     names = [f"blocks.{layer}.attn.hook_z" for layer in (range(model.cfg.n_layers) if layers is None else layers)]
-    _, acts = base_run(model, batch, names)
+    _, acts = base_run(model, batch, names, resid=False)
     rows = torch.arange(len(batch))
     last = batch.last_index.to(acts[names[0]].device)
     return torch.stack([acts[n][rows, last].float().mean(0) for n in names]).cpu()

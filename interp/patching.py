@@ -33,8 +33,8 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from interp.data.tokenize import TokenBatch, run_batch
-from interp.engine import DEFAULT_MEMORY_BUDGET_GB, Variant, base_run, check_finite, linear_friendly_weights, metric_columns, run_variants
-from interp.hooks import Positions, _as_index, check_layer, position_mask
+from interp.engine import DEFAULT_MEMORY_BUDGET_GB, Variant, base_run, linear_friendly_weights, metric_columns, run_variants
+from interp.hooks import Positions, _as_index, check_finite, check_layer, position_mask
 from interp.stats import Estimate, bootstrap_ci
 
 # metric: logits at each prompt's last real token [batch d_vocab] -> one number per prompt
@@ -100,9 +100,13 @@ def recovery(
     return torch.where(undefined, torch.full_like(r, float("nan")), r), undefined
 
 
-def check_pair_shapes(clean: TokenBatch, corrupted: TokenBatch) -> None:
+def _check_same_batch(clean: TokenBatch, corrupted: TokenBatch) -> None:
     if len(clean) != len(corrupted):
         raise ValueError(f"clean has {len(clean)} prompts but corrupted has {len(corrupted)}; patching pairs them one to one")
+
+
+def check_pair_shapes(clean: TokenBatch, corrupted: TokenBatch) -> None:
+    _check_same_batch(clean, corrupted)
     if clean.tokens.shape != corrupted.tokens.shape:
         raise ValueError(
             f"clean tokens have shape {tuple(clean.tokens.shape)} but corrupted tokens have "
@@ -183,8 +187,7 @@ def _layers(model: HookedTransformer, layers: Sequence[int] | None) -> list[int]
 
 def _prepare_pair(clean: TokenBatch, corrupted: TokenBatch, positions: Positions, clean_positions: Positions, per_position: bool):
     """Validate the pair; return the slot masks and the index maps (or None for all positions)."""
-    if len(clean) != len(corrupted):
-        raise ValueError(f"clean has {len(clean)} prompts but corrupted has {len(corrupted)}; patching pairs them one to one")
+    _check_same_batch(clean, corrupted)
     if positions is None and clean_positions is not None:
         raise ValueError("clean_positions given without positions; give positions (in the corrupted prompts) too")
     if positions is None:
@@ -255,7 +258,7 @@ def _patch(model, clean, corrupted, metric, site, per_position, direction, posit
     base_idx, src_idx = (corr_idx, clean_idx) if direction == "denoise" else (clean_idx, corr_idx)
 
     cols = metric_columns(metric)
-    logits_src, src_acts = base_run(model, source, names, cols)
+    logits_src, src_acts = base_run(model, source, names, cols, resid=False)
     logits_base, base_acts = base_run(model, base, names, cols)
     seq = base.tokens.shape[1]
     sources = {n: _align(src_acts[n], src_idx, seq, base_idx) for n in names}
@@ -313,6 +316,15 @@ class ComponentSummary:
         return rows
 
 
+def component_positions(site: str, clean: TokenBatch, corrupted: TokenBatch, resid_at_last_token: bool = True) -> dict:
+    """Position arguments of :func:`patch` for one whole component: ``resid_*`` at each
+    prompt's last token (patched everywhere it trivially restores the clean run), others
+    everywhere (empty dict)."""
+    if site.startswith("resid") and resid_at_last_token:
+        return dict(positions=corrupted.last_index, clean_positions=clean.last_index)
+    return {}
+
+
 def component_patching(
     model: HookedTransformer,
     clean: TokenBatch,
@@ -337,8 +349,7 @@ def component_patching(
     for site in sites:
         if site == "z":
             raise ValueError("component_patching compares whole components; use patch(site='z') for heads")
-        extra = dict(positions=corrupted.last_index, clean_positions=clean.last_index) if site.startswith("resid") and resid_at_last_token else {}
-        res = patch(model, clean, corrupted, metric, site=site, **extra, **kw)
+        res = patch(model, clean, corrupted, metric, site=site, **component_positions(site, clean, corrupted, resid_at_last_token), **kw)
         results[site] = res
         rec = res.recovery if include is None else res.recovery[..., include.cpu()]
         estimates[site] = [bootstrap_ci(rec[i].numpy(), n_boot=n_boot) for i in range(rec.shape[0])]

@@ -26,6 +26,14 @@ def check_pairs(neg: Tensor, pos: Tensor) -> None:
             raise ValueError(f"{name} contains NaN/inf activations ({int((~torch.isfinite(t)).sum())} entries)")
 
 
+def check_rank(rank: int, d: int | None = None) -> None:
+    """A low-rank adapter's rank: at least 1 and (once ``d`` is known) at most ``d``."""
+    if rank < 1:
+        raise ValueError(f"rank={rank}; need at least 1")
+    if d is not None and rank > d:
+        raise ValueError(f"rank={rank} exceeds the activation dimension d={d}")
+
+
 class Adapter(nn.Module):
     """Base class: subclasses implement ``_fit`` and ``forward``."""
 

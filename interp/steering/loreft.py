@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import orthogonal
 
-from interp.steering.base import Adapter
+from interp.steering.base import Adapter, check_rank
 from interp.steering.training import seeded, train
 
 
@@ -28,14 +28,12 @@ class LoReFT(Adapter):
     def __init__(self, cfg: LoReFTConfig | None = None) -> None:
         super().__init__()
         self.cfg = cfg or LoReFTConfig()
-        if self.cfg.rank < 1:
-            raise ValueError(f"rank={self.cfg.rank}; need at least 1")
+        check_rank(self.cfg.rank)
         self.losses: list[float] = []
 
     def _fit(self, neg: Tensor, pos: Tensor) -> None:
         d = neg.shape[1]
-        if self.cfg.rank > d:
-            raise ValueError(f"rank={self.cfg.rank} exceeds the activation dimension d={d}")
+        check_rank(self.cfg.rank, d)
         with seeded(self.cfg.seed):
             self.R = orthogonal(nn.Linear(d, self.cfg.rank, bias=False))  # weight [r, d], orthonormal rows
             self.W = nn.Linear(d, self.cfg.rank)

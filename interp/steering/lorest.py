@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import orthogonal
 
-from interp.steering.base import Adapter
+from interp.steering.base import Adapter, check_rank
 from interp.steering.training import seeded, train
 
 
@@ -40,16 +40,14 @@ class LoReST(Adapter):
     def __init__(self, cfg: LoReSTConfig | None = None) -> None:
         super().__init__()
         self.cfg = cfg or LoReSTConfig()
-        if self.cfg.rank < 1:
-            raise ValueError(f"rank={self.cfg.rank}; need at least 1")
+        check_rank(self.cfg.rank)
         if self.cfg.temperature <= 0:
             raise ValueError(f"temperature={self.cfg.temperature}; must be > 0")
         self.losses: list[float] = []
 
     def _fit(self, neg: Tensor, pos: Tensor) -> None:
         d, r = neg.shape[1], self.cfg.rank
-        if r > d:
-            raise ValueError(f"rank={r} exceeds the activation dimension d={d}")
+        check_rank(r, d)
         with seeded(self.cfg.seed):
             self.Q = orthogonal(nn.Linear(r, d, bias=False))  # weight [d, r], orthonormal columns
         self.logits = nn.Parameter(torch.full((r,), float(self.cfg.gate_init)))
