@@ -221,20 +221,47 @@ def _cfg_to_json(cfg: HookedTransformerConfig) -> dict:
 
 def _load_converted(path: Path) -> HookedTransformer:
     from safetensors.torch import load_file
-    from transformers import AutoTokenizer
 
     raw = json.loads((path / "config.json").read_text())
     raw["dtype"] = getattr(torch, raw["dtype"])
     raw["device"] = "cpu"
     raw.pop("n_params", None)  # derived in __post_init__
     cfg = HookedTransformerConfig.from_dict(raw)
-    # the saved tokenizer is TL's BOS-adding twin; saying so stops TL from loading it again
-    # (a second 3 s load for Gemma's 262k vocabulary)
-    tokenizer = AutoTokenizer.from_pretrained(str(path / "tokenizer"), add_bos_token=True)
+    tokenizer = _load_tokenizer(path / "tokenizer")
     model = HookedTransformer(cfg, tokenizer=tokenizer, move_to_device=False)
     # assign: adopt the loaded tensors instead of copying 1 GB into freshly allocated ones
     model.load_state_dict(load_file(str(path / "model.safetensors")), strict=True, assign=True)
     return model
+
+
+def _load_tokenizer(path: Path):
+    """The saved tokenizer, through a pickle of the loaded object when one matches this
+    transformers version. transformers 5 parses Gemma's 33 MB tokenizer.json in Python
+    (2.6 s on 2 cores); unpickling only rebuilds the Rust tokenizer (about 1 s), which keeps
+    a cached Gemma load inside the 5 s the foundation issue allows. The pickle is our own
+    cache file, written next to the JSON it was made from; a stale or unreadable one is
+    rebuilt from the JSON."""
+    import pickle
+
+    import transformers
+    from transformers import AutoTokenizer
+
+    pkl = path / f"tokenizer-transformers{transformers.__version__}.pkl"
+    if pkl.exists():
+        try:
+            return pickle.loads(pkl.read_bytes())
+        except Exception:  # noqa: BLE001 - any failure means: rebuild from the JSON
+            pkl.unlink(missing_ok=True)
+    # the saved tokenizer is TL's BOS-adding twin; saying so stops TL from loading it again
+    # (a second load for Gemma's 262k vocabulary)
+    tokenizer = AutoTokenizer.from_pretrained(str(path), add_bos_token=True)
+    tmp = pkl.with_suffix(f".tmp{os.getpid()}")
+    try:
+        tmp.write_bytes(pickle.dumps(tokenizer))
+        os.replace(tmp, pkl)
+    except OSError:  # a read-only cache still loads, just slower
+        tmp.unlink(missing_ok=True)
+    return tokenizer
 
 
 def _cached_gguf_model(name: str, dist: str, convert: Callable[[], HookedTransformer]):

