@@ -34,7 +34,7 @@ class GridConfig:
     ace_alpha: list[float] = field(default_factory=lambda: [0.5, 1.0, 2.0])
     loreft_rank: list[int] = field(default_factory=lambda: [1, 4])
     lorest_rank: list[int] = field(default_factory=lambda: [1, 4])
-    steps: int = 300  # LoReFT / LoReST training steps (full batch, Adam)
+    steps: list[int] = field(default_factory=lambda: [300])  # LoReFT / LoReST full-batch Adam steps
     lr: float = 1e-2
     temperature: float = 1.0  # LoReST's Gumbel temperature
 
@@ -61,9 +61,24 @@ def candidates(name: str, g: GridConfig, seed: int):
         return [(f"λ={s}", CAAConfig(strength=s)) for s in g.caa_strength]
     if name == "ace":
         return [(f"α={a}", ACEConfig(alpha=a)) for a in g.ace_alpha]
+    if not g.steps or min(g.steps) < 1:
+        raise ValueError(f"grid.steps={g.steps}; need a non-empty list of positive step counts")
+    label = lambda r, s: f"r={r}" + (f",steps={s}" if len(g.steps) > 1 else "")  # noqa: E731
     if name == "loreft":
-        return [(f"r={r}", LoReFTConfig(rank=r, steps=g.steps, lr=g.lr, seed=seed)) for r in g.loreft_rank]
-    return [(f"r={r}", LoReSTConfig(rank=r, steps=g.steps, lr=g.lr, temperature=g.temperature, seed=seed)) for r in g.lorest_rank]
+        return [(label(r, s), LoReFTConfig(rank=r, steps=s, lr=g.lr, seed=seed)) for r in g.loreft_rank for s in g.steps]
+    return [(label(r, s), LoReSTConfig(rank=r, steps=s, lr=g.lr, temperature=g.temperature, seed=seed))
+            for r in g.lorest_rank for s in g.steps]  # fmt: skip
+
+
+def diagnostics(adapter) -> dict:
+    """What the trained adapters did: training loss at the start and end (under-training shows
+    as a last loss far from converged), and LoReST's mean noise-free gate (0: pure bias)."""
+    out = {}
+    if getattr(adapter, "losses", None):
+        out |= {"loss_first": adapter.losses[0], "loss_last": adapter.losses[-1]}
+    if hasattr(adapter, "gates"):
+        out["mean_gate"] = float(adapter.gates.mean())
+    return out
 
 
 def run_cell(model, world, cfg: ToyConfig, n: int, rep: int) -> list[dict]:
@@ -88,7 +103,7 @@ def run_cell(model, world, cfg: ToyConfig, n: int, rep: int) -> list[dict]:
             if best is None or key > best[0]:
                 best = (key, label, adapter)
         if best is not None:
-            rows.append({"adapter": name, "setting": best[1], **evaluate(model, test_x, cfg.task, best[2])})
+            rows.append({"adapter": name, "setting": best[1], **evaluate(model, test_x, cfg.task, best[2]), **diagnostics(best[2])})
     return [{**r, "m": world.m, "n_pairs": n, "repeat": rep} for r in rows]
 
 
@@ -100,7 +115,9 @@ def run(cfg: ToyConfig, run: Run) -> None:
         f"best validation checkpoint. Steering: attribute {cfg.task.attribute} -> value {cfg.task.target} at the output "
         f"of block {cfg.task.layer}; N pairs in {cfg.n_pairs}; {cfg.repeats} repeats; hyperparameters chosen per cell "
         f"on {cfg.n_val} fresh validation samples, accuracy and disturbance on {cfg.n_test} other fresh samples. "
-        f"LoReFT/LoReST: {cfg.grid.steps} full-batch Adam steps, lr {cfg.grid.lr}."
+        f"Grid: CAA λ {cfg.grid.caa_strength}, ACE α {cfg.grid.ace_alpha}, LoReFT rank {cfg.grid.loreft_rank}, "
+        f"LoReST rank {cfg.grid.lorest_rank} (τ {cfg.grid.temperature}); LoReFT/LoReST {cfg.grid.steps} full-batch "
+        f"Adam steps, lr {cfg.grid.lr}."
     )
     rows: list[dict] = []
     model_rows = []
@@ -123,6 +140,8 @@ def run(cfg: ToyConfig, run: Run) -> None:
                              caption=f"m={m}: test accuracy on the steered attribute, mean [95% CI] over repeats")  # fmt: skip
         run.report.add_table(["adapter"] + [str(n) for n in cfg.n_pairs], _table(sub, cfg, "disturbance"),
                              caption=f"m={m}: disturbance (share of other attributes whose prediction changed)")  # fmt: skip
+        run.report.add_table(["adapter", "chosen setting (count over N x repeats)", "training loss first -> last (median)", "mean gate (median)"],
+                             _choices(sub), caption=f"m={m}: hyperparameters chosen on validation, and training diagnostics")  # fmt: skip
     run.log_metrics(summary={f"m{m}": {a: {str(n): _est([r for r in rows if r["m"] == m], a, n, "accuracy").mean for n in cfg.n_pairs}
                                        for a in ["none"] + ADAPTERS} for m in cfg.ms})  # fmt: skip
 
@@ -130,6 +149,22 @@ def run(cfg: ToyConfig, run: Run) -> None:
 def _est(rows, adapter: str, n: int, key: str):
     vals = [r[key] for r in rows if r["adapter"] == adapter and r["n_pairs"] == n and "error" not in r]
     return bootstrap_ci(np.array(vals, dtype=float), n_boot=1000)
+
+
+def _choices(rows) -> list[list]:
+    """Which setting won how often (a winner at the grid's edge says: widen the grid)."""
+    out = []
+    for a in ADAPTERS:
+        sub = [r for r in rows if r["adapter"] == a and "error" not in r]
+        counts: dict[str, int] = {}
+        for r in sub:
+            counts[r["setting"]] = counts.get(r["setting"], 0) + 1
+        loss = "-"
+        if sub and "loss_last" in sub[0]:
+            loss = f"{np.median([r['loss_first'] for r in sub]):.3g} -> {np.median([r['loss_last'] for r in sub]):.3g}"
+        gate = f"{np.median([r['mean_gate'] for r in sub]):.2f}" if sub and "mean_gate" in sub[0] else "-"
+        out.append([a, ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())), loss, gate])
+    return out
 
 
 def _table(rows, cfg: ToyConfig, key: str) -> list[list]:

@@ -60,9 +60,15 @@ class MCQuestion:
     mc2_targets: dict[str, int]  # answer -> 1 / 0; several true
 
 
-def load_truthfulqa_mc() -> list[MCQuestion]:
-    rows = json.loads(dataset_path("truthfulqa", "mc_task.json").read_text())
-    return _non_empty([MCQuestion(r["question"], r["mc1_targets"], r["mc2_targets"]) for r in rows], "truthfulqa")
+TRUTHFULQA_VERSIONS = {"v1": ("v1", "mc_task.json"), "2025": ("mc_task.json",)}
+
+
+def load_truthfulqa_mc(version: str = "v1") -> list[MCQuestion]:
+    """TruthfulQA multiple choice. ``v1``: the original 817 questions that published DoLa /
+    ITI / CAA numbers use; ``2025``: the January 2025 revision (790 questions)."""
+    _choose("version", version, TRUTHFULQA_VERSIONS)
+    rows = json.loads(dataset_path("truthfulqa", *TRUTHFULQA_VERSIONS[version]).read_text())
+    return _non_empty([MCQuestion(r["question"], r["mc1_targets"], r["mc2_targets"]) for r in rows], f"truthfulqa/{version}")
 
 
 # ---------------------------------------------------------------- FACTOR

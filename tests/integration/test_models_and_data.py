@@ -70,7 +70,9 @@ def test_mismatched_clean_corrupted_shapes(tiny_llama):
 
 
 def test_shipped_datasets_load():
-    assert len(load_truthfulqa_mc()) == 817
+    assert len(load_truthfulqa_mc()) == 817 and len(load_truthfulqa_mc("2025")) == 790
+    with pytest.raises(ValueError, match="version=.v3. is not available"):
+        load_truthfulqa_mc("v3")
     assert len(load_factor("news")) == 1036 and len(load_factor("expert")) == 236
     assert {"input", "output"} <= set(load_fv_task("antonym")[0])
     ab = load_caa("sycophancy", "test_ab")
