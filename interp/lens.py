@@ -19,8 +19,11 @@ from interp.hooks import capture
 
 
 def unembed_resid(model: HookedTransformer, resid: Float[Tensor, "... d_model"]) -> Float[Tensor, "... d_vocab"]:
-    """Logits the model would produce if ``resid`` were the final residual stream."""
-    return model.unembed(model.ln_final(resid))
+    """Logits the model would produce if ``resid`` were the final residual stream (final norm,
+    unembedding and, where the model has one, its logit soft-cap)."""
+    logits = model.unembed(model.ln_final(resid))
+    cap = getattr(model.cfg, "output_logits_soft_cap", -1.0) or -1.0
+    return cap * torch.tanh(logits / cap) if cap > 0 else logits
 
 
 def token_ranks(logits: Float[Tensor, "... d_vocab"], ids: Int[Tensor, "..."]) -> Int[Tensor, "..."]:
@@ -31,18 +34,32 @@ def token_ranks(logits: Float[Tensor, "... d_vocab"], ids: Int[Tensor, "..."]) -
 
 @dataclass
 class LensResult:
-    """Per layer and prompt, at each prompt's last real token. Layer ``L-1`` equals the model."""
+    """Per read-out site and prompt, at each prompt's last real token. ``sites`` names the rows
+    (``L0.post``, or ``L0.mid``, ``L0.post``, … with ``mid=True``); the last row equals the
+    model's own output."""
 
     probs: dict[str, Float[Tensor, "layer batch"]]
     ranks: dict[str, Int[Tensor, "layer batch"]]
     top1_ids: Int[Tensor, "layer batch"]
     top1_probs: Float[Tensor, "layer batch"]
+    sites: list[str]
 
 
 @torch.no_grad()
-def logit_lens(model: HookedTransformer, batch: TokenBatch, tokens: dict[str, Int[Tensor, " batch"]]) -> LensResult:
-    """Probability and rank of the named tokens (one id per prompt) after every layer."""
-    names = [f"blocks.{layer}.hook_resid_post" for layer in range(model.cfg.n_layers)]
+def logit_lens(model: HookedTransformer, batch: TokenBatch, tokens: dict[str, Int[Tensor, " batch"]],
+               mid: bool = False) -> LensResult:  # fmt: skip
+    """Probability and rank of the named tokens (one id per prompt) after every layer, and with
+    ``mid=True`` also after each layer's attention (``resid_mid``)."""
+    names, sites = [], []
+    for layer in range(model.cfg.n_layers):
+        if mid:
+            names.append(f"blocks.{layer}.hook_resid_mid")
+            sites.append(f"L{layer}.mid")
+        names.append(f"blocks.{layer}.hook_resid_post")
+        sites.append(f"L{layer}.post")
+    for key, ids in tokens.items():
+        if ids.shape != (len(batch),):
+            raise ValueError(f"tokens[{key!r}] has shape {tuple(ids.shape)}; expected one id per prompt: ({len(batch)},)")
     with capture(model, names, positions=batch.last_index) as acts:
         run_batch(model, batch)
     resid = torch.stack([acts[n][:, 0] for n in names])  # [layer batch d_model]
@@ -54,4 +71,49 @@ def logit_lens(model: HookedTransformer, batch: TokenBatch, tokens: dict[str, In
         out_p[key] = probs.gather(-1, ids[..., None])[..., 0].cpu()
         out_r[key] = token_ranks(logits, ids).cpu()
     top_p, top_i = probs.max(-1)
-    return LensResult(out_p, out_r, top_i.cpu(), top_p.cpu())
+    return LensResult(out_p, out_r, top_i.cpu(), top_p.cpu(), sites)
+
+
+# ----------------------------------------------------------------------------- apathy
+
+
+def apathy(a: Float[Tensor, "... d"], b: Float[Tensor, "... d"]) -> Float[Tensor, "..."]:
+    """``(1 + cos(a, b)) · (‖a‖ − ‖b‖)`` (seed 001's "steering off course" code): large when a
+    sublayer's output ``b`` is small next to the stream ``a`` it is added to, or points along
+    it — the stream is "set" and the sublayer barely turns it. Zero vectors give cos = 0."""
+    if a.shape != b.shape:
+        raise ValueError(f"a has shape {tuple(a.shape)} but b has {tuple(b.shape)}")
+    na, nb = a.norm(dim=-1), b.norm(dim=-1)
+    cos = (a * b).sum(-1) / (na * nb).clamp_min(1e-12)
+    return (1 + cos) * (na - nb)
+
+
+@dataclass
+class ApathyResult:
+    """Apathy per layer and prompt at the last real token: ``attn`` for (resid_pre, attn_out),
+    ``mlp`` for (resid_mid, mlp_out)."""
+
+    attn: Float[Tensor, "layer batch"]
+    mlp: Float[Tensor, "layer batch"]
+
+    def normalised(self) -> tuple[Float[Tensor, " layer"], Float[Tensor, " layer"]]:
+        """Means over prompts, min-max normalised jointly across layers and both components
+        (as seed 001 plots them). A flat curve (max = min) is undefined: NaN."""
+        a, m = self.attn.mean(1), self.mlp.mean(1)
+        lo, hi = torch.minimum(a.min(), m.min()), torch.maximum(a.max(), m.max())
+        if hi - lo <= 0:
+            return torch.full_like(a, float("nan")), torch.full_like(m, float("nan"))
+        return (a - lo) / (hi - lo), (m - lo) / (hi - lo)
+
+
+@torch.no_grad()
+def apathy_curves(model: HookedTransformer, batch: TokenBatch) -> ApathyResult:
+    """Apathy of every layer's attention and MLP at each prompt's last real token."""
+    L = model.cfg.n_layers
+    names = [f"blocks.{i}.{h}" for i in range(L) for h in ("hook_resid_pre", "hook_attn_out", "hook_resid_mid", "hook_mlp_out")]
+    with capture(model, names, positions=batch.last_index) as acts:
+        run_batch(model, batch)
+    get = lambda i, h: acts[f"blocks.{i}.{h}"][:, 0].float()  # noqa: E731
+    attn = torch.stack([apathy(get(i, "hook_resid_pre"), get(i, "hook_attn_out")) for i in range(L)])
+    mlp = torch.stack([apathy(get(i, "hook_resid_mid"), get(i, "hook_mlp_out")) for i in range(L)])
+    return ApathyResult(attn.cpu(), mlp.cpu())
