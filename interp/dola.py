@@ -80,10 +80,27 @@ def relative_top_mask(final_logprobs: Float[Tensor, "... vocab"], alpha: float) 
 
 def jsd(logp: Float[Tensor, "... vocab"], logq: Float[Tensor, "... vocab"]) -> Float[Tensor, "..."]:
     """Jensen-Shannon divergence (nats) between the distributions with log-probs ``logp``, ``logq``."""
-    p, q = logp.exp(), logq.exp()
-    # where both probabilities underflow to 0 the clamp keeps 0 * (finite) = 0 instead of NaN
-    logm = (0.5 * (p + q)).clamp_min(torch.finfo(p.dtype).tiny).log()
-    return 0.5 * (p * (logp - logm)).sum(-1) + 0.5 * (q * (logq - logm)).sum(-1)
+    # JSD = ½ Σ p log p + ½ Σ q log q − Σ m log m with m = (p + q) / 2. The candidates of one
+    # final distribution share its Σ p log p, and per candidate the terms stream through one
+    # [pos, vocab] buffer in place: for Gemma's 262k vocabulary these passes are most of
+    # DoLa's cost. xlogy(0, 0) = 0 keeps underflowed probabilities out.
+    shape = torch.broadcast_shapes(logp.shape, logq.shape)
+    lp_b, lq_b = torch.broadcast_tensors(logp, logq)  # views, nothing copied
+    p_b = torch.broadcast_to(logp.exp(), shape)  # exp of the unbroadcast final only
+    out = torch.empty(shape[:-1], dtype=torch.result_type(logp, logq), device=logq.device)
+    if len(shape) == 1:
+        lp_b, lq_b, p_b, out_v = lp_b[None], lq_b[None], p_b[None], out[None]
+    else:
+        out_v = out
+    step = 64  # rows per pass: bounded temporary memory
+    for idx in np.ndindex(*lp_b.shape[:-2]):
+        for s in range(0, lp_b.shape[-2], step):
+            pp, lp, lq = p_b[idx][s : s + step], lp_b[idx][s : s + step], lq_b[idx][s : s + step]
+            q = lq.exp()
+            val = 0.5 * (torch.linalg.vecdot(pp, lp) + torch.linalg.vecdot(q, lq))
+            m = q.add_(pp).mul_(0.5)
+            out_v[idx][s : s + step] = val - torch.special.xlogy(m, m, out=m).sum(-1)
+    return out
 
 
 def dola_scores(
@@ -200,7 +217,7 @@ class ContinuationScorer:
 
     def __init__(self, model: HookedTransformer, buckets: Sequence[str | Sequence[int]] = tuple(BUCKETS),
                  alphas: Sequence[float] = ALPHAS, shared_prefix: str = "", implausible: float = IMPLAUSIBLE,
-                 max_vocab_rows: int = 256) -> None:  # fmt: skip
+                 max_vocab_rows: int = 256, truncate: bool = False) -> None:  # fmt: skip
         self.model = model
         n = model.cfg.n_layers
         self.bucket_layers = {(b if isinstance(b, str) else ",".join(map(str, b))): candidate_layers(n, b) for b in buckets}
@@ -213,6 +230,8 @@ class ContinuationScorer:
         self._prefix_cache = None
         self.hooks = [self._hook(j) for j in self.layers]
         self._in_batch = False
+        self.truncate = truncate  # contexts too long for n_ctx: keep their last tokens (else: error)
+        self.n_truncated = 0
 
     @staticmethod
     def _hook(layer: int) -> str:
@@ -228,6 +247,19 @@ class ContinuationScorer:
         if toks.numel() == 0:
             raise ValueError("empty context: nothing to condition the options on")
         return toks
+
+    def _fit_context(self, ctx: Tensor, width: int) -> Tensor:
+        n_ctx = self.model.cfg.n_ctx
+        prefix = 0 if self.prefix_tokens is None else len(self.prefix_tokens)
+        room = n_ctx - prefix - width
+        if len(ctx) <= room:
+            return ctx
+        if not self.truncate or room < 2:
+            raise ValueError(f"context of {len(ctx)} tokens + shared prefix {prefix} + options {width} exceeds the "
+                             f"model's n_ctx={n_ctx}; pass truncate=True to keep the context's last tokens")  # fmt: skip
+        self.n_truncated += 1
+        keep_bos = self.prefix_tokens is None  # the context carries the BOS itself
+        return torch.cat([ctx[:1], ctx[len(ctx) - room + 1 :]]) if keep_bos else ctx[len(ctx) - room :]
 
     def _option_tokens(self, option: str) -> Tensor:
         toks = self.model.to_tokens(" " + option.strip(), prepend_bos=False)[0]
@@ -269,6 +301,7 @@ class ContinuationScorer:
         ctx = self._context_tokens(item.context)
         opts = [self._option_tokens(o) for o in item.options]
         n_opt, width = len(opts), max(len(o) for o in opts)
+        ctx = self._fit_context(ctx, width)
         pad = model.tokenizer.pad_token_id or 0
         toks = torch.full((n_opt, width), pad, dtype=torch.long)
         mask = torch.zeros(n_opt, width, dtype=torch.long)
@@ -334,7 +367,9 @@ class ContinuationScorer:
             final_lp = logits.log_softmax(-1)
             t = target[sl]
             ar = torch.arange(len(t), device=t.device)
-            layer_lp = torch.stack([final_logits(self.model, layer_r[j, sl]).float().log_softmax(-1) for j in range(len(self.layers))])
+            layer_lp = torch.empty((len(self.layers), *final_lp.shape), dtype=final_lp.dtype, device=final_lp.device)
+            for j in range(len(self.layers)):
+                layer_lp[j] = final_logits(self.model, layer_r[j, sl]).float().log_softmax(-1)
             chunk = {("baseline",): final_lp[ar, t], ("raw_logit",): logits[ar, t] - logits.min(-1).values}
             sweep, chosen = dola_sweep(layer_lp, final_lp, t, self.bucket_idx, self.alphas, self.implausible)
             chunk |= {("dola", *k): v for k, v in sweep.items()}
@@ -372,7 +407,7 @@ def length_bias_scores(raw_logit: np.ndarray, n_tokens: np.ndarray, constant: fl
     return raw_logit + constant * n_tokens
 
 
-def summarise(values: Sequence[float], seed: int = 0) -> Estimate:
+def summarise(values, seed: int = 0) -> Estimate:
     """Mean with a bootstrap 95% CI over items."""
     return bootstrap_ci(np.asarray(values, dtype=float), seed=seed)
 
@@ -395,6 +430,14 @@ TRUTHFULQA_PRIMER = (
     "Q: Where were the 1992 Olympics held?\n"
     "A: The 1992 Olympics were held in Barcelona, Spain.\n\n"
 )
+
+
+def truthfulqa_primer(n_shots: int = 6) -> str:
+    """The first ``n_shots`` question/answer pairs of :data:`TRUTHFULQA_PRIMER` (6 = all)."""
+    shots = TRUTHFULQA_PRIMER.split("\n\n")[:-1]
+    if not 0 <= n_shots <= len(shots):
+        raise ValueError(f"n_shots={n_shots}; the TruthfulQA primer has 0..{len(shots)} shots")
+    return "".join(s + "\n\n" for s in shots[:n_shots])
 
 
 @dataclass

@@ -142,3 +142,22 @@ def test_apathy_by_hand_and_curves(tiny_model):
     na, nm = res.normalised()
     both = torch.cat([na, nm])
     assert float(both.min()) == 0.0 and float(both.max()) == 1.0
+
+
+def test_dola_experiment_smoke(tmp_path):
+    import json
+
+    from experiments.dola import DolaConfig, run
+    from interp.runner import main
+
+    main("dola", DolaConfig, run, ["--config", "configs/dola.smoke.yaml", f"run.results_dir={tmp_path}", "run.run_id=smoke"])
+    folder = tmp_path / "dola" / "smoke"
+    for f in ["length_bias.png", "lens_apathy_random_tiny-llama.png", "premature_random_tiny-gpt2.png"]:
+        assert (folder / f).stat().st_size > 1000, f
+    metrics = json.loads((folder / "metrics.json").read_text())
+    tq = metrics["random:tiny-llama"]["truthfulqa"]
+    assert {"base", "base_raw", "dola|0-50|0.1", "dola_raw|all|0.5", "base_raw+5"} <= set(tq)
+    for variant in tq.values():
+        assert 0.0 <= variant["mc1"] <= 1.0 and 0.0 <= variant["mc2"] <= 1.0
+    report = (folder / "report.md").read_text()
+    assert "Length bias" in report and "Δ MC1 (paired)" in report
