@@ -268,8 +268,9 @@ class ContinuationScorer:
         return toks
 
     def _cache_after(self, tokens: Tensor):
-        """A frozen cache holding the shared prefix (computed once) and then ``tokens``;
-        returns the cache and the residuals/logits captured for ``tokens``."""
+        """A key/value cache holding the shared prefix (computed once, copied here) and then
+        ``tokens``, with the final and candidate-layer residuals at ``tokens``' last position
+        (they predict each option's first token)."""
         from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
         from transformer_lens.cache.key_value_cache_entry import TransformerLensKeyValueCacheEntry
 

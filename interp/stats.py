@@ -35,3 +35,145 @@ def bootstrap_ci(values, n_boot: int = 2000, level: float = 0.95, seed: int = 0)
     means = defined[rng.integers(0, defined.size, size=(n_boot, defined.size))].mean(1)
     lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
     return Estimate(float(defined.mean()), float(lo), float(hi), int(defined.size), n_undef)
+
+
+# ----------------------------------------------------------------------------- diagnostics
+# Used by the function-vector transfer study (seed 000) and reusable in any study that pools
+# measurements over groups (tasks, layers, models).
+
+
+@dataclass(frozen=True)
+class Correlation:
+    """Pearson or Spearman r with its two-sided p-value over ``n`` complete pairs. Undefined
+    (NaN r and p) with fewer than 3 pairs or a constant side — never reported as 0."""
+
+    r: float
+    p: float
+    n: int
+    method: str
+
+    @property
+    def defined(self) -> bool:
+        return not np.isnan(self.r)
+
+    def __str__(self) -> str:
+        return f"undefined (n={self.n})" if not self.defined else f"r={self.r:+.3f} (p={self.p:.2g}, n={self.n})"
+
+
+METHODS = ("pearson", "spearman")
+
+
+def correlate(x, y, method: str = "pearson") -> Correlation:
+    """Correlation of the pairs where both ``x`` and ``y`` are defined (NaN pairs dropped)."""
+    from scipy import stats
+
+    if method not in METHODS:
+        raise ValueError(f"method={method!r}; allowed: {list(METHODS)}")
+    x, y = np.asarray(x, dtype=float).ravel(), np.asarray(y, dtype=float).ravel()
+    if x.shape != y.shape:
+        raise ValueError(f"x has {x.size} values but y has {y.size}")
+    ok = ~(np.isnan(x) | np.isnan(y))
+    x, y = x[ok], y[ok]
+    if x.size < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return Correlation(float("nan"), float("nan"), int(x.size), method)
+    res = stats.pearsonr(x, y) if method == "pearson" else stats.spearmanr(x, y)
+    return Correlation(float(res[0]), float(res[1]), int(x.size), method)
+
+
+@dataclass(frozen=True)
+class SimpsonCheck:
+    """Whether the pooled correlation's sign disagrees with most within-group signs."""
+
+    flagged: bool
+    pooled_sign: int
+    n_groups: int  # groups with a defined, non-zero correlation
+    n_opposite: int  # of those, how many have the sign opposite to the pooled one
+
+    def __str__(self) -> str:
+        if not self.flagged:
+            return f"no Simpson's paradox ({self.n_opposite} of {self.n_groups} groups disagree with the pooled sign)"
+        return (f"SIMPSON'S PARADOX: the pooled correlation is {'positive' if self.pooled_sign > 0 else 'negative'} "
+                f"but {self.n_opposite} of {self.n_groups} within-group correlations have the opposite sign")  # fmt: skip
+
+
+def simpson_check(pooled: Correlation, groups: dict) -> SimpsonCheck:
+    signs = [int(np.sign(c.r)) for c in groups.values() if c.defined and c.r != 0]
+    ps = int(np.sign(pooled.r)) if pooled.defined else 0
+    opposite = sum(s == -ps for s in signs) if ps else 0
+    return SimpsonCheck(bool(ps and signs and opposite > len(signs) / 2), ps, len(signs), opposite)
+
+
+@dataclass(frozen=True)
+class GroupedCorrelation:
+    pooled: Correlation
+    groups: dict
+    simpson: SimpsonCheck
+
+
+def grouped_correlation(x, y, groups, method: str = "pearson") -> GroupedCorrelation:
+    """Pooled correlation and one per group (``groups``: a label per pair, e.g. task or
+    (task, layer)), side by side, with the Simpson's-paradox check between them."""
+    x, y = np.asarray(x, dtype=float).ravel(), np.asarray(y, dtype=float).ravel()
+    labels = list(groups)
+    if len(labels) != x.size:
+        raise ValueError(f"groups has {len(labels)} labels for {x.size} pairs")
+    pooled = correlate(x, y, method)
+    per = {}
+    for g in dict.fromkeys(labels):
+        idx = np.array([lab == g for lab in labels])
+        per[g] = correlate(x[idx], y[idx], method)
+    return GroupedCorrelation(pooled, per, simpson_check(pooled, per))
+
+
+def dissociation_cases(cosine, transfer, groups, cos_min: float = 0.8, transfer_max: float = 0.4) -> dict:
+    """Per group, how many pairs have similar vectors (cos > ``cos_min``) that still fail to
+    transfer (transfer < ``transfer_max``); key ``"total"`` sums them. NaN pairs never count."""
+    c, t = np.asarray(cosine, dtype=float).ravel(), np.asarray(transfer, dtype=float).ravel()
+    labels = list(groups)
+    if not (c.size == t.size == len(labels)):
+        raise ValueError(f"cosine ({c.size}), transfer ({t.size}) and groups ({len(labels)}) differ in length")
+    hit = (c > cos_min) & (t < transfer_max)
+    out = {g: int(sum(h for h, lab in zip(hit, labels) if lab == g)) for g in dict.fromkeys(labels)}
+    out["total"] = int(hit.sum())
+    return out
+
+
+def auroc(scores, positive) -> float:
+    """Area under the ROC curve of ``scores`` for the boolean ``positive`` labels (ties count
+    half: the Mann-Whitney U / (n_pos · n_neg)). NaN when either class is empty."""
+    from scipy.stats import rankdata
+
+    s = np.asarray(scores, dtype=float).ravel()
+    pos = np.asarray(positive, dtype=bool).ravel()
+    if s.shape != pos.shape:
+        raise ValueError(f"scores has {s.size} values but positive has {pos.size}")
+    ok = ~np.isnan(s)
+    s, pos = s[ok], pos[ok]
+    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = rankdata(s)
+    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def pc1_variance(vectors) -> float:
+    """Share of the variance of the rows (centred) that the first principal component
+    explains; NaN for fewer than 2 rows or no variance."""
+    v = np.asarray(vectors, dtype=float)
+    if v.ndim != 2:
+        raise ValueError(f"vectors must be [n, d]; got shape {v.shape}")
+    if v.shape[0] < 2:
+        return float("nan")
+    sv = np.linalg.svd(v - v.mean(0), compute_uv=False)
+    total = float((sv**2).sum())
+    return float(sv[0] ** 2 / total) if total > 0 else float("nan")
+
+
+def iid_gate(iid_accuracy: dict, threshold: float = 0.5) -> tuple[list, list]:
+    """(kept, dropped) group keys: a task whose in-distribution accuracy is below
+    ``threshold`` does not work at all, so its transfer numbers say nothing about transfer.
+    Report results both gated and ungated."""
+    if not 0 <= threshold <= 1:
+        raise ValueError(f"threshold={threshold}; must lie in [0, 1]")
+    kept = [k for k, a in iid_accuracy.items() if not np.isnan(a) and a >= threshold]
+    return kept, [k for k in iid_accuracy if k not in kept]

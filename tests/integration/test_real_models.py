@@ -89,3 +89,22 @@ def test_head_patching_matches_transformer_lens_on_real_model(name):
     ref = tlp.generic_activation_patch(model, corr.tokens, cache, lambda logits: metric(logits[:, -1]).mean(),
                                        tlp.layer_head_vector_patch_setter, "z", index_df=index)  # fmt: skip
     torch.testing.assert_close(ours.flatten(), ref.cpu(), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", sorted(GGUF))
+def test_dola_scorer_matches_plain_forwards_on_real_model(name):
+    """The KV-cached one-pass scorer (shared primer, batched options, GQA, rotary offsets)
+    against full forwards of each option's whole prompt and the unshared DoLa definition."""
+    import numpy as np
+
+    from benchmarks.dola import reference
+    from interp.data import load_truthfulqa_mc
+    from interp.dola import TRUTHFULQA_PRIMER, ContinuationScorer, TruthfulQAItem, candidate_layers
+
+    model = interp.load_model(name, device="cpu")
+    item = TruthfulQAItem.from_question(load_truthfulqa_mc()[0]).item
+    got = ContinuationScorer(model, ["50-100"], [0.0, 0.1], shared_prefix=TRUTHFULQA_PRIMER).score(item)
+    layers = candidate_layers(model.cfg.n_layers, "50-100")
+    for alpha, post in [(0.1, True), (0.0, False)]:
+        ref = reference(model, item, layers, alpha, post)
+        np.testing.assert_allclose(got.scores[("dola", "50-100", alpha, post)], ref, rtol=1e-4, atol=2e-3)

@@ -1,0 +1,77 @@
+"""Pooled vs within-group statistics: planted Simpson's paradox, dissociation cases, AUROC,
+PC1 variance and the IID gate."""
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from interp.stats import auroc, correlate, dissociation_cases, grouped_correlation, iid_gate, pc1_variance
+
+
+def _groups(within_slope: float, offset_step: float, seed: int = 0):
+    """Three groups; inside each y = within_slope * x + noise, and group g is shifted by
+    g * offset_step in both x and y."""
+    rng = np.random.default_rng(seed)
+    xs, ys, gs = [], [], []
+    for g in range(3):
+        x = rng.normal(0, 1, 40)
+        y = within_slope * x + rng.normal(0, 0.3, 40)
+        xs.append(x + g * offset_step)
+        ys.append(y + g * offset_step * 2)
+        gs += [f"task{g}"] * 40
+    return np.concatenate(xs), np.concatenate(ys), gs
+
+
+def test_planted_simpsons_paradox_is_flagged():
+    x, y, g = _groups(within_slope=-1.0, offset_step=5.0)
+    res = grouped_correlation(x, y, g)
+    assert res.pooled.r > 0.5  # groups drift up together
+    assert all(c.r < -0.8 for c in res.groups.values())  # but inside each it goes down
+    assert res.simpson.flagged and res.simpson.n_opposite == 3
+    assert "SIMPSON" in str(res.simpson)
+
+
+def test_no_paradox_is_not_flagged():
+    x, y, g = _groups(within_slope=1.0, offset_step=5.0)
+    res = grouped_correlation(x, y, g, method="spearman")
+    assert res.pooled.r > 0.5 and not res.simpson.flagged and res.simpson.n_opposite == 0
+
+
+def test_correlation_matches_scipy_and_marks_undefined():
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=30), rng.normal(size=30)
+    c = correlate(x, y)
+    ref = stats.pearsonr(x, y)
+    assert c.r == pytest.approx(ref[0]) and c.p == pytest.approx(ref[1])
+    assert correlate(x, y, "spearman").r == pytest.approx(stats.spearmanr(x, y)[0])
+    assert not correlate([1, 2], [3, 4]).defined  # too few pairs
+    assert not correlate([1, 1, 1, 1], [1, 2, 3, 4]).defined  # constant side
+    assert correlate([1, 2, np.nan, 4, 5], [2, 4, 9, 8, 10]).n == 4  # NaN pair dropped
+    with pytest.raises(ValueError, match="method='kendall'"):
+        correlate(x, y, "kendall")
+
+
+def test_dissociation_cases_and_auroc():
+    cos = [0.9, 0.95, 0.5, 0.85, np.nan]
+    transfer = [0.1, 0.9, 0.1, 0.3, 0.0]
+    out = dissociation_cases(cos, transfer, ["a", "a", "b", "b", "b"])
+    assert out == {"a": 1, "b": 1, "total": 2}
+    rng = np.random.default_rng(2)
+    s = rng.normal(size=50)
+    lab = rng.random(50) < 0.4
+    u = stats.mannwhitneyu(s[lab], s[~lab]).statistic
+    assert auroc(s, lab) == pytest.approx(u / (lab.sum() * (~lab).sum()))
+    assert auroc([1, 2, 3, 4], [False, False, True, True]) == 1.0
+    assert auroc([1, 1], [True, False]) == 0.5
+    assert np.isnan(auroc([1, 2], [True, True]))
+
+
+def test_pc1_variance_and_iid_gate():
+    rng = np.random.default_rng(3)
+    direction = rng.normal(size=64)
+    planted = rng.normal(size=(8, 1)) * direction + 0.01 * rng.normal(size=(8, 64))
+    assert pc1_variance(planted) > 0.99
+    assert pc1_variance(rng.normal(size=(8, 64))) < 0.4
+    assert np.isnan(pc1_variance(np.ones((1, 4))))
+    kept, dropped = iid_gate({"antonym": 0.8, "capitalize": 0.2, "broken": float("nan")}, threshold=0.5)
+    assert kept == ["antonym"] and dropped == ["capitalize", "broken"]
