@@ -1,0 +1,133 @@
+"""Function vectors (Todd et al. 2024) and task vectors (Hendel et al. 2023).
+
+- **Function vector**: the top-k heads by causal indirect effect (:mod:`interp.mediation`);
+  ``FV = Σ_{(l,h) in top-k} ā_{l,h} W_O^{l,h}`` — each head's mean last-token output ``z``
+  over clean ICL prompts, mapped to the residual stream by its own slice of ``W_O``.
+  Steering adds ``λ · FV`` to the residual stream after layer ``l`` (``resid_post``) at the
+  last token of a zero-shot (or shuffled-label) prompt.
+- **Task vector**: the mean over ICL prompts of the residual after layer ``l`` at the last
+  token; steering *replaces* that residual in a zero-shot prompt.
+- **Accuracy**: the first answer token is the top-1 prediction at the last position.
+
+Layers are block indices ``0 .. n_layers-1``; the vector enters after block ``l``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+from transformer_lens import HookedTransformer
+
+from interp.data.tokenize import TokenBatch, run_batch
+from interp.hooks import add_vector, capture, check_layer, replace_activation
+
+
+def _hook(layer: int) -> str:
+    return f"blocks.{layer}.hook_resid_post"
+
+
+def function_vector(model: HookedTransformer, mean_z: Float[Tensor, "layer head_index d_head"],
+                    heads: Sequence[tuple[int, int]]) -> Float[Tensor, " d_model"]:  # fmt: skip
+    """Sum over ``heads`` ((layer, head) pairs, e.g. ``CIEResult.top(k)``) of each head's mean
+    output through its slice of ``W_O``."""
+    n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
+    if tuple(mean_z.shape) != (n_layers, n_heads, model.cfg.d_head):
+        raise ValueError(f"mean_z has shape {tuple(mean_z.shape)}; expected [{n_layers}, {n_heads}, {model.cfg.d_head}]")
+    if len(heads) == 0:
+        raise ValueError("heads is empty; a function vector needs at least one head")
+    fv = torch.zeros(model.cfg.d_model)
+    for item in heads:
+        layer, head = check_layer(model, int(item[0])), int(item[1])
+        if not 0 <= head < n_heads:
+            raise ValueError(f"head={head} out of range 0..{n_heads - 1}")
+        w_o = model.blocks[layer].attn.W_O[head].detach().float().cpu()  # [d_head d_model]
+        fv += mean_z[layer, head].float() @ w_o
+    return fv
+
+
+@torch.no_grad()
+def task_vectors(model: HookedTransformer, icl: TokenBatch, layers: Iterable[int] | None = None) -> Float[Tensor, "layer d_model"]:
+    """Mean over the ICL prompts of the residual after each layer at the last real token
+    (one forward; row ``i`` is the ``i``-th of ``layers``, default all)."""
+    layers = list(range(model.cfg.n_layers)) if layers is None else [check_layer(model, layer) for layer in layers]
+    names = [_hook(layer) for layer in layers]
+    with capture(model, names, positions=icl.last_index) as acts:
+        run_batch(model, icl)
+    return torch.stack([acts[n][:, 0].float().mean(0) for n in names]).cpu()
+
+
+def _top1_correct(model: HookedTransformer, batch: TokenBatch, answer_ids: Tensor) -> Tensor:
+    logits = run_batch(model, batch)
+    last = logits[torch.arange(len(batch), device=logits.device), batch.last_index.to(logits.device)]
+    return (last.argmax(-1).cpu() == answer_ids.cpu()).float()
+
+
+def _check_answers(batch: TokenBatch, answer_ids: Tensor) -> None:
+    if answer_ids.shape != (len(batch),):
+        raise ValueError(f"answer_ids has shape {tuple(answer_ids.shape)}; expected one id per prompt ({len(batch)},)")
+
+
+@torch.no_grad()
+def top1_accuracy(model: HookedTransformer, batch: TokenBatch, answer_ids: Int[Tensor, " batch"]) -> Float[Tensor, " batch"]:
+    """Per prompt: 1 if the first answer token is the top-1 prediction at the last position
+    (the zero-shot / ICL baselines)."""
+    _check_answers(batch, answer_ids)
+    return _top1_correct(model, batch, answer_ids)
+
+
+@torch.no_grad()
+def steered_accuracy(
+    model: HookedTransformer,
+    batch: TokenBatch,
+    answer_ids: Int[Tensor, " batch"],
+    layer: int,
+    vector: Float[Tensor, " d_model"],
+    mode: str = "add",
+    scale: float = 1.0,
+) -> Float[Tensor, " batch"]:
+    """Per-prompt top-1 correctness with ``vector`` put into the residual after ``layer`` at
+    each prompt's last token: ``mode="add"`` adds ``scale · vector`` (function vector),
+    ``mode="replace"`` overwrites the residual with it (task vector)."""
+    _check_answers(batch, answer_ids)
+    layer = check_layer(model, layer)
+    if mode not in ("add", "replace"):
+        raise ValueError(f"mode={mode!r}; allowed: ['add', 'replace']")
+    vec = vector.to(model.cfg.device, model.cfg.dtype)
+    ctx = (add_vector(model, _hook(layer), vec, positions=batch.last_index, scale=scale) if mode == "add"
+           else replace_activation(model, _hook(layer), vec, positions=batch.last_index))  # fmt: skip
+    with ctx:
+        return _top1_correct(model, batch, answer_ids)
+
+
+@dataclass
+class SweepResult:
+    """Mean accuracy per (scale, layer); ``layers`` and ``scales`` label the axes."""
+
+    accuracy: Float[Tensor, "scale layer"]
+    layers: list[int]
+    scales: list[float]
+
+    def best(self) -> tuple[float, int, float]:
+        """(accuracy, layer, scale) of the best cell."""
+        i = int(self.accuracy.argmax())
+        s, layer = divmod(i, len(self.layers))
+        return float(self.accuracy.flatten()[i]), self.layers[layer], self.scales[s]
+
+
+def sweep(model: HookedTransformer, batch: TokenBatch, answer_ids: Tensor, vector_by_layer, layers: Sequence[int],
+          scales: Sequence[float] = (1.0,), mode: str = "add", progress: bool = False) -> SweepResult:  # fmt: skip
+    """:func:`steered_accuracy` for every layer and scale. ``vector_by_layer(layer)`` gives the
+    vector for a layer (a function vector is the same at every layer, a task vector is not)."""
+    from tqdm.auto import tqdm
+
+    if not layers or not scales:
+        raise ValueError(f"layers={list(layers)} and scales={list(scales)} must be non-empty")
+    acc = torch.zeros(len(scales), len(layers))
+    cells = [(si, li) for si in range(len(scales)) for li in range(len(layers))]
+    for si, li in tqdm(cells, desc=f"{mode} sweep", disable=not progress):
+        acc[si, li] = steered_accuracy(model, batch, answer_ids, layers[li], vector_by_layer(layers[li]), mode, scales[si]).mean()
+    return SweepResult(acc, list(layers), list(scales))

@@ -1,0 +1,71 @@
+"""Function and task vectors on the tiny models: construction by hand, the steering hook, and
+planted signals through the final layer (where the effect of a residual is exactly known)."""
+
+import pytest
+import torch
+
+import interp
+from interp.function_vectors import function_vector, steered_accuracy, sweep, task_vectors, top1_accuracy
+from interp.hooks import active_hook_count
+
+PROMPTS = ["Q: hot\nA:", "Q: big\nA:", "Q: up\nA:"]
+
+
+def _predicted_from_resid(model, resid):
+    return int(model.unembed(model.ln_final(resid[None, None].to(model.cfg.dtype)))[0, 0].argmax())
+
+
+def test_function_vector_is_the_sum_of_head_outputs_through_w_o(tiny_model):
+    torch.manual_seed(0)
+    mean_z = torch.randn(tiny_model.cfg.n_layers, tiny_model.cfg.n_heads, tiny_model.cfg.d_head)
+    heads = [(0, 1), (1, 3)]
+    fv = function_vector(tiny_model, mean_z, heads)
+    expect = sum(mean_z[layer, h] @ tiny_model.blocks[layer].attn.W_O[h].detach() for layer, h in heads)
+    torch.testing.assert_close(fv, expect, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match=r"head=9 out of range 0..3"):
+        function_vector(tiny_model, mean_z, [(0, 9)])
+    with pytest.raises(ValueError, match="layer=5 is out of range"):
+        function_vector(tiny_model, mean_z, [(5, 0)])
+    with pytest.raises(ValueError, match="heads is empty"):
+        function_vector(tiny_model, mean_z, [])
+
+
+def test_task_vector_replacement_at_the_last_layer_decides_the_prediction(tiny_model):
+    """Replacing the final residual with v makes the prediction argmax(unembed(ln_final(v)))."""
+    batch = interp.tokenize(tiny_model, PROMPTS)
+    L = tiny_model.cfg.n_layers
+    tv = task_vectors(tiny_model, interp.tokenize(tiny_model, ["Q: cold\nA: hot\n\nQ: small\nA:"] * 2))
+    assert tv.shape == (L, tiny_model.cfg.d_model)
+    target = _predicted_from_resid(tiny_model, tv[L - 1])
+    right = torch.full((3,), target)
+    assert steered_accuracy(tiny_model, batch, right, L - 1, tv[L - 1], mode="replace").tolist() == [1.0, 1.0, 1.0]
+    assert steered_accuracy(tiny_model, batch, right + 1, L - 1, tv[L - 1], mode="replace").sum() == 0
+    assert active_hook_count(tiny_model) == 0
+
+
+def test_function_vector_with_large_scale_takes_over_the_prediction(tiny_model):
+    """Adding λ·FV with λ large: the final residual points along FV, so the prediction is
+    FV's own; λ = 0 leaves the plain prediction."""
+    batch = interp.tokenize(tiny_model, PROMPTS)
+    L = tiny_model.cfg.n_layers
+    fv = torch.randn(tiny_model.cfg.d_model, generator=torch.Generator().manual_seed(1))
+    target = torch.full((3,), _predicted_from_resid(tiny_model, fv))
+    res = sweep(tiny_model, batch, target, lambda layer: fv, layers=[L - 1], scales=[0.0, 1e4])
+    plain = top1_accuracy(tiny_model, batch, target).mean()
+    assert float(res.accuracy[0, 0]) == pytest.approx(float(plain))
+    assert float(res.accuracy[1, 0]) == 1.0
+    assert res.best()[1:] == (L - 1, 1e4)
+
+
+def test_steering_errors_name_the_argument(tiny_llama):
+    batch = interp.tokenize(tiny_llama, PROMPTS)
+    v = torch.zeros(tiny_llama.cfg.d_model)
+    with pytest.raises(ValueError, match=r"answer_ids has shape \(2,\); expected one id per prompt \(3,\)"):
+        steered_accuracy(tiny_llama, batch, torch.tensor([1, 2]), 0, v)
+    with pytest.raises(ValueError, match="mode='mix'"):
+        steered_accuracy(tiny_llama, batch, torch.tensor([1, 2, 3]), 0, v, mode="mix")
+    with pytest.raises(ValueError, match="layer=7 is out of range"):
+        steered_accuracy(tiny_llama, batch, torch.tensor([1, 2, 3]), 7, v)
+    with pytest.raises(ValueError, match="vector contains NaN"):
+        steered_accuracy(tiny_llama, batch, torch.tensor([1, 2, 3]), 0, v + float("nan"))
+    assert active_hook_count(tiny_llama) == 0
