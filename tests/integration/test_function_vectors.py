@@ -69,3 +69,21 @@ def test_steering_errors_name_the_argument(tiny_llama):
     with pytest.raises(ValueError, match="vector contains NaN"):
         steered_accuracy(tiny_llama, batch, torch.tensor([1, 2, 3]), 0, v + float("nan"))
     assert active_hook_count(tiny_llama) == 0
+
+
+def test_function_vectors_experiment_smoke(tmp_path):
+    import json
+
+    from experiments.function_vectors import FVConfig, run
+    from interp.runner import main
+
+    main("function_vectors", FVConfig, run, ["--config", "configs/function_vectors.smoke.yaml", f"run.results_dir={tmp_path}", "run.run_id=smoke"])
+    folder = tmp_path / "function_vectors" / "smoke"
+    assert (folder / "recovery_random_tiny-llama.png").stat().st_size > 1000
+    assert (folder / "patching_random_tiny-gpt2.png").stat().st_size > 1000
+    metrics = json.loads((folder / "metrics.json").read_text())
+    entry = metrics["random:tiny-llama/antonym"]
+    assert set(entry["baselines"]) == {"zero-shot", "5-shot", "10-shot", "10-shot shuffled"}
+    assert len(entry["top_heads"]) == 2
+    report = (folder / "report.md").read_text()
+    assert "Share of model × task combinations" in report
