@@ -23,6 +23,7 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from interp.data.tokenize import TokenBatch, run_batch
+from interp.engine import final_logits, linear_friendly_weights
 from interp.hooks import add_vector, capture, check_layer, replace_activation
 
 
@@ -61,8 +62,11 @@ def task_vectors(model: HookedTransformer, icl: TokenBatch, layers: Iterable[int
 
 
 def _top1_correct(model: HookedTransformer, batch: TokenBatch, answer_ids: Tensor) -> Tensor:
-    logits = run_batch(model, batch)
-    last = logits[torch.arange(len(batch), device=logits.device), batch.last_index.to(logits.device)]
+    # unembed only each prompt's last position (the full-vocabulary unembedding of every
+    # position would dominate a sweep of many short forwards)
+    resid = run_batch(model, batch, stop_at_layer=model.cfg.n_layers)
+    rows = torch.arange(len(batch), device=resid.device)
+    last = final_logits(model, resid[rows, batch.last_index.to(resid.device)])
     return (last.argmax(-1).cpu() == answer_ids.cpu()).float()
 
 
@@ -128,6 +132,7 @@ def sweep(model: HookedTransformer, batch: TokenBatch, answer_ids: Tensor, vecto
         raise ValueError(f"layers={list(layers)} and scales={list(scales)} must be non-empty")
     acc = torch.zeros(len(scales), len(layers))
     cells = [(si, li) for si in range(len(scales)) for li in range(len(layers))]
-    for si, li in tqdm(cells, desc=f"{mode} sweep", disable=not progress):
-        acc[si, li] = steered_accuracy(model, batch, answer_ids, layers[li], vector_by_layer(layers[li]), mode, scales[si]).mean()
+    with linear_friendly_weights(model):  # TL would copy the MLP/unembedding weights on every forward
+        for si, li in tqdm(cells, desc=f"{mode} sweep", disable=not progress):
+            acc[si, li] = steered_accuracy(model, batch, answer_ids, layers[li], vector_by_layer(layers[li]), mode, scales[si]).mean()
     return SweepResult(acc, list(layers), list(scales))
