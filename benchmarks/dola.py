@@ -30,6 +30,7 @@ from interp.engine import final_logits
 @torch.no_grad()
 def reference(model, item, bucket_layers: list[int], alpha: float, post: bool) -> np.ndarray:
     """Answer scores for one configuration from plain full forwards (one per option)."""
+    # model.to_tokens' default: the model's own BOS convention, as the scorer uses
     prefix = torch.cat([model.to_tokens(TRUTHFULQA_PRIMER)[0], model.to_tokens(item.context, prepend_bos=False)[0]])
     out = []
     for option in item.options:

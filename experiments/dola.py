@@ -225,6 +225,9 @@ def run(cfg: DolaConfig, run: Run) -> None:
         model = interp.load_model(name, device=run.device)
         L = model.cfg.n_layers
         scorer_key = dict(model=name, buckets=cfg.buckets, alphas=cfg.alphas)
+        if not model.cfg.default_prepend_bos:
+            # scores of models used without a BOS; earlier cache entries always had one
+            scorer_key["bos"] = False
         layers_by_bucket = {b: candidate_layers(L, b) for b in cfg.buckets}
         scorer = ContinuationScorer(model, cfg.buckets, cfg.alphas, shared_prefix=truthfulqa_primer(cfg.truthfulqa_shots), truncate=cfg.truncate_context)
         tq_scored = _score_chunks(run, scorer, [t.item for t in tq_items], "dola.tfqa",

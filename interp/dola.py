@@ -226,7 +226,10 @@ class ContinuationScorer:
         self.alphas = [check_alpha(a) for a in alphas]
         self.implausible = implausible
         self.max_vocab_rows = max_vocab_rows  # positions unembedded at once (memory: rows x layers x vocab)
-        self.prefix_tokens = model.to_tokens(shared_prefix, prepend_bos=True)[0] if shared_prefix else None
+        # the first token follows the model's own convention (TL's default_prepend_bos): Gemma
+        # needs its BOS, SmolLM2 is used without one
+        self.bos = bool(model.cfg.default_prepend_bos)
+        self.prefix_tokens = model.to_tokens(shared_prefix, prepend_bos=self.bos)[0] if shared_prefix else None
         self._prefix_cache = None
         self.hooks = [self._hook(j) for j in self.layers]
         self._in_batch = False
@@ -241,7 +244,7 @@ class ContinuationScorer:
     def _context_tokens(self, context: str) -> Tensor:
         model = self.model
         if self.prefix_tokens is None:
-            toks = model.to_tokens(context, prepend_bos=True)[0]
+            toks = model.to_tokens(context, prepend_bos=self.bos)[0]
         else:
             toks = model.to_tokens(context, prepend_bos=False)[0]
         if toks.numel() == 0:
@@ -258,7 +261,7 @@ class ContinuationScorer:
             raise ValueError(f"context of {len(ctx)} tokens + shared prefix {prefix} + options {width} exceeds the "
                              f"model's n_ctx={n_ctx}; pass truncate=True to keep the context's last tokens")  # fmt: skip
         self.n_truncated += 1
-        keep_bos = self.prefix_tokens is None  # the context carries the BOS itself
+        keep_bos = self.prefix_tokens is None and self.bos  # the context carries the BOS itself
         return torch.cat([ctx[:1], ctx[len(ctx) - room + 1 :]]) if keep_bos else ctx[len(ctx) - room :]
 
     def _option_tokens(self, option: str) -> Tensor:
