@@ -122,13 +122,18 @@ def _curves_figure(name: str, per_task: dict, layers_by_task: dict):
             ax.plot(layers_by_task[task], c, marker="o", ms=2, label=method)
         ax.axhline(1.0, color="0.5", ls="--", lw=0.8)
         ax.set_title(task, fontsize=9)
+    return _finish_grid(fig, axes, len(tasks), "accuracy / 5-shot accuracy", f"{name}: recovery of 5-shot accuracy by layer (zero-shot prompts)")
+
+
+def _finish_grid(fig, axes, n_used: int, ylabel: str, title: str):
+    for ax in axes.flat[:n_used]:
         ax.set_xlabel("layer")
         ax.grid(alpha=0.3)
-    for ax in axes.flat[len(tasks):]:
+    for ax in axes.flat[n_used:]:
         ax.axis("off")
-    axes[0, 0].set_ylabel("accuracy / 5-shot accuracy")
+    axes[0, 0].set_ylabel(ylabel)
     axes[0, 0].legend(fontsize=7)
-    fig.suptitle(f"{name}: recovery of 5-shot accuracy by layer (zero-shot prompts)", fontsize=10)
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -147,15 +152,8 @@ def _patching_figure(name: str, results: dict):
             (line,) = ax.plot(results[task]["layers"], mean, marker="o", ms=2, label=site)
             ax.fill_between(results[task]["layers"], [e.ci_low for e in est], [e.ci_high for e in est], color=line.get_color(), alpha=0.15)
         ax.set_title(f"{task} ({n_undef} of {rec.shape[1]} prompts undefined)" if n_undef else task, fontsize=9)
-        ax.set_xlabel("layer")
-        ax.grid(alpha=0.3)
-    for ax in axes.flat[len(tasks):]:
-        ax.axis("off")
-    axes[0, 0].set_ylabel("recovery (clean ICL → shuffled)")
-    axes[0, 0].legend(fontsize=7)
-    fig.suptitle(f"{name}: patching recovery at the last token by layer (mean, 95% CI; undefined prompts left out)", fontsize=10)
-    fig.tight_layout()
-    return fig
+    return _finish_grid(fig, axes, len(tasks), "recovery (clean ICL → shuffled)",
+                        f"{name}: patching recovery at the last token by layer (mean, 95% CI; undefined prompts left out)")
 
 
 def _slug(name: str) -> str:
