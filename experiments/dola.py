@@ -28,7 +28,7 @@ from interp.dola import (  # noqa: E402
     length_bias_scores, mc_metrics, summarise, truthfulqa_primer,
 )  # fmt: skip
 from interp.lens import apathy_curves, logit_lens  # noqa: E402
-from interp.runner import Run, RunConfig, main  # noqa: E402
+from interp.runner import Run, RunConfig, file_slug, main  # noqa: E402
 from interp.stats import bootstrap_ci  # noqa: E402
 
 
@@ -108,10 +108,6 @@ def _delta(a: np.ndarray, b: np.ndarray) -> str:
     """Paired difference b - a per item, mean and bootstrap CI (percentage points)."""
     e = summarise(np.asarray(b) - np.asarray(a))
     return "undefined" if e.n == 0 else f"{100 * e.mean:+.1f} [{100 * e.ci_low:+.1f}, {100 * e.ci_high:+.1f}]"
-
-
-def _slug(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
 
 
 def _best_bucket(cfg: DolaConfig, metrics, key: str) -> str:
@@ -270,10 +266,10 @@ def run(cfg: DolaConfig, run: Run) -> None:
         probs, ap, skipped = run.cached(lambda: _lens_and_apathy(model, [questions[i] for i in q_idx], cfg.lens_questions, truthfulqa_primer(cfg.truthfulqa_shots)),
                                         step="dola.lens", model=name, n=cfg.lens_questions, idx=q_idx, shots=cfg.truthfulqa_shots)  # fmt: skip
         n_lens = next(iter(probs.values())).shape[1]
-        run.save_figure(_lens_figure(name, probs, ap, n_lens), f"lens_apathy_{_slug(name)}.png",
+        run.save_figure(_lens_figure(name, probs, ap, n_lens), f"lens_apathy_{file_slug(name)}.png",
                         f"{name}: logit lens (mean, 95% CI; {skipped} questions skipped whose correct and incorrect answers "
                         f"share a first token) beside the normalised apathy curves (seed 001 Figures 2 and 8)")  # fmt: skip
-        run.save_figure(_premature_figure(name, tq_scored, layers_by_bucket), f"premature_{_slug(name)}.png",
+        run.save_figure(_premature_figure(name, tq_scored, layers_by_bucket), f"premature_{file_slug(name)}.png",
                         f"{name}: which premature layer DoLa picked, per bucket")  # fmt: skip
         run.log_metrics(**{name: {
             "truthfulqa": {v: {k: float(x.mean()) for k, x in d.items()} for v, d in tq.items()},

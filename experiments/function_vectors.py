@@ -27,7 +27,7 @@ from interp.data import load_fv_task  # noqa: E402
 from interp.function_vectors import function_vector, sweep, task_vectors, top1_accuracy  # noqa: E402
 from interp.mediation import causal_indirect_effect, first_token_ids, icl_prompts, mean_head_outputs  # noqa: E402
 from interp.patching import patch, prob_metric  # noqa: E402
-from interp.runner import Run, RunConfig, main  # noqa: E402
+from interp.runner import Run, RunConfig, file_slug, main  # noqa: E402
 from interp.stats import bootstrap_ci  # noqa: E402
 
 THRESHOLDS = (0.5, 0.75, 0.9, 1.0)
@@ -156,10 +156,6 @@ def _patching_figure(name: str, results: dict):
                         f"{name}: patching recovery at the last token by layer (mean, 95% CI; undefined prompts left out)")
 
 
-def _slug(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
-
-
 def run(cfg: FVConfig, run: Run) -> None:
     run.report.add_text(
         f"Function vectors (top-k CIE heads, k ∈ {cfg.ks}, λ ∈ {cfg.scales}) and task vectors on tasks {cfg.tasks}. "
@@ -183,9 +179,9 @@ def run(cfg: FVConfig, run: Run) -> None:
             peaks.append(info["peaks"])
             run.log_metrics(**{f"{name}/{task}": {"baselines": {b: float(v.mean()) for b, v in r["baselines"].items()},
                                                   "peaks": info["peaks"], "top_heads": r["top_heads"]}})  # fmt: skip
-        run.save_figure(_curves_figure(name, per_task, layers_by_task), f"recovery_{_slug(name)}.png", f"{name}: FV / TV recovery by layer per task")
+        run.save_figure(_curves_figure(name, per_task, layers_by_task), f"recovery_{file_slug(name)}.png", f"{name}: FV / TV recovery by layer per task")
         if cfg.patching:
-            run.save_figure(_patching_figure(name, results), f"patching_{_slug(name)}.png", f"{name}: resid / attn / mlp patching recovery by layer per task")
+            run.save_figure(_patching_figure(name, results), f"patching_{file_slug(name)}.png", f"{name}: resid / attn / mlp patching recovery by layer per task")
         del model
     run.report.add_table(["model", "task", "zero-shot", "5-shot", "10-shot", "10-shot shuffled", "FV default", "FV search", "TV"], rows,
                          caption="Accuracy baselines and recovery of 5-shot accuracy: peak (layer) / mean over layers")  # fmt: skip

@@ -120,6 +120,11 @@ def disk_cached(key: str, compute: Callable[[], T], enabled: bool = True, folder
     return value
 
 
+def file_slug(name: str) -> str:
+    """``name`` (e.g. a model name like ``random:tiny-llama``) made safe for a file name."""
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+
+
 class Report:
     """Markdown report: text, tables and figures in the order they are added."""
 
