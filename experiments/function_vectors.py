@@ -24,7 +24,8 @@ import torch  # noqa: E402
 
 import interp  # noqa: E402
 from interp.data import load_fv_task  # noqa: E402
-from interp.function_vectors import function_vector, sweep, task_vectors, top1_accuracy  # noqa: E402
+from interp.engine import linear_friendly_weights  # noqa: E402
+from interp.function_vectors import SteeringBatch, function_vector, task_vectors, top1_accuracy  # noqa: E402
 from interp.mediation import causal_indirect_effect, first_token_ids, icl_prompts, mean_head_outputs  # noqa: E402
 from interp.patching import patch, prob_metric  # noqa: E402
 from interp.runner import Run, RunConfig, file_slug, main  # noqa: E402
@@ -60,8 +61,8 @@ def _task_study(model, task: str, cfg: FVConfig, seed: int) -> dict:
     clean = icl_prompts(pairs, cfg.n_icl, cfg.n_shots, seed=seed)
     shuffled = icl_prompts(pairs, cfg.n_icl, cfg.n_shots, seed=seed, shuffle_labels=True)
     ans = first_token_ids(model, clean.answers)
-    clean_b = interp.tokenize(model, clean.prompts, padding_side="left")
-    shuf_b = interp.tokenize(model, shuffled.prompts, padding_side="left")
+    clean_b = interp.tokenize(model, clean.prompts)  # right padding: patched runs share the prompt prefix
+    shuf_b = interp.tokenize(model, shuffled.prompts)
     mean_z = mean_head_outputs(model, clean_b)
     cie = causal_indirect_effect(model, shuf_b, ans, mean_z, memory_budget_gb=cfg.memory_budget_gb, progress=False)
     # evaluation queries: a different seed; zero-shot prompts carry the same queries as the 5-shot ones
@@ -70,7 +71,7 @@ def _task_study(model, task: str, cfg: FVConfig, seed: int) -> dict:
     ten_shuf = icl_prompts(pairs, cfg.n_eval, 10, seed=seed + 2, shuffle_labels=True)
     zero = [f"Q: {q}\nA:" for q in five.queries]
     ans_eval, ans_ten = first_token_ids(model, five.answers), first_token_ids(model, ten.answers)
-    zero_b = interp.tokenize(model, zero)
+    zero_b = interp.tokenize(model, zero, padding_side="left")  # left: SteeringBatch recomputes one column
     base = {
         "zero-shot": top1_accuracy(model, zero_b, ans_eval).numpy(),
         "5-shot": top1_accuracy(model, interp.tokenize(model, five.prompts), ans_eval).numpy(),
@@ -78,16 +79,20 @@ def _task_study(model, task: str, cfg: FVConfig, seed: int) -> dict:
         "10-shot shuffled": top1_accuracy(model, interp.tokenize(model, ten_shuf.prompts), ans_ten).numpy(),
     }
     layers = cfg.layers if cfg.layers is not None else list(range(model.cfg.n_layers))
-    fv_acc = {}
-    for k in cfg.ks:
-        fv = function_vector(model, mean_z, [(lay, h) for lay, h, _ in cie.top(k)])
-        fv_acc[k] = sweep(model, zero_b, ans_eval, lambda _layer, v=fv: v, layers, cfg.scales).accuracy.numpy()  # [scale layer]
-    fv_default = function_vector(model, mean_z, [(lay, h) for lay, h, _ in cie.top(cfg.default_k)])
-    default_acc = sweep(model, zero_b, ans_eval, lambda _layer: fv_default, layers, [cfg.default_scale]).accuracy.numpy()[0]
-    shuf_fv = sweep(model, interp.tokenize(model, ten_shuf.prompts), ans_ten, lambda _layer: fv_default, layers,
-                    [cfg.default_scale]).accuracy.numpy()[0]  # fmt: skip
+    fvs = {k: function_vector(model, mean_z, [(lay, h) for lay, h, _ in cie.top(k)]) for k in [*cfg.ks, cfg.default_k]}
+    grid = torch.stack([s * fvs[k] for k in cfg.ks for s in cfg.scales] + [cfg.default_scale * fvs[cfg.default_k]])
     tv = task_vectors(model, clean_b, layers)
-    tv_acc = sweep(model, zero_b, ans_eval, lambda layer: tv[layers.index(layer)], layers, [1.0], mode="replace").accuracy.numpy()[0]
+    zero_sb = SteeringBatch(model, zero_b, ans_eval)
+    shuf_sb = SteeringBatch(model, interp.tokenize(model, ten_shuf.prompts, padding_side="left"), ans_ten)
+    fv_grid, default_acc, shuf_fv, tv_acc = (np.zeros((len(cfg.ks), len(cfg.scales), len(layers))),
+                                             np.zeros(len(layers)), np.zeros(len(layers)), np.zeros(len(layers)))  # fmt: skip
+    with linear_friendly_weights(model):
+        for li, layer in enumerate(layers):
+            acc = zero_sb.accuracy(layer, grid).mean(1).numpy()
+            fv_grid[:, :, li], default_acc[li] = acc[:-1].reshape(len(cfg.ks), len(cfg.scales)), acc[-1]
+            shuf_fv[li] = float(shuf_sb.accuracy(layer, grid[-1:]).mean())
+            tv_acc[li] = float(zero_sb.accuracy(layer, tv[li][None], mode="replace").mean())
+    fv_acc = {k: fv_grid[i] for i, k in enumerate(cfg.ks)}  # [scale layer]
     out = {"layers": layers, "baselines": base, "fv": fv_acc, "fv_default": default_acc, "fv_shuffled": shuf_fv,
            "tv": tv_acc, "cie": cie.cie.numpy(), "top_heads": cie.top(cfg.default_k)}  # fmt: skip
     if cfg.patching:

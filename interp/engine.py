@@ -289,8 +289,8 @@ def _run_chunk(model, base, base_cache, sources, variants, chunk, first, slots, 
     kv = None
     if p0 > 0:
         if p0 not in prefix_caches:
-            prefix_caches[p0] = _prefix_cache(model, base, p0)
-        kv = _repeat_cache(prefix_caches[p0], copies, start)
+            prefix_caches[p0] = prefix_cache(model, base, p0)
+        kv = repeat_cache(prefix_caches[p0], copies, start)
     mask = attention_mask.repeat(copies, 1) if (base.is_padded or kv is not None) else None
     fwd = list(_chunk_hooks([variants[i] for i in chunk], sources, slots, batch, p0))
     with hooks(model, fwd):
@@ -327,7 +327,7 @@ def _first_changed(variants, sources, base_cache, slots: Tensor, base: TokenBatc
     return first
 
 
-def _prefix_cache(model: HookedTransformer, base: TokenBatch, length: int) -> TransformerLensKeyValueCache:
+def prefix_cache(model: HookedTransformer, base: TokenBatch, length: int) -> TransformerLensKeyValueCache:
     """Keys and values of the base prompts' first ``length`` positions, in TL's own cache."""
     cache = TransformerLensKeyValueCache.init_cache(model.cfg, model.cfg.device, len(base))
     model(base.tokens[:, :length].to(model.cfg.device), attention_mask=base.attention_mask[:, :length].to(model.cfg.device),
@@ -335,7 +335,7 @@ def _prefix_cache(model: HookedTransformer, base: TokenBatch, length: int) -> Tr
     return cache
 
 
-def _repeat_cache(cache: TransformerLensKeyValueCache, copies: int, start: int) -> TransformerLensKeyValueCache:
+def repeat_cache(cache: TransformerLensKeyValueCache, copies: int, start: int) -> TransformerLensKeyValueCache:
     """A frozen copy for ``copies`` stacked repeats (layers before ``start`` are never read)."""
     entries = [
         e if i < start else TransformerLensKeyValueCacheEntry(e.past_keys.repeat(copies, 1, 1, 1), e.past_values.repeat(copies, 1, 1, 1), frozen=True)

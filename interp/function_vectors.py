@@ -23,8 +23,8 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from interp.data.tokenize import TokenBatch, run_batch
-from interp.engine import final_logits, linear_friendly_weights
-from interp.hooks import add_vector, capture, check_layer, replace_activation
+from interp.engine import final_logits, linear_friendly_weights, prefix_cache, repeat_cache
+from interp.hooks import add_vector, capture, check_finite, check_layer, replace_activation
 
 
 def _hook(layer: int) -> str:
@@ -136,3 +136,74 @@ def sweep(model: HookedTransformer, batch: TokenBatch, answer_ids: Tensor, vecto
         for si, li in tqdm(cells, desc=f"{mode} sweep", disable=not progress):
             acc[si, li] = steered_accuracy(model, batch, answer_ids, layers[li], vector_by_layer(layers[li]), mode, scales[si]).mean()
     return SweepResult(acc, list(layers), list(scales))
+
+
+# --------------------------------------------------------------------------- many vectors at once
+
+
+@torch.no_grad()
+def mean_difference_vectors(model: HookedTransformer, positive: TokenBatch, negative: TokenBatch,
+                            layers: Iterable[int] | None = None) -> Float[Tensor, "layer d_model"]:  # fmt: skip
+    """Per layer, the mean last-token residual after the layer over ``positive`` prompts minus
+    the same over ``negative`` prompts (seed 000's mean-difference function vector: clean ICL
+    minus shuffled-label ICL of the same template isolates the task from the format)."""
+    vec = task_vectors(model, positive, layers) - task_vectors(model, negative, layers)
+    check_finite(vec, "mean-difference vectors")
+    return vec
+
+
+class SteeringBatch:
+    """Zero-shot prompts prepared for many steered runs: one forward keeps the residual after
+    every layer at the last token and the keys/values of every earlier position. A vector added
+    at the last token after layer ``l`` changes nothing before it, so each steered run only
+    recomputes that one position through layers ``l+1 ..`` (left padding puts every prompt's
+    last token in the same column). Same numbers as :func:`steered_accuracy` per vector."""
+
+    def __init__(self, model: HookedTransformer, batch: TokenBatch, answer_ids: Int[Tensor, " batch"], max_rows: int = 256):
+        _check_answers(batch, answer_ids)
+        if batch.padding_side != "left" and batch.is_padded:
+            raise ValueError("batch must be left-padded (tokenize(..., padding_side='left')) so every last token shares a column")
+        if max_rows < 1:
+            raise ValueError(f"max_rows={max_rows}; must be >= 1")
+        self.model, self.batch, self.answer_ids, self.max_rows = model, batch, answer_ids.cpu(), max_rows
+        n = model.cfg.n_layers
+        names = [_hook(layer) for layer in range(n)]
+        with capture(model, names, positions=batch.last_index) as acts:
+            run_batch(model, batch, stop_at_layer=n)
+        self.last_resid = torch.stack([acts[name][:, 0] for name in names])  # [layer batch d_model], model dtype/device
+        width = batch.tokens.shape[1]
+        self.prefix = prefix_cache(model, batch, width - 1) if width > 1 else None
+        self.mask = batch.attention_mask.to(model.cfg.device)
+
+    def __len__(self) -> int:
+        return len(self.batch)
+
+    @torch.no_grad()
+    def predictions(self, layer: int, vectors: Float[Tensor, "vector d_model"], mode: str = "add") -> Int[Tensor, "vector batch"]:
+        """Top-1 token of every prompt with ``vectors[v]`` (already scaled) added to
+        (``mode="add"``) or written over (``"replace"``, task vectors) the residual after
+        ``layer`` at the last token; row ``v`` for vector ``v``."""
+        model, n = self.model, self.model.cfg.n_layers
+        layer = check_layer(model, layer)
+        if mode not in ("add", "replace"):
+            raise ValueError(f"mode={mode!r}; allowed: ['add', 'replace']")
+        if vectors.ndim != 2 or vectors.shape[1] != model.cfg.d_model:
+            raise ValueError(f"vectors has shape {tuple(vectors.shape)}; expected [n_vectors, d_model={model.cfg.d_model}]")
+        check_finite(vectors, "vectors")
+        b = len(self.batch)
+        per = max(1, self.max_rows // b)  # vectors per stacked forward
+        out = []
+        for start in range(0, vectors.shape[0], per):
+            vec = vectors[start : start + per].to(self.last_resid)
+            c = vec.shape[0]
+            x = vec.repeat_interleave(b, 0)
+            x = (x if mode == "replace" else self.last_resid[layer].repeat(c, 1) + x)[:, None]  # [c*b 1 d_model]
+            if layer < n - 1:
+                kv = repeat_cache(self.prefix, c, layer + 1) if self.prefix is not None else None
+                x = model(x, start_at_layer=layer + 1, stop_at_layer=n, attention_mask=self.mask.repeat(c, 1), past_kv_cache=kv)
+            out.append(final_logits(model, x[:, -1]).argmax(-1).cpu().view(c, b))
+        return torch.cat(out)
+
+    def accuracy(self, layer: int, vectors: Float[Tensor, "vector d_model"], mode: str = "add") -> Float[Tensor, "vector batch"]:
+        """Per (vector, prompt): 1 if the first answer token is the steered top-1."""
+        return (self.predictions(layer, vectors, mode) == self.answer_ids[None]).float()

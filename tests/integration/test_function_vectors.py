@@ -5,8 +5,10 @@ import pytest
 import torch
 
 import interp
-from interp.function_vectors import function_vector, steered_accuracy, sweep, task_vectors, top1_accuracy
-from interp.hooks import active_hook_count
+from interp.function_vectors import (
+    SteeringBatch, function_vector, mean_difference_vectors, steered_accuracy, sweep, task_vectors, top1_accuracy,
+)
+from interp.hooks import active_hook_count, add_vector
 
 PROMPTS = ["Q: hot\nA:", "Q: big\nA:", "Q: up\nA:"]
 
@@ -87,3 +89,50 @@ def test_function_vectors_experiment_smoke(tmp_path):
     assert len(entry["top_heads"]) == 2
     report = (folder / "report.md").read_text()
     assert "Share of model × task combinations" in report
+
+
+def test_steering_batch_equals_one_full_forward_per_prompt_and_vector(tiny_model):
+    """SteeringBatch recomputes only the last position from the steered layer on, from cached
+    keys/values of a left-padded batch; the predictions must equal a plain forward of each
+    prompt alone with the vector added by the add_vector hook — at every layer."""
+    prompts = ["Q: hot\nA:", "Q: a much longer question here\nA:", "x"]
+    g = torch.Generator().manual_seed(3)
+    vectors = torch.randn(3, tiny_model.cfg.d_model, generator=g) * 3
+    answers = torch.zeros(len(prompts), dtype=torch.long)
+    sb = SteeringBatch(tiny_model, interp.tokenize(tiny_model, prompts, padding_side="left"), answers, max_rows=4)
+    for layer in range(tiny_model.cfg.n_layers):
+        got = sb.predictions(layer, vectors)
+        for v in range(len(vectors)):
+            for p, prompt in enumerate(prompts):
+                one = interp.tokenize(tiny_model, [prompt])
+                with add_vector(tiny_model, f"blocks.{layer}.hook_resid_post", vectors[v], positions=one.last_index):
+                    want = int(tiny_model(one.tokens)[0, -1].argmax())
+                assert int(got[v, p]) == want, (layer, v, p)
+    assert sb.accuracy(0, vectors).shape == (3, 3)
+    layer = tiny_model.cfg.n_layers // 2
+    got = sb.predictions(layer, vectors, mode="replace")
+    for v in range(len(vectors)):
+        one = interp.tokenize(tiny_model, prompts, padding_side="left")
+        want = steered_accuracy(tiny_model, one, got[v], layer, vectors[v], mode="replace")
+        assert want.tolist() == [1.0] * len(prompts)
+    assert active_hook_count(tiny_model) == 0
+
+
+def test_steering_batch_errors(tiny_llama):
+    batch = interp.tokenize(tiny_llama, PROMPTS + ["a longer prompt than the rest"])
+    with pytest.raises(ValueError, match="left-padded"):
+        SteeringBatch(tiny_llama, batch, torch.zeros(4, dtype=torch.long))
+    sb = SteeringBatch(tiny_llama, interp.tokenize(tiny_llama, PROMPTS, padding_side="left"), torch.zeros(3, dtype=torch.long))
+    with pytest.raises(ValueError, match="vectors has shape"):
+        sb.predictions(0, torch.zeros(1, tiny_llama.cfg.d_model + 1))
+    with pytest.raises(ValueError, match="NaN"):
+        sb.predictions(0, torch.full((1, tiny_llama.cfg.d_model), float("nan")))
+    with pytest.raises(ValueError, match="layer=9 is out of range"):
+        sb.predictions(9, torch.zeros(1, tiny_llama.cfg.d_model))
+
+
+def test_mean_difference_vectors_are_the_difference_of_task_vectors(tiny_model):
+    pos = interp.tokenize(tiny_model, ["Q: cold\nA: hot\n\nQ: up\nA:", "Q: big\nA: small\n\nQ: in\nA:"], padding_side="left")
+    neg = interp.tokenize(tiny_model, ["Q: cold\nA: small\n\nQ: up\nA:", "Q: big\nA: hot\n\nQ: in\nA:"], padding_side="left")
+    diff = mean_difference_vectors(tiny_model, pos, neg, layers=[0, 1])
+    torch.testing.assert_close(diff, task_vectors(tiny_model, pos, [0, 1]) - task_vectors(tiny_model, neg, [0, 1]))
