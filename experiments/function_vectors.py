@@ -43,8 +43,8 @@ class FVConfig:
     n_icl: int = 25  # clean / shuffled ICL prompts for mean head outputs, CIE and task vectors
     n_shots: int = 10
     n_eval: int = 50  # zero-shot queries (and 5/10-shot baselines) to measure accuracy on
-    ks: list[int] = field(default_factory=lambda: [2, 5, 10, 20])
-    scales: list[float] = field(default_factory=lambda: [0.5, 1.0, 2.0, 4.0, 8.0])
+    ks: list[int] = field(default_factory=lambda: [2, 5, 10, 20, 50])
+    scales: list[float] = field(default_factory=lambda: [0.5, 1.0, 2.0, 4.0, 8.0, 16.0])
     default_k: int = 10  # Todd et al.'s defaults: k = 10, λ = 1
     default_scale: float = 1.0
     layers: list[int] | None = None  # default: every layer
