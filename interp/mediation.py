@@ -51,25 +51,33 @@ def icl_prompts(
     template: str = "Q: {x}\nA: {y}",
     separator: str = "\n\n",
     answer_prefix: str = " ",
+    queries: Sequence[dict[str, str]] | None = None,
 ) -> ICLPrompts:
     """``n_prompts`` prompts of ``n_shots`` demonstrations and a query, drawn from ``pairs``
     (``{"input", "output"}``). With ``shuffle_labels`` the demonstrations' outputs are
     permuted among themselves (the query's answer stays correct). The same ``seed`` gives the
-    same demonstrations and queries with and without shuffling, so prompts pair up."""
+    same demonstrations and queries with and without shuffling, so prompts pair up.
+
+    ``queries`` fixes the query of each prompt (then ``n_prompts`` must equal its length and
+    demonstrations come from ``pairs`` only); ``n_shots=0`` gives zero-shot prompts."""
     if "{x}" not in template or "{y}" not in template:
         raise ValueError(f"template={template!r} must contain {{x}} and {{y}}")
     if not template.endswith("{y}"):
         raise ValueError(f"template={template!r} must end with {{y}} (the query's answer is predicted there)")
     if n_prompts < 1 or n_shots < 0:
         raise ValueError(f"n_prompts={n_prompts}, n_shots={n_shots}; need n_prompts >= 1 and n_shots >= 0")
-    if len(pairs) < n_shots + 1:
-        raise ValueError(f"pairs has {len(pairs)} entries; {n_shots} shots plus a query need at least {n_shots + 1}")
+    if queries is not None and len(queries) != n_prompts:
+        raise ValueError(f"queries has {len(queries)} entries but n_prompts={n_prompts}")
+    need = n_shots if queries is not None else n_shots + 1
+    if len(pairs) < need:
+        raise ValueError(f"pairs has {len(pairs)} entries; {n_shots} shots{'' if queries is not None else ' plus a query'} need at least {need}")
     rng = random.Random(seed)
     out = ICLPrompts([], [], [])
     stem = template[: template.index("{y}")].rstrip(" ")
-    for _ in range(n_prompts):
-        chosen = rng.sample(range(len(pairs)), n_shots + 1)
-        demos, query = [pairs[i] for i in chosen[:-1]], pairs[chosen[-1]]
+    for i in range(n_prompts):
+        chosen = rng.sample(range(len(pairs)), need)
+        demos = [pairs[j] for j in chosen[:n_shots]]
+        query = queries[i] if queries is not None else pairs[chosen[-1]]
         labels = [d["output"] for d in demos]
         key = rng.random()  # drawn in both modes, so clean and shuffled prompts share demos and query
         if shuffle_labels:

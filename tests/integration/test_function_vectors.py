@@ -1,6 +1,7 @@
 """Function and task vectors on the tiny models: construction by hand, the steering hook, and
 planted signals through the final layer (where the effect of a residual is exactly known)."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -136,3 +137,22 @@ def test_mean_difference_vectors_are_the_difference_of_task_vectors(tiny_model):
     neg = interp.tokenize(tiny_model, ["Q: cold\nA: small\n\nQ: up\nA:", "Q: big\nA: hot\n\nQ: in\nA:"], padding_side="left")
     diff = mean_difference_vectors(tiny_model, pos, neg, layers=[0, 1])
     torch.testing.assert_close(diff, task_vectors(tiny_model, pos, [0, 1]) - task_vectors(tiny_model, neg, [0, 1]))
+
+
+def test_fv_transfer_experiment_smoke(tmp_path):
+    import json
+
+    from experiments.fv_transfer import TransferConfig, run
+    from interp.runner import main
+
+    main("fv_transfer", TransferConfig, run, ["--config", "configs/fv_transfer.smoke.yaml", f"run.results_dir={tmp_path}", "run.run_id=smoke"])
+    folder = tmp_path / "fv_transfer" / "smoke"
+    for png in ("transfer_random_tiny-llama.png", "cos_vs_transfer_random_tiny-gpt2.png", "layers_random_tiny-gpt2.png"):
+        assert (folder / png).stat().st_size > 1000
+    metrics = json.loads((folder / "metrics.json").read_text())
+    entry = metrics["random:tiny-llama"]
+    assert set(entry["iid"]) == {"antonym", "capitalize"}
+    m = np.array(entry["per_task"]["antonym"]["transfer_best_layer"])
+    assert m.shape == (3, 3) and ((m >= 0) & (m <= 1)).all()
+    report = (folder / "report.md").read_text()
+    assert "dissociation cases" in report and "`'{x} ↔ {y}'`" in report
