@@ -327,6 +327,7 @@ def _first_changed(variants, sources, base_cache, slots: Tensor, base: TokenBatc
     return first
 
 
+@torch.no_grad()
 def prefix_cache(model: HookedTransformer, base: TokenBatch, length: int) -> TransformerLensKeyValueCache:
     """Keys and values of the base prompts' first ``length`` positions, in TL's own cache."""
     cache = TransformerLensKeyValueCache.init_cache(model.cfg, model.cfg.device, len(base))

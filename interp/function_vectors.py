@@ -159,6 +159,7 @@ class SteeringBatch:
     recomputes that one position through layers ``l+1 ..`` (left padding puts every prompt's
     last token in the same column). Same numbers as :func:`steered_accuracy` per vector."""
 
+    @torch.no_grad()  # without it autograd keeps every layer's activations of the batch (GBs)
     def __init__(self, model: HookedTransformer, batch: TokenBatch, answer_ids: Int[Tensor, " batch"], max_rows: int = 256):
         _check_answers(batch, answer_ids)
         if batch.padding_side != "left" and batch.is_padded:
