@@ -177,3 +177,91 @@ def iid_gate(iid_accuracy: dict, threshold: float = 0.5) -> tuple[list, list]:
         raise ValueError(f"threshold={threshold}; must lie in [0, 1]")
     kept = [k for k, a in iid_accuracy.items() if not np.isnan(a) and a >= threshold]
     return kept, [k for k in iid_accuracy if k not in kept]
+
+
+# ----------------------------------------------------------------------------- steering effects
+# Used by the steering studies on real models (seeds 003, 004).
+
+
+@dataclass(frozen=True)
+class EffectSize:
+    """Cohen's d of ``a`` minus ``b`` with the pooled SD, and a normal-approximation CI
+    (Hedges & Olkin's standard error). Undefined (NaN) when either group has < 2 values or the
+    pooled SD is 0."""
+
+    d: float
+    ci_low: float
+    ci_high: float
+    n_a: int
+    n_b: int
+
+    def __str__(self) -> str:
+        if np.isnan(self.d):
+            return f"undefined (n={self.n_a}, {self.n_b})"
+        return f"d={self.d:+.2f} [{self.ci_low:+.2f}, {self.ci_high:+.2f}]"
+
+
+def cohens_d(a, b, level: float = 0.95) -> EffectSize:
+    from scipy.stats import norm
+
+    a = np.asarray(a, dtype=float).ravel()
+    b = np.asarray(b, dtype=float).ravel()
+    a, b = a[~np.isnan(a)], b[~np.isnan(b)]
+    na, nb = a.size, b.size
+    nan = float("nan")
+    if na < 2 or nb < 2:
+        return EffectSize(nan, nan, nan, na, nb)
+    pooled = np.sqrt(((na - 1) * a.var(ddof=1) + (nb - 1) * b.var(ddof=1)) / (na + nb - 2))
+    if pooled == 0:
+        return EffectSize(nan, nan, nan, na, nb)
+    d = float((a.mean() - b.mean()) / pooled)
+    se = np.sqrt((na + nb) / (na * nb) + d**2 / (2 * (na + nb)))
+    z = norm.ppf((1 + level) / 2)
+    return EffectSize(d, float(d - z * se), float(d + z * se), na, nb)
+
+
+@dataclass(frozen=True)
+class McNemar:
+    """Exact McNemar test of paired correctness: ``gained`` items right only under the
+    treatment, ``lost`` right only under the control; two-sided binomial p on the discordant
+    pairs (1.0 when there are none)."""
+
+    gained: int
+    lost: int
+    p: float
+    n: int
+
+
+def mcnemar_exact(control, treatment) -> McNemar:
+    from scipy.stats import binomtest
+
+    c = np.asarray(control, dtype=bool).ravel()
+    t = np.asarray(treatment, dtype=bool).ravel()
+    if c.shape != t.shape:
+        raise ValueError(f"control has {c.size} items but treatment has {t.size}; the test needs the same items under both")
+    gained, lost = int((t & ~c).sum()), int((c & ~t).sum())
+    p = 1.0 if gained + lost == 0 else float(binomtest(gained, gained + lost, 0.5).pvalue)
+    return McNemar(gained, lost, p, int(c.size))
+
+
+def mcnemar_min_detectable(n: int, alpha: float = 0.05) -> float:
+    """The smallest accuracy change (as a share of ``n`` items) an exact two-sided McNemar
+    test on ``n`` paired items could call significant at ``alpha``: k discordant pairs all in
+    one direction give p = 2·0.5^k, so k must reach ⌈log2(2/alpha)⌉. NaN when n is too small."""
+    if n < 1:
+        raise ValueError(f"n={n}; need at least one item")
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha={alpha}; must lie in (0, 1)")
+    k = int(np.ceil(np.log2(2 / alpha)))
+    while 2 * 0.5**k > alpha:  # guard the boundary against rounding
+        k += 1
+    return k / n if k <= n else float("nan")
+
+
+def identical_outputs(outputs_by_setting: dict) -> bool:
+    """True when every setting (e.g. each α) produced exactly the same outputs, item by item —
+    seed 004's "suspicious invariance": the intervention may not be reaching the model."""
+    values = [list(v) for v in outputs_by_setting.values()]
+    if len(values) < 2:
+        raise ValueError(f"need at least two settings to compare; got {len(values)}")
+    return all(v == values[0] for v in values[1:])

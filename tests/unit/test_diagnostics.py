@@ -75,3 +75,52 @@ def test_pc1_variance_and_iid_gate():
     assert np.isnan(pc1_variance(np.ones((1, 4))))
     kept, dropped = iid_gate({"antonym": 0.8, "capitalize": 0.2, "broken": float("nan")}, threshold=0.5)
     assert kept == ["antonym"] and dropped == ["capitalize", "broken"]
+
+
+# ----------------------------------------------------------------------------- steering effects
+
+
+def test_cohens_d_by_hand_and_undefined_cases():
+    from interp.stats import cohens_d
+
+    a, b = [2.0, 4.0, 6.0], [1.0, 2.0, 3.0]
+    pooled = np.sqrt((2 * 4.0 + 2 * 1.0) / 4)  # variances 4 and 1 (ddof=1)
+    e = cohens_d(a, b)
+    assert e.d == pytest.approx(2.0 / pooled)
+    se = np.sqrt(6 / 9 + e.d**2 / 12)
+    assert e.ci_high - e.d == pytest.approx(1.959964 * se, rel=1e-5)
+    rng = np.random.default_rng(0)
+    planted = cohens_d(rng.normal(0.5, 1, 4000), rng.normal(0, 1, 4000))
+    assert planted.ci_low < 0.5 < planted.ci_high
+    assert np.isnan(cohens_d([1.0], [1.0, 2.0]).d)
+    assert np.isnan(cohens_d([1.0, 1.0], [1.0, 1.0]).d)
+    assert "undefined" in str(cohens_d([1.0, 1.0], [1.0, 1.0]))
+
+
+def test_mcnemar_exact_and_min_detectable():
+    from scipy.stats import binomtest
+
+    from interp.stats import mcnemar_exact, mcnemar_min_detectable
+
+    control = np.array([1, 1, 0, 0, 0, 0, 0, 0, 1, 0], dtype=bool)
+    treat = np.array([1, 0, 1, 1, 1, 1, 1, 0, 1, 0], dtype=bool)
+    m = mcnemar_exact(control, treat)
+    assert (m.gained, m.lost, m.n) == (5, 1, 10)
+    assert m.p == pytest.approx(binomtest(5, 6, 0.5).pvalue)
+    assert mcnemar_exact(control, control).p == 1.0
+    with pytest.raises(ValueError, match="same items"):
+        mcnemar_exact(control, treat[:5])
+    # 6 one-sided discordant pairs: p = 2/64 < .05; 5 give 2/32 > .05
+    assert mcnemar_min_detectable(107) == pytest.approx(6 / 107)
+    assert mcnemar_exact(np.zeros(107, bool), np.r_[np.ones(6, bool), np.zeros(101, bool)]).p < 0.05
+    assert mcnemar_exact(np.zeros(107, bool), np.r_[np.ones(5, bool), np.zeros(102, bool)]).p > 0.05
+    assert np.isnan(mcnemar_min_detectable(5))
+
+
+def test_identical_outputs_flags_invariance():
+    from interp.stats import identical_outputs
+
+    assert identical_outputs({0.0: ["12", "7"], 1.0: ["12", "7"], -1.0: ["12", "7"]})
+    assert not identical_outputs({0.0: ["12", "7"], 1.0: ["12", "8"]})
+    with pytest.raises(ValueError, match="at least two settings"):
+        identical_outputs({0.0: ["1"]})
