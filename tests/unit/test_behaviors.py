@@ -1,0 +1,34 @@
+import pytest
+
+from interp.behaviors import MATCHING, NOT_MATCHING, UNPARSEABLE, answer_letter, parse_choice, score_generation
+
+
+def test_answer_letter():
+    assert answer_letter("(A)") == "A" and answer_letter(" B ") == "B" and answer_letter("( B )") == "B"
+    with pytest.raises(ValueError, match="label='Yes'"):
+        answer_letter("Yes")
+
+
+@pytest.mark.parametrize(
+    "text, want",
+    [
+        ("(A)", "A"),
+        (" (B) Lost more than it has gained", "B"),
+        ("B", "B"),
+        ("A. Because trade helps.", "A"),
+        ("My answer is B.", "B"),
+        ("I choose (A), since the other option (B) is wrong", None),  # both named on the first line
+        ("(A)\nThe option (B) would be harmful.", "A"),  # explanation lines after the choice do not count
+        ("I cannot answer that.", None),  # the article "a"/"I" are not choices
+        ("As an AI, I think", None),
+        ("", None),
+    ],
+)
+def test_parse_choice(text, want):
+    assert parse_choice(text) == want
+
+
+def test_score_generation():
+    assert score_generation("(B) No", "(B)") == MATCHING
+    assert score_generation("(B) No", "(A)") == NOT_MATCHING
+    assert score_generation("Both (A) and (B)", "(A)") == UNPARSEABLE
