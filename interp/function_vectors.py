@@ -180,10 +180,12 @@ class SteeringBatch:
         return len(self.batch)
 
     @torch.no_grad()
-    def predictions(self, layer: int, vectors: Float[Tensor, "vector d_model"], mode: str = "add") -> Int[Tensor, "vector batch"]:
-        """Top-1 token of every prompt with ``vectors[v]`` (already scaled) added to
+    def logits(self, layer: int, vectors: Float[Tensor, "vector d_model"], mode: str = "add",
+               columns: Int[Tensor, " k"] | None = None) -> Float[Tensor, "vector batch k"]:  # fmt: skip
+        """Final-position logits of every prompt with ``vectors[v]`` (already scaled) added to
         (``mode="add"``) or written over (``"replace"``, task vectors) the residual after
-        ``layer`` at the last token; row ``v`` for vector ``v``."""
+        ``layer`` at the last token; row ``v`` for vector ``v``. ``columns``: only these token
+        ids (the last axis follows their order), e.g. the two answer letters."""
         model, n = self.model, self.model.cfg.n_layers
         layer = check_layer(model, layer)
         if mode not in ("add", "replace"):
@@ -202,8 +204,14 @@ class SteeringBatch:
             if layer < n - 1:
                 kv = repeat_cache(self.prefix, c, layer + 1) if self.prefix is not None else None
                 x = model(x, start_at_layer=layer + 1, stop_at_layer=n, attention_mask=self.mask.repeat(c, 1), past_kv_cache=kv)
-            out.append(final_logits(model, x[:, -1]).argmax(-1).cpu().view(c, b))
+            logits = final_logits(model, x[:, -1], None if columns is None else columns.to(x.device))
+            logits = logits if columns is None else logits[:, columns.to(x.device)]
+            out.append(logits.float().cpu().view(c, b, -1))
         return torch.cat(out)
+
+    def predictions(self, layer: int, vectors: Float[Tensor, "vector d_model"], mode: str = "add") -> Int[Tensor, "vector batch"]:
+        """Top-1 token of every prompt under each vector (see :meth:`logits`)."""
+        return self.logits(layer, vectors, mode).argmax(-1)
 
     def accuracy(self, layer: int, vectors: Float[Tensor, "vector d_model"], mode: str = "add") -> Float[Tensor, "vector batch"]:
         """Per (vector, prompt): 1 if the first answer token is the steered top-1."""

@@ -110,6 +110,9 @@ def test_steering_batch_equals_one_full_forward_per_prompt_and_vector(tiny_model
                     want = int(tiny_model(one.tokens)[0, -1].argmax())
                 assert int(got[v, p]) == want, (layer, v, p)
     assert sb.accuracy(0, vectors).shape == (3, 3)
+    cols = torch.tensor([3, 1])
+    full = sb.logits(1, vectors)
+    torch.testing.assert_close(sb.logits(1, vectors, columns=cols), full[:, :, cols])
     # built outside no_grad: it must not keep an autograd graph of the batch's activations
     assert not sb.last_resid.requires_grad and not sb.prefix.entries[0].past_keys.requires_grad
     layer = tiny_model.cfg.n_layers // 2
