@@ -336,13 +336,14 @@ def prefix_cache(model: HookedTransformer, base: TokenBatch, length: int) -> Tra
     return cache
 
 
-def repeat_cache(cache: TransformerLensKeyValueCache, copies: int, start: int) -> TransformerLensKeyValueCache:
-    """A frozen copy for ``copies`` stacked repeats (layers before ``start`` are never read)."""
+def repeat_cache(cache: TransformerLensKeyValueCache, copies: int, start: int, frozen: bool = True) -> TransformerLensKeyValueCache:
+    """A copy for ``copies`` stacked repeats (layers before ``start`` are never read, so they
+    are not copied). ``frozen=False`` gives a cache that grows, for generation (``start=0``)."""
     entries = [
-        e if i < start else TransformerLensKeyValueCacheEntry(e.past_keys.repeat(copies, 1, 1, 1), e.past_values.repeat(copies, 1, 1, 1), frozen=True)
+        e if i < start else TransformerLensKeyValueCacheEntry(e.past_keys.repeat(copies, 1, 1, 1), e.past_values.repeat(copies, 1, 1, 1), frozen=frozen)
         for i, e in enumerate(cache.entries)
     ]
-    return TransformerLensKeyValueCache(entries, cache.previous_attention_mask.repeat(copies, 1), frozen=True)
+    return TransformerLensKeyValueCache(entries, cache.previous_attention_mask.repeat(copies, 1), frozen=frozen)
 
 
 def _chunk_hooks(chunk: list[Variant], sources, slots: Tensor, batch: int, p0: int):

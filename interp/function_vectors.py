@@ -14,6 +14,7 @@ Layers are block indices ``0 .. n_layers-1``; the vector enters after block ``l`
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -212,6 +213,49 @@ class SteeringBatch:
     def predictions(self, layer: int, vectors: Float[Tensor, "vector d_model"], mode: str = "add") -> Int[Tensor, "vector batch"]:
         """Top-1 token of every prompt under each vector (see :meth:`logits`)."""
         return self.logits(layer, vectors, mode).argmax(-1)
+
+    @torch.no_grad()
+    def generate(self, layer: int, vectors: Float[Tensor, "vector d_model"], max_new_tokens: int,
+                 steer_generated: bool = True) -> Int[Tensor, "vector batch new"]:  # fmt: skip
+        """Greedy continuation of every prompt under each vector: the vector is added after
+        ``layer`` at the last prompt token and (``steer_generated``) at every generated token —
+        CAA's "all positions after the instruction". The prompt prefix's keys and values are
+        computed once for all vectors; each vector recomputes the last prompt token and then
+        decodes with a growing cache."""
+        model, n = self.model, self.model.cfg.n_layers
+        layer = check_layer(model, layer)
+        if max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens={max_new_tokens}; must be >= 1")
+        if vectors.ndim != 2 or vectors.shape[1] != model.cfg.d_model:
+            raise ValueError(f"vectors has shape {tuple(vectors.shape)}; expected [n_vectors, d_model={model.cfg.d_model}]")
+        if self.prefix is None:
+            raise ValueError("generate needs prompts of at least two tokens (a cached prefix)")
+        check_finite(vectors, "vectors")
+        b, dev = len(self.batch), model.cfg.device
+        per = max(1, self.max_rows // b)
+        out = []
+        for start in range(0, vectors.shape[0], per):
+            vec = vectors[start : start + per].to(self.last_resid)
+            c = vec.shape[0]
+            rows_vec = vec.repeat_interleave(b, 0)  # [c*b d_model]
+            cache = repeat_cache(self.prefix, c, 0, frozen=False)
+            last_tok = self.batch.tokens[:, -1:].to(dev).repeat(c, 1)
+            ones = torch.ones(c * b, 1, dtype=self.mask.dtype, device=dev)
+            # the last prompt token through layers 0..layer (unsteered there; appends its keys/values)
+            x = model(last_tok, stop_at_layer=layer + 1, past_kv_cache=cache, attention_mask=ones)
+            x = x + rows_vec[:, None]
+            if layer < n - 1:
+                x = model(x, start_at_layer=layer + 1, stop_at_layer=n, attention_mask=self.mask.repeat(c, 1), past_kv_cache=cache)
+            nxt = final_logits(model, x[:, -1]).argmax(-1)
+            steps = [nxt]
+            ctx = add_vector(model, _hook(layer), rows_vec) if steer_generated else contextlib.nullcontext()
+            with ctx:
+                for _ in range(max_new_tokens - 1):
+                    x = model(nxt[:, None], stop_at_layer=n, past_kv_cache=cache, attention_mask=ones)
+                    nxt = final_logits(model, x[:, -1]).argmax(-1)
+                    steps.append(nxt)
+            out.append(torch.stack(steps, 1).cpu().view(c, b, -1))
+        return torch.cat(out)
 
     def accuracy(self, layer: int, vectors: Float[Tensor, "vector d_model"], mode: str = "add") -> Float[Tensor, "vector batch"]:
         """Per (vector, prompt): 1 if the first answer token is the steered top-1."""

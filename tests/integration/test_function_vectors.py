@@ -161,3 +161,32 @@ def test_fv_transfer_experiment_smoke(tmp_path):
     assert m.shape == (3, 3) and ((m >= 0) & (m <= 1)).all()
     report = (folder / "report.md").read_text()
     assert "dissociation cases" in report and "`'{x} ↔ {y}'`" in report
+
+
+def test_steering_batch_generate_equals_naive_steered_greedy_decoding(tiny_model):
+    """Greedy decoding from the shared prefix cache equals decoding each prompt alone with full
+    forwards, the vector added at the last prompt token and every generated token."""
+    from interp.hooks import hooks
+
+    prompts = ["Q: hot\nA:", "Q: a much longer question here\nA:"]
+    g = torch.Generator().manual_seed(5)
+    vectors = torch.randn(2, tiny_model.cfg.d_model, generator=g) * 2
+    sb = SteeringBatch(tiny_model, interp.tokenize(tiny_model, prompts, padding_side="left"), torch.zeros(2, dtype=torch.long), max_rows=2)
+    for layer in (0, tiny_model.cfg.n_layers - 1):
+        got = sb.generate(layer, vectors, max_new_tokens=4)
+        assert got.shape == (2, 2, 4)
+        for v in range(2):
+            for p, prompt in enumerate(prompts):
+                toks = interp.tokenize(tiny_model, [prompt]).tokens
+                start = toks.shape[1] - 1
+
+                def add(act, hook, vec=vectors[v], start=start):
+                    act[:, start:] += vec.to(act)
+                    return act
+
+                for _ in range(4):
+                    with hooks(tiny_model, [(f"blocks.{layer}.hook_resid_post", add)]), torch.no_grad():
+                        nxt = tiny_model(toks)[0, -1].argmax()
+                    toks = torch.cat([toks, nxt.view(1, 1)], 1)
+                assert got[v, p].tolist() == toks[0, -4:].tolist(), (layer, v, p)
+    assert active_hook_count(tiny_model) == 0
