@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+import torch
+
 MATCHING, NOT_MATCHING, UNPARSEABLE = "matching", "not_matching", "unparseable"
 
 _LABEL = re.compile(r"^\s*\(?\s*([A-Z])\s*\)?\s*$")
@@ -45,3 +47,47 @@ def score_generation(text: str, matching_label: str) -> str:
     if letter is None:
         return UNPARSEABLE
     return MATCHING if letter == answer_letter(matching_label) else NOT_MATCHING
+
+
+# --------------------------------------------------------------------------- prompts and logit scores
+
+
+def uses_chat_template(model) -> bool:
+    return getattr(model.tokenizer, "chat_template", None) is not None
+
+
+def ab_prompt(model, question: str, chat: bool = True, answer_open: bool = True) -> str:
+    """The question as the model is asked it: the chat template (user turn, then the
+    assistant's turn) where the tokenizer has one and ``chat``, else ``"Question: …\\n\\nAnswer:"``.
+    ``answer_open`` appends ``" ("`` so that the next token is the answer letter (logit score);
+    without it the model answers freely (generation score)."""
+    if not question.strip():
+        raise ValueError("question is empty")
+    if chat and uses_chat_template(model):
+        text = model.tokenizer.apply_chat_template([{"role": "user", "content": question}], tokenize=False, add_generation_prompt=True)
+        return text + "(" if answer_open else text
+    text = f"Question: {question}\n\nAnswer:"
+    return text + " (" if answer_open else text
+
+
+def letter_ids(model, prompt: str, letters: tuple[str, ...] = ("A", "B")) -> torch.Tensor:
+    """Token ids of the answer letters as the next token after ``prompt`` (checked: appending
+    the letter must add exactly one token and leave the prompt's tokens unchanged)."""
+    base = model.tokenizer.encode(prompt, add_special_tokens=False)
+    ids = []
+    for letter in letters:
+        ext = model.tokenizer.encode(prompt + letter, add_special_tokens=False)
+        if len(ext) != len(base) + 1 or ext[: len(base)] != base:
+            raise ValueError(f"letter {letter!r} after the prompt's last characters {prompt[-10:]!r} does not tokenise as one extra token for this model")
+        ids.append(ext[-1])
+    return torch.tensor(ids)
+
+
+def oriented_logit_diff(letter_logits: torch.Tensor, matching: list[str]) -> torch.Tensor:
+    """``letter_logits[..., item, 2]`` (A, B) → logit(matching letter) − logit(other), per item."""
+    if letter_logits.shape[-1] != 2:
+        raise ValueError(f"letter_logits has last axis {letter_logits.shape[-1]}; expected 2 (A, B)")
+    if letter_logits.shape[-2] != len(matching):
+        raise ValueError(f"{len(matching)} matching labels for {letter_logits.shape[-2]} items")
+    sign = torch.tensor([1.0 if answer_letter(m) == "A" else -1.0 for m in matching])
+    return (letter_logits[..., 0] - letter_logits[..., 1]) * sign

@@ -108,3 +108,17 @@ def test_dola_scorer_matches_plain_forwards_on_real_model(name):
     for alpha, post in [(0.1, True), (0.0, False)]:
         ref = reference(model, item, layers, alpha, post)
         np.testing.assert_allclose(got.scores[("dola", "50-100", alpha, post)], ref, rtol=1e-4, atol=2e-3)
+
+
+def test_ab_prompts_on_the_real_models():
+    """The instruct model is asked inside its chat template, the base model with a plain
+    prompt; in both the answer letter after "(" is one token."""
+    from interp.behaviors import ab_prompt, letter_ids
+
+    smol, gemma = interp.load_model("smollm2-135m-instruct"), interp.load_model("gemma-3-270m")
+    p = ab_prompt(smol, "Is water wet?\n\nChoices:\n(A) Yes\n(B) No")
+    assert "<|im_start|>user\nIs water wet?" in p and p.endswith("<|im_start|>assistant\n(")
+    assert ab_prompt(gemma, "Is water wet?").endswith("Answer: (")
+    for m, prompt in ((smol, p), (gemma, ab_prompt(gemma, "Is water wet?"))):
+        a, b = letter_ids(m, prompt).tolist()
+        assert m.tokenizer.decode([a]) == "A" and m.tokenizer.decode([b]) == "B"

@@ -32,3 +32,16 @@ def test_score_generation():
     assert score_generation("(B) No", "(B)") == MATCHING
     assert score_generation("(B) No", "(A)") == NOT_MATCHING
     assert score_generation("Both (A) and (B)", "(A)") == UNPARSEABLE
+
+
+def test_oriented_logit_diff():
+    import torch
+
+    from interp.behaviors import oriented_logit_diff
+
+    logits = torch.tensor([[2.0, 0.5], [1.0, 3.0]])  # item 0: A > B; item 1: B > A
+    torch.testing.assert_close(oriented_logit_diff(logits, ["(A)", "(A)"]), torch.tensor([1.5, -2.0]))
+    torch.testing.assert_close(oriented_logit_diff(logits, ["(B)", "(A)"]), torch.tensor([-1.5, -2.0]))
+    torch.testing.assert_close(oriented_logit_diff(logits[None].repeat(3, 1, 1), ["(B)", "(B)"]), torch.tensor([[-1.5, 2.0]] * 3))
+    with pytest.raises(ValueError, match="2 matching labels for 3 items"):
+        oriented_logit_diff(torch.zeros(3, 2), ["(A)", "(B)"])

@@ -1,0 +1,47 @@
+"""CAA behaviour experiment on the tiny models (smoke), and the prompt/letter checks."""
+
+import json
+
+import numpy as np
+import pytest
+
+import interp
+from interp.behaviors import ab_prompt, letter_ids
+
+
+def test_ab_prompt_and_letter_ids(tiny_llama):
+    p = ab_prompt(tiny_llama, "Is water wet?\n\nChoices:\n(A) Yes\n(B) No")
+    assert p.endswith("Answer: (")
+    ids = letter_ids(tiny_llama, p)
+    assert ids.shape == (2,) and ids[0] != ids[1]
+    assert not ab_prompt(tiny_llama, "Q?", answer_open=False).endswith("(")
+    with pytest.raises(ValueError, match="question is empty"):
+        ab_prompt(tiny_llama, "  ")
+
+
+def test_caa_experiment_smoke(tmp_path):
+    from experiments.caa_behaviors import CAAConfig, run
+    from interp.runner import main
+
+    main("caa_behaviors", CAAConfig, run, ["--config", "configs/caa_behaviors.smoke.yaml", f"run.results_dir={tmp_path}", "run.run_id=smoke"])
+    folder = tmp_path / "caa_behaviors" / "smoke"
+    for png in ("effect_sizes.png", "violins_random_tiny-llama.png", "layers_random_tiny-gpt2.png"):
+        assert (folder / png).stat().st_size > 1000
+    metrics = json.loads((folder / "metrics.json").read_text())
+    entry = metrics["random:tiny-llama"]["refusal"]
+    assert len(entry["delta"]) == 2 and np.isfinite(entry["delta"]).all()
+    assert 0.0 <= entry["best_fraction"] <= 1.0
+    report = (folder / "report.md").read_text()
+    assert "Cohen's d" in report and "random:tiny-gpt2 (plain prompt, 2 layers)" in report
+
+
+def test_caa_config_errors(tmp_path):
+    from experiments.caa_behaviors import CAAConfig, run
+    from interp.runner import main
+
+    with pytest.raises(ValueError, match="must contain -1.0"):
+        main("caa_behaviors", CAAConfig, run, ["--config", "configs/caa_behaviors.smoke.yaml", f"run.results_dir={tmp_path}",
+                                                "multipliers=[0.0, 1.0]"])  # fmt: skip
+    with pytest.raises(ValueError, match=r"too_long=skip"):
+        main("caa_behaviors", CAAConfig, run, ["--config", "configs/caa_behaviors.smoke.yaml", f"run.results_dir={tmp_path}",
+                                                "too_long=error", "behaviors=[sycophancy]"])  # fmt: skip
