@@ -1,0 +1,43 @@
+"""Correctness-direction sweep: problem generation and answer parsing (unit-level), and the
+experiment's smoke config on the 135M model."""
+
+import json
+
+import pytest
+
+from interp.data.arithmetic import SHOTS, parse_answer, problems, prompt
+
+
+def test_problems_are_seeded_distinct_and_correct():
+    a, b = problems("add2", 50, seed=3), problems("add2", 50, seed=3)
+    assert a == b and len({p.question for p in a}) == 50
+    for p in problems("sub2", 30) + problems("mul1", 30):
+        x, op, y, _ = p.question.split()
+        assert p.answer == {"-": int(x) - int(y), "*": int(x) * int(y)}[op] and p.answer > 0
+    assert not {p.question for p in problems("mul1", 64)} & {s.question for s in SHOTS["mul1"]}
+    assert len(problems("add1", 500)) == 79  # 81 pairs minus the two worked examples
+    assert prompt(a[0], "add2").endswith(f"Q: {a[0].question}\nA:")
+    with pytest.raises(ValueError, match="kind='div'"):
+        problems("div", 3)
+
+
+@pytest.mark.parametrize("text, want", [(" 17\n\nQ:", 17), ("42", 42), (" -3 apples", -3), (" seventeen", None), ("", None)])
+def test_parse_answer(text, want):
+    assert parse_answer(text) == want
+
+
+@pytest.mark.slow
+def test_correctness_experiment_smoke(tmp_path):
+    from experiments.correctness_steering import CorrectnessConfig, run
+    from interp.runner import main
+
+    main("correctness_steering", CorrectnessConfig, run,
+         ["--config", "configs/correctness_steering.smoke.yaml", f"run.results_dir={tmp_path}", "run.run_id=smoke"])  # fmt: skip
+    folder = tmp_path / "correctness_steering" / "smoke"
+    assert (folder / "accuracy_smollm2-135m-instruct.png").stat().st_size > 1000
+    m = json.loads((folder / "metrics.json").read_text())["smollm2-135m-instruct"]
+    assert m["kind"] in ("add1", "mul1") and len(m["layers"]) == 3
+    for layer, changed in m["control_changed"].items():
+        assert max(changed) > 0, f"the positive control did not change any output at layer {layer}"
+    report = (folder / "report.md").read_text()
+    assert "Smallest accuracy change" in report
