@@ -180,6 +180,12 @@ class SteeringBatch:
     def __len__(self) -> int:
         return len(self.batch)
 
+    def _check_vectors(self, vectors: Tensor) -> None:
+        d = self.model.cfg.d_model
+        if vectors.ndim != 2 or vectors.shape[1] != d:
+            raise ValueError(f"vectors has shape {tuple(vectors.shape)}; expected [n_vectors, d_model={d}]")
+        check_finite(vectors, "vectors")
+
     @torch.no_grad()
     def logits(self, layer: int, vectors: Float[Tensor, "vector d_model"], mode: str = "add",
                columns: Int[Tensor, " k"] | None = None) -> Float[Tensor, "vector batch k"]:  # fmt: skip
@@ -191,9 +197,7 @@ class SteeringBatch:
         layer = check_layer(model, layer)
         if mode not in ("add", "replace"):
             raise ValueError(f"mode={mode!r}; allowed: ['add', 'replace']")
-        if vectors.ndim != 2 or vectors.shape[1] != model.cfg.d_model:
-            raise ValueError(f"vectors has shape {tuple(vectors.shape)}; expected [n_vectors, d_model={model.cfg.d_model}]")
-        check_finite(vectors, "vectors")
+        self._check_vectors(vectors)
         b = len(self.batch)
         per = max(1, self.max_rows // b)  # vectors per stacked forward
         out = []
@@ -226,11 +230,9 @@ class SteeringBatch:
         layer = check_layer(model, layer)
         if max_new_tokens < 1:
             raise ValueError(f"max_new_tokens={max_new_tokens}; must be >= 1")
-        if vectors.ndim != 2 or vectors.shape[1] != model.cfg.d_model:
-            raise ValueError(f"vectors has shape {tuple(vectors.shape)}; expected [n_vectors, d_model={model.cfg.d_model}]")
+        self._check_vectors(vectors)
         if self.prefix is None:
             raise ValueError("generate needs prompts of at least two tokens (a cached prefix)")
-        check_finite(vectors, "vectors")
         b, dev = len(self.batch), model.cfg.device
         per = max(1, self.max_rows // b)
         out = []
