@@ -49,7 +49,8 @@ class TransferConfig:
     tasks: list[str] = field(default_factory=lambda: ["antonym", "capitalize", "sentiment", "country-capital", "english-french"])
     templates: list[str] = field(default_factory=lambda: list(TEMPLATE_KINDS))
     custom_templates: dict = field(default_factory=dict)  # {task: {kind: "... {x} ... {y}"}}: adds or overrides
-    n_icl: int = 20  # clean and shuffled-label ICL prompts per template for the mean difference
+    extraction: str = "shuffled"  # mean difference: clean ICL minus "shuffled" (shuffled-label ICL) or "zero_shot" (the same queries without demonstrations)
+    n_icl: int = 20  # clean and baseline prompts per template for the mean difference
     n_shots: int = 5
     n_val: int = 20  # queries to choose α on (source template only)
     n_eval: int = 40  # test queries, shared by all templates (disjoint from val and from the ICL pool)
@@ -61,6 +62,9 @@ class TransferConfig:
     transfer_max: float = 0.4
     iid_threshold: float = 0.5
     max_rows: int = 512
+
+
+EXTRACTIONS = ("shuffled", "zero_shot")
 
 
 def _templates(task: str, cfg: TransferConfig) -> dict[str, str]:
@@ -92,8 +96,11 @@ def _task_transfer(model, task: str, cfg: TransferConfig, seed: int) -> dict:
     for kind in tqdm(kinds, desc=f"{task}: vectors", leave=False):
         tpl = templates[kind]
         clean = icl_prompts(pool, cfg.n_icl, cfg.n_shots, seed=seed + 1, template=tpl, separator=cfg.separator)
-        shuf = icl_prompts(pool, cfg.n_icl, cfg.n_shots, seed=seed + 1, template=tpl, separator=cfg.separator, shuffle_labels=True)
-        vectors[kind] = mean_difference_vectors(model, tok(clean.prompts), tok(shuf.prompts), layers)
+        if cfg.extraction == "shuffled":
+            base = icl_prompts(pool, cfg.n_icl, cfg.n_shots, seed=seed + 1, template=tpl, separator=cfg.separator, shuffle_labels=True)
+        else:
+            base = icl_prompts(pool, cfg.n_icl, 0, template=tpl, queries=[{"input": q, "output": ""} for q in clean.queries])
+        vectors[kind] = mean_difference_vectors(model, tok(clean.prompts), tok(base.prompts), layers)
         zv = icl_prompts(pool, len(val_q), 0, template=tpl, queries=val_q).prompts
         zt = icl_prompts(pool, len(test_q), 0, template=tpl, queries=test_q).prompts
         val_sb[kind] = SteeringBatch(model, tok(zv), ans_val, max_rows=cfg.max_rows)
@@ -270,11 +277,14 @@ def _correlation_rows(label: str, diag: dict) -> list[list[str]]:
 
 
 def run(cfg: TransferConfig, run: Run) -> None:
+    if cfg.extraction not in EXTRACTIONS:
+        raise ValueError(f"extraction={cfg.extraction!r}; allowed: {list(EXTRACTIONS)}")
+    baseline = "their shuffled-label twins" if cfg.extraction == "shuffled" else "the same queries without demonstrations (zero-shot)"
     run.report.add_text(
         f"Cross-template transfer of mean-difference function vectors (seed 000). Tasks {cfg.tasks}; templates "
         f"{cfg.templates} (texts in `interp/data/fv_templates.py`, listed per task below). Vector per (task, template, "
         f"layer) = mean last-token residual after the layer over {cfg.n_icl} clean {cfg.n_shots}-shot ICL prompts minus "
-        f"over their shuffled-label twins. Added × α at the last token of zero-shot prompts; α ∈ {cfg.alphas} chosen per "
+        f"over {baseline}. Added × α at the last token of zero-shot prompts; α ∈ {cfg.alphas} chosen per "
         f"(source template, layer) on {cfg.n_val} validation queries of the source template; accuracies (first answer "
         f"token top-1) on {cfg.n_eval} other test queries shared by all templates. Best layer per task: highest mean "
         f"validation accuracy over templates. Dissociation: cos > {cfg.cos_min} and transfer < {cfg.transfer_max}; "
@@ -287,6 +297,8 @@ def run(cfg: TransferConfig, run: Run) -> None:
         for ti, task in enumerate(cfg.tasks):
             seed = cfg.run.seed + 1000 * ti
             keep = {k: v for k, v in vars(cfg).items() if k not in ("run", "models", "tasks", "cos_min", "transfer_max", "iid_threshold", "max_rows")}
+            if cfg.extraction == "shuffled":
+                keep.pop("extraction")  # the default: keeps the cache keys of runs from before the option existed
             results[task] = run.cached(lambda: _task_transfer(model, task, cfg, seed), step="fv_transfer.task", model=name, task=task,
                                        cfg=keep, templates=_templates(task, cfg), seed=seed)  # fmt: skip
         del model

@@ -82,25 +82,31 @@ def correlate(x, y, method: str = "pearson") -> Correlation:
 
 @dataclass(frozen=True)
 class SimpsonCheck:
-    """Whether the pooled correlation's sign disagrees with most within-group signs."""
+    """Whether a significant pooled correlation's sign disagrees with most within-group signs.
+    A pooled correlation that is not significant (p >= alpha) is no trend to reverse, so it is
+    never flagged (``pooled_significant`` says which case it was)."""
 
     flagged: bool
     pooled_sign: int
     n_groups: int  # groups with a defined, non-zero correlation
     n_opposite: int  # of those, how many have the sign opposite to the pooled one
+    pooled_significant: bool = True
 
     def __str__(self) -> str:
+        if not self.pooled_significant:
+            return f"no Simpson's paradox (the pooled correlation is not significant; {self.n_opposite} of {self.n_groups} groups disagree in sign)"
         if not self.flagged:
             return f"no Simpson's paradox ({self.n_opposite} of {self.n_groups} groups disagree with the pooled sign)"
         return (f"SIMPSON'S PARADOX: the pooled correlation is {'positive' if self.pooled_sign > 0 else 'negative'} "
                 f"but {self.n_opposite} of {self.n_groups} within-group correlations have the opposite sign")  # fmt: skip
 
 
-def simpson_check(pooled: Correlation, groups: dict) -> SimpsonCheck:
+def simpson_check(pooled: Correlation, groups: dict, alpha: float = 0.05) -> SimpsonCheck:
     signs = [int(np.sign(c.r)) for c in groups.values() if c.defined and c.r != 0]
     ps = int(np.sign(pooled.r)) if pooled.defined else 0
     opposite = sum(s == -ps for s in signs) if ps else 0
-    return SimpsonCheck(bool(ps and signs and opposite > len(signs) / 2), ps, len(signs), opposite)
+    significant = bool(pooled.defined and pooled.p < alpha)
+    return SimpsonCheck(bool(significant and ps and signs and opposite > len(signs) / 2), ps, len(signs), opposite, significant)
 
 
 @dataclass(frozen=True)

@@ -161,6 +161,11 @@ def test_fv_transfer_experiment_smoke(tmp_path):
     assert m.shape == (3, 3) and ((m >= 0) & (m <= 1)).all()
     report = (folder / "report.md").read_text()
     assert "dissociation cases" in report and "`'{x} ↔ {y}'`" in report
+    main("fv_transfer", TransferConfig, run, ["--config", "configs/fv_transfer.smoke.yaml", f"run.results_dir={tmp_path}", "run.run_id=zs",
+                                              "models=[random:tiny-llama]", "extraction=zero_shot"])  # fmt: skip
+    assert "minus over the same queries without demonstrations" in (tmp_path / "fv_transfer" / "zs" / "report.md").read_text()
+    with pytest.raises(ValueError, match="extraction='mean'"):
+        main("fv_transfer", TransferConfig, run, ["--config", "configs/fv_transfer.smoke.yaml", f"run.results_dir={tmp_path}", "extraction=mean"])
 
 
 def test_steering_batch_generate_equals_naive_steered_greedy_decoding(tiny_model):

@@ -124,3 +124,14 @@ def test_identical_outputs_flags_invariance():
     assert not identical_outputs({0.0: ["12", "7"], 1.0: ["12", "8"]})
     with pytest.raises(ValueError, match="at least two settings"):
         identical_outputs({0.0: ["1"]})
+
+
+def test_an_insignificant_pooled_correlation_is_not_a_paradox():
+    """Pooled r ≈ 0 (p large) with most groups of the other sign: nothing to reverse."""
+    from interp.stats import Correlation, simpson_check
+
+    groups = {g: Correlation(-0.02, 0.6, 800, "pearson") for g in "abc"}
+    weak = simpson_check(Correlation(0.016, 0.31, 4200, "pearson"), groups)
+    assert not weak.flagged and not weak.pooled_significant and "not significant" in str(weak)
+    strong = simpson_check(Correlation(0.3, 1e-9, 4200, "pearson"), groups)
+    assert strong.flagged and strong.pooled_significant
