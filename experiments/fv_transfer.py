@@ -311,6 +311,7 @@ def run(cfg: TransferConfig, run: Run) -> None:
             ci = bootstrap_ci(np.diag(m), n_boot=1000)
             rows.append([task, f"L{r['layers'][li]}", f"{iid[task]:.2f} [{ci.ci_low:.2f}, {ci.ci_high:.2f}]",
                          f"{m[~np.eye(k, dtype=bool)].mean():.2f}",
+                         f"{(m - np.array([r['zero_shot'][t].mean() for t in r['kinds']])[None])[~np.eye(k, dtype=bool)].mean():+.2f}",
                          f"{np.mean([v.mean() for v in r['zero_shot'].values()]):.2f}",
                          f"{np.mean([v.mean() for v in r['icl'].values()]):.2f}",
                          f"{r['cos'][li][~np.eye(k, dtype=bool)].mean():.2f}",
@@ -321,7 +322,7 @@ def run(cfg: TransferConfig, run: Run) -> None:
         diag_all = _diagnostics(pairs, cfg)
         diag_gated = _diagnostics(_subset(pairs, kept), cfg)
         run.report.add_text(f"## {name}")
-        run.report.add_table(["task", "best layer", "IID (95% CI over templates)", "transfer (mean off-diagonal)", "zero-shot unsteered",
+        run.report.add_table(["task", "best layer", "IID (95% CI over templates)", "transfer (mean off-diagonal)", "transfer − unsteered target", "zero-shot unsteered",
                               f"{cfg.n_shots}-shot ICL", "mean cos", "PC1 variance (mean, range over layers)", "α* per template"], rows,
                              caption=f"{name}: per task at its best layer (templates in order {r['kinds']}). "
                                      f"IID gate ≥ {cfg.iid_threshold}: kept {kept or 'none'}, dropped {dropped or 'none'}.")  # fmt: skip
