@@ -49,11 +49,13 @@ class FVConfig:
     default_scale: float = 1.0
     layers: list[int] | None = None  # default: every layer
     patching: bool = True  # resid / attn / mlp recovery by layer per task
+    min_reference: float = 0.1  # recovery is undefined where 5-shot accuracy is below this (a ratio to ~0 says nothing)
     memory_budget_gb: float = 4.0
 
 
-def _ratio(acc: np.ndarray, ref: float) -> np.ndarray:
-    return acc / ref if ref > 0 else np.full_like(acc, np.nan)  # undefined when 5-shot is 0
+def _ratio(acc: np.ndarray, ref: float, floor: float) -> np.ndarray:
+    # undefined when 5-shot accuracy is below the floor: 1 correct of 50 would turn 3 correct into "300%"
+    return acc / ref if ref > 0 and ref >= floor else np.full_like(acc, np.nan)
 
 
 def _task_study(model, task: str, cfg: FVConfig, seed: int) -> dict:
@@ -108,7 +110,8 @@ def _task_study(model, task: str, cfg: FVConfig, seed: int) -> dict:
 def _recovery_rows(name: str, task: str, r: dict, cfg: FVConfig) -> tuple[list, dict]:
     five = float(r["baselines"]["5-shot"].mean())
     search = np.max(np.stack([a.max(0) for a in r["fv"].values()]), 0)  # per layer, max over (k, λ)
-    curves = {"FV default": _ratio(r["fv_default"], five), "FV search": _ratio(search, five), "TV": _ratio(r["tv"], five)}
+    f = cfg.min_reference
+    curves = {"FV default": _ratio(r["fv_default"], five, f), "FV search": _ratio(search, five, f), "TV": _ratio(r["tv"], five, f)}
     layers = r["layers"]
     peaks = {m: (float(np.nanmax(c)) if np.isfinite(c).any() else float("nan")) for m, c in curves.items()}
     fmt = lambda c: "undefined" if not np.isfinite(c).any() else f"{np.nanmax(c):.2f} (L{layers[int(np.nanargmax(c))]}) / {np.nanmean(c):.2f}"  # noqa: E731
@@ -168,7 +171,7 @@ def run(cfg: FVConfig, run: Run) -> None:
         f"vectors; accuracy (first answer token top-1) on {cfg.n_eval} other queries. Recovery = accuracy / 5-shot "
         f"accuracy per layer; cells show peak (layer) / mean over layers. FV default: k = {cfg.default_k}, "
         f"λ = {cfg.default_scale}; FV search: best (k, λ) per layer; TV: replace the residual. A task whose 5-shot "
-        f"accuracy is 0 has undefined recovery."
+        f"accuracy is below {cfg.min_reference} has undefined recovery (a ratio to almost nothing)."
     )
     rows, peaks = [], []
     for name in cfg.models:
@@ -176,7 +179,7 @@ def run(cfg: FVConfig, run: Run) -> None:
         per_task, layers_by_task, results = {}, {}, {}
         for ti, task in enumerate(cfg.tasks):
             r = run.cached(lambda: _task_study(model, task, cfg, cfg.run.seed + 1000 * ti), step="fv.task", model=name, task=task,
-                           cfg={k: v for k, v in vars(cfg).items() if k not in ("run", "models", "tasks")}, seed=cfg.run.seed + 1000 * ti)  # fmt: skip
+                           cfg={k: v for k, v in vars(cfg).items() if k not in ("run", "models", "tasks", "min_reference")}, seed=cfg.run.seed + 1000 * ti)  # fmt: skip
             results[task] = r
             row, info = _recovery_rows(name, task, r, cfg)
             rows.append(row)
