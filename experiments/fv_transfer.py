@@ -184,7 +184,7 @@ def _diagnostics(p: dict, cfg: TransferConfig) -> dict:
 
 def _heatmaps(name: str, results: dict):
     tasks = list(results)
-    fig, axes = plt.subplots(1, len(tasks), figsize=(3.3 * len(tasks), 3.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(3.9 * len(tasks), 3.6), squeeze=False, gridspec_kw={"wspace": 0.55})
     for ax, task in zip(axes[0], tasks):
         r = results[task]
         li = _best_layer(r)
