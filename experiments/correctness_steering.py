@@ -74,7 +74,12 @@ def _solve(model, prompts: list[str], answers: list[int], max_new_tokens: int, m
 def _study(model, cfg: CorrectnessConfig, seed: int) -> dict:
     calib = {}
     kinds = cfg.kinds if cfg.task == "auto" else [cfg.task]
-    pools = {k: problems(k, cfg.n_calibrate + cfg.n_problems, seed) for k in kinds}
+    need = cfg.n_calibrate + cfg.n_problems
+    pools = {k: problems(k, need, seed) for k in kinds}
+    short = {k: len(p) for k, p in pools.items() if len(p) < need}  # add1 / mul1 have fewer than 100 distinct problems
+    if len(short) == len(kinds):
+        raise ValueError(f"no kind in {kinds} has n_calibrate + n_problems = {need} distinct problems ({short}); lower n_problems or add a kind")
+    kinds = [k for k in kinds if k not in short]
     with linear_friendly_weights(model):
         if cfg.task == "auto":
             for k in tqdm(kinds, desc="calibration", leave=False):
@@ -84,8 +89,6 @@ def _study(model, cfg: CorrectnessConfig, seed: int) -> dict:
         else:
             kind = cfg.task
         probs = pools[kind][cfg.n_calibrate :]
-        if len(probs) < 20:
-            raise ValueError(f"kind {kind!r} has only {len(probs)} distinct problems beyond calibration; need at least 20")
         prompts, answers = [prompt(p, kind) for p in probs], [p.answer for p in probs]
         _, base = _solve(model, prompts, answers, cfg.max_new_tokens, cfg.max_rows)
         base = base[0]
@@ -112,7 +115,7 @@ def _study(model, cfg: CorrectnessConfig, seed: int) -> dict:
                           alphas[:, None] * direction[li])  # fmt: skip
             texts[layer], correct[layer] = t[: len(cfg.alphas)], c[: len(cfg.alphas)]
             control[layer] = [sum(x != y for x, y in zip(t[j], t[cfg.alphas.index(0.0)])) for j in (len(cfg.alphas), len(cfg.alphas) + 1)]
-    return {"kind": kind, "calibration": calib, "layers": layers, "n_layers": n, "n_train": (len(good), len(bad)), "n_test": len(test),
+    return {"kind": kind, "calibration": calib, "too_few_problems": short, "layers": layers, "n_layers": n, "n_train": (len(good), len(bad)), "n_test": len(test),
             "test_base": base[test], "base_accuracy": float(base.mean()), "norms": direction.norm(dim=-1).numpy(),
             "texts": texts, "correct": correct, "control": control}  # fmt: skip
 
@@ -163,6 +166,8 @@ def run(cfg: CorrectnessConfig, run: Run) -> None:
             flags[layer] = identical_outputs({a: r["texts"][layer][ai] for ai, a in enumerate(cfg.alphas)})
         run.report.add_text(f"## {name}")
         calib = ", ".join(f"{k}: {v:.2f}" for k, v in r["calibration"].items()) or "not run (task fixed)"
+        if r["too_few_problems"]:
+            calib += "; not candidates, too few distinct problems: " + ", ".join(f"{k} ({n})" for k, n in r["too_few_problems"].items())
         run.report.add_text(
             f"Task **{r['kind']}** (calibration accuracy {calib}); accuracy on all {cfg.n_problems} problems "
             f"{r['base_accuracy']:.1%}; train {r['n_train'][0]} correct + {r['n_train'][1]} wrong, test {r['n_test']}. "

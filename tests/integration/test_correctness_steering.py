@@ -41,3 +41,12 @@ def test_correctness_experiment_smoke(tmp_path):
         assert max(changed) > 0, f"the positive control did not change any output at layer {layer}"
     report = (folder / "report.md").read_text()
     assert "Smallest accuracy change" in report
+
+
+def test_kinds_without_enough_problems_are_an_error(tmp_path):
+    from experiments.correctness_steering import CorrectnessConfig, run
+    from interp.runner import main
+
+    with pytest.raises(ValueError, match=r"no kind in \['add1', 'mul1'\] has n_calibrate \+ n_problems = 408"):
+        main("correctness_steering", CorrectnessConfig, run, ["--config", "configs/correctness_steering.smoke.yaml", f"run.results_dir={tmp_path}",
+                                                              "models=[random:tiny-llama]", "n_problems=400"])  # fmt: skip
