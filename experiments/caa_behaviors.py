@@ -31,12 +31,12 @@ import torch  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 import interp  # noqa: E402
-from interp.behaviors import MATCHING, NOT_MATCHING, UNPARSEABLE, ab_prompt, letter_ids, oriented_logit_diff, score_generation, uses_chat_template  # noqa: E402
+from interp.behaviors import MATCHING, NOT_MATCHING, UNPARSEABLE, ab_prompt, answer_letter, letter_ids, oriented_logit_diff, score_generation, uses_chat_template  # noqa: E402
 from interp.data import CAA_BEHAVIORS, load_caa  # noqa: E402
 from interp.engine import linear_friendly_weights  # noqa: E402
 from interp.function_vectors import SteeringBatch, mean_difference_vectors  # noqa: E402
 from interp.runner import Run, RunConfig, file_slug, main  # noqa: E402
-from interp.stats import bootstrap_ci, cohens_d, correlate  # noqa: E402
+from interp.stats import cohens_d, correlate  # noqa: E402
 
 
 @dataclass
@@ -94,10 +94,9 @@ def _behavior_study(model, behavior: str, cfg: CAAConfig) -> dict:
     n = model.cfg.n_layers
     layers = cfg.layers if cfg.layers is not None else list(range(n))
     tok = lambda prompts: interp.tokenize(model, prompts, padding_side="left")  # noqa: E731
-    letter = lambda label: label.strip().strip("()")  # noqa: E731
     open_prompts = [ab_prompt(model, it["question"], cfg.chat) for it in gen_items]
-    pos = [p + letter(it["answer_matching_behavior"]) for p, it in zip(open_prompts, gen_items)]
-    neg = [p + letter(it["answer_not_matching_behavior"]) for p, it in zip(open_prompts, gen_items)]
+    pos = [p + answer_letter(it["answer_matching_behavior"]) for p, it in zip(open_prompts, gen_items)]
+    neg = [p + answer_letter(it["answer_not_matching_behavior"]) for p, it in zip(open_prompts, gen_items)]
     vectors = torch.zeros(len(layers), model.cfg.d_model)
     for i in range(0, len(pos), 25):  # chunks keep the padded batch small
         vectors += mean_difference_vectors(model, tok(pos[i : i + 25]), tok(neg[i : i + 25]), layers) * len(pos[i : i + 25])
@@ -111,7 +110,7 @@ def _behavior_study(model, behavior: str, cfg: CAAConfig) -> dict:
     with linear_friendly_weights(model):
         for li, layer in enumerate(tqdm(layers, desc=f"{behavior}: logit", leave=False)):
             ld[li] = oriented_logit_diff(sb.logits(layer, mult[:, None] * vectors[li], columns=cols), matching).numpy()
-    out = {"layers": layers, "ld": ld, "norms": vectors.norm(dim=-1).numpy(), "n_generate": len(gen_items), "n_test": len(test_items),
+    out = {"layers": layers, "ld": ld, "n_generate": len(gen_items), "n_test": len(test_items),
            "skipped": gen_skipped + test_skipped}  # fmt: skip
     if cfg.generation.enabled:
         g = cfg.generation
@@ -144,7 +143,7 @@ def _summary(r: dict, cfg: CAAConfig, n_layers: int) -> dict:
     best = int(np.argmax(delta))
     d = cohens_d(r["ld"][best, plus], r["ld"][best, minus])
     out = {"delta": delta, "best_layer": r["layers"][best], "best_fraction": r["layers"][best] / max(n_layers - 1, 1), "d": d,
-           "delta_best": float(delta[best]), "d_by_layer": np.array([cohens_d(r["ld"][i, plus], r["ld"][i, minus]).d for i in range(len(delta))]),
+           "delta_best": float(delta[best]),
            "base_matching": float((r["ld"][best, zero] > 0).mean()) if zero is not None else float("nan")}  # fmt: skip
     if "gen_labels" in r:
         gm = list(cfg.generation.multipliers)

@@ -60,10 +60,13 @@ def _check(cfg: CorrectnessConfig) -> None:
         raise ValueError(f"test_fraction={cfg.test_fraction}; must lie in (0, 1)")
 
 
-def _solve(model, prompts: list[str], answers: list[int], max_new_tokens: int, max_rows: int, layer: int = 0, vectors=None):
-    """Greedy answers (decoded strings) and correctness, per vector (row) and problem."""
+def _steering_batch(model, prompts: list[str], max_rows: int) -> SteeringBatch:
     batch = interp.tokenize(model, prompts, padding_side="left")
-    sb = SteeringBatch(model, batch, torch.zeros(len(prompts), dtype=torch.long), max_rows=max_rows)
+    return SteeringBatch(model, batch, torch.zeros(len(prompts), dtype=torch.long), max_rows=max_rows)
+
+
+def _solve(model, sb: SteeringBatch, answers: list[int], max_new_tokens: int, layer: int = 0, vectors=None):
+    """Greedy answers (decoded strings) and correctness, per vector (row) and problem."""
     vectors = torch.zeros(1, model.cfg.d_model) if vectors is None else vectors
     ids = sb.generate(layer, vectors, max_new_tokens)
     texts = [model.tokenizer.batch_decode(row, skip_special_tokens=True) for row in ids]
@@ -84,13 +87,14 @@ def _study(model, cfg: CorrectnessConfig, seed: int) -> dict:
         if cfg.task == "auto":
             for k in tqdm(kinds, desc="calibration", leave=False):
                 cal = pools[k][: cfg.n_calibrate]
-                calib[k] = float(_solve(model, [prompt(p, k) for p in cal], [p.answer for p in cal], cfg.max_new_tokens, cfg.max_rows)[1].mean())
+                sb = _steering_batch(model, [prompt(p, k) for p in cal], cfg.max_rows)
+                calib[k] = float(_solve(model, sb, [p.answer for p in cal], cfg.max_new_tokens)[1].mean())
             kind = min(calib, key=lambda k: abs(calib[k] - 0.5))
         else:
             kind = cfg.task
         probs = pools[kind][cfg.n_calibrate :]
         prompts, answers = [prompt(p, kind) for p in probs], [p.answer for p in probs]
-        _, base = _solve(model, prompts, answers, cfg.max_new_tokens, cfg.max_rows)
+        _, base = _solve(model, _steering_batch(model, prompts, cfg.max_rows), answers, cfg.max_new_tokens)
         base = base[0]
         # stratified split: the same test share of correct and of wrong problems
         rng = random.Random(seed + 1)
@@ -100,7 +104,8 @@ def _study(model, cfg: CorrectnessConfig, seed: int) -> dict:
             rng.shuffle(idx)
             test += idx[: round(cfg.test_fraction * len(idx))]
         test = sorted(test)
-        train = [i for i in range(len(probs)) if i not in set(test)]
+        test_set = set(test)
+        train = [i for i in range(len(probs)) if i not in test_set]
         good, bad = [i for i in train if base[i]], [i for i in train if not base[i]]
         if not good or not bad:
             raise ValueError(f"kind {kind!r}: the train split has {len(good)} correct and {len(bad)} wrong problems; a direction needs both")
@@ -110,9 +115,9 @@ def _study(model, cfg: CorrectnessConfig, seed: int) -> dict:
         direction = task_vectors(model, tok(good), layers) - task_vectors(model, tok(bad), layers)  # [layer d_model]
         alphas = torch.tensor([*cfg.alphas, cfg.control_alpha, -cfg.control_alpha])
         texts, correct, control = {}, {}, {}
+        test_sb = _steering_batch(model, [prompts[i] for i in test], cfg.max_rows)  # shared by every layer
         for li, layer in enumerate(tqdm(layers, desc=f"{kind}: layers", leave=False)):
-            t, c = _solve(model, [prompts[i] for i in test], [answers[i] for i in test], cfg.max_new_tokens, cfg.max_rows, layer,
-                          alphas[:, None] * direction[li])  # fmt: skip
+            t, c = _solve(model, test_sb, [answers[i] for i in test], cfg.max_new_tokens, layer, alphas[:, None] * direction[li])
             texts[layer], correct[layer] = t[: len(cfg.alphas)], c[: len(cfg.alphas)]
             control[layer] = [sum(x != y for x, y in zip(t[j], t[cfg.alphas.index(0.0)])) for j in (len(cfg.alphas), len(cfg.alphas) + 1)]
     return {"kind": kind, "calibration": calib, "too_few_problems": short, "layers": layers, "n_layers": n, "n_train": (len(good), len(bad)), "n_test": len(test),

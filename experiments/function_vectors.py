@@ -74,18 +74,18 @@ def _task_study(model, task: str, cfg: FVConfig, seed: int) -> dict:
     zero = [f"Q: {q}\nA:" for q in five.queries]
     ans_eval, ans_ten = first_token_ids(model, five.answers), first_token_ids(model, ten.answers)
     zero_b = interp.tokenize(model, zero, padding_side="left")  # left: SteeringBatch recomputes one column
+    zero_sb = SteeringBatch(model, zero_b, ans_eval)
+    shuf_sb = SteeringBatch(model, interp.tokenize(model, ten_shuf.prompts, padding_side="left"), ans_ten)
     base = {
-        "zero-shot": top1_accuracy(model, zero_b, ans_eval).numpy(),
+        "zero-shot": zero_sb.baseline_accuracy().numpy(),
         "5-shot": top1_accuracy(model, interp.tokenize(model, five.prompts), ans_eval).numpy(),
         "10-shot": top1_accuracy(model, interp.tokenize(model, ten.prompts), ans_ten).numpy(),
-        "10-shot shuffled": top1_accuracy(model, interp.tokenize(model, ten_shuf.prompts), ans_ten).numpy(),
+        "10-shot shuffled": shuf_sb.baseline_accuracy().numpy(),
     }
     layers = cfg.layers if cfg.layers is not None else list(range(model.cfg.n_layers))
     fvs = {k: function_vector(model, mean_z, [(lay, h) for lay, h, _ in cie.top(k)]) for k in [*cfg.ks, cfg.default_k]}
     grid = torch.stack([s * fvs[k] for k in cfg.ks for s in cfg.scales] + [cfg.default_scale * fvs[cfg.default_k]])
     tv = task_vectors(model, clean_b, layers)
-    zero_sb = SteeringBatch(model, zero_b, ans_eval)
-    shuf_sb = SteeringBatch(model, interp.tokenize(model, ten_shuf.prompts, padding_side="left"), ans_ten)
     fv_grid, default_acc, shuf_fv, tv_acc = (np.zeros((len(cfg.ks), len(cfg.scales), len(layers))),
                                              np.zeros(len(layers)), np.zeros(len(layers)), np.zeros(len(layers)))  # fmt: skip
     with linear_friendly_weights(model):

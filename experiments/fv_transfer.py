@@ -105,7 +105,7 @@ def _task_transfer(model, task: str, cfg: TransferConfig, seed: int) -> dict:
         zt = icl_prompts(pool, len(test_q), 0, template=tpl, queries=test_q).prompts
         val_sb[kind] = SteeringBatch(model, tok(zv), ans_val, max_rows=cfg.max_rows)
         test_sb[kind] = SteeringBatch(model, tok(zt), ans_test, max_rows=cfg.max_rows)
-        zero_shot[kind] = top1_accuracy(model, test_sb[kind].batch, ans_test).numpy()
+        zero_shot[kind] = test_sb[kind].baseline_accuracy().numpy()
         shots = icl_prompts(pool, len(test_q), cfg.n_shots, seed=seed + 2, template=tpl, separator=cfg.separator, queries=test_q)
         icl[kind] = top1_accuracy(model, tok(shots.prompts), ans_test).numpy()
     alphas = torch.tensor(cfg.alphas)
@@ -126,8 +126,7 @@ def _task_transfer(model, task: str, cfg: TransferConfig, seed: int) -> dict:
     cos = (unit @ unit.transpose(1, 2)).numpy()  # [layer source target]
     pc1 = np.array([pc1_variance(stack[li].numpy()) for li in range(L)])
     return {"layers": layers, "kinds": kinds, "templates": templates, "transfer": transfer, "cos": cos, "pc1": pc1,
-            "alpha_star": alpha_star, "val_acc": val_acc, "zero_shot": zero_shot, "icl": icl,
-            "norms": stack.norm(dim=-1).numpy()}  # fmt: skip
+            "alpha_star": alpha_star, "val_acc": val_acc, "zero_shot": zero_shot, "icl": icl}  # fmt: skip
 
 
 def _best_layer(r: dict) -> int:

@@ -168,17 +168,30 @@ class SteeringBatch:
         if max_rows < 1:
             raise ValueError(f"max_rows={max_rows}; must be >= 1")
         self.model, self.batch, self.answer_ids, self.max_rows = model, batch, answer_ids.cpu(), max_rows
-        n = model.cfg.n_layers
-        names = [_hook(layer) for layer in range(n)]
-        with capture(model, names, positions=batch.last_index) as acts:
-            run_batch(model, batch, stop_at_layer=n)
-        self.last_resid = torch.stack([acts[name][:, 0] for name in names])  # [layer batch d_model], model dtype/device
-        width = batch.tokens.shape[1]
+        n, width = model.cfg.n_layers, batch.tokens.shape[1]
+        dev = model.cfg.device
+        self.mask = batch.attention_mask.to(dev)
+        # one pass over the batch: the prefix's keys/values, then the last column on top of a
+        # growing copy of them, capturing the residual after every layer there
         self.prefix = prefix_cache(model, batch, width - 1) if width > 1 else None
-        self.mask = batch.attention_mask.to(model.cfg.device)
+        names = [_hook(layer) for layer in range(n)]
+        last = batch.tokens[:, -1:].to(dev)
+        with capture(model, names) as acts:
+            if self.prefix is None:
+                model(last, stop_at_layer=n)
+            else:
+                ones = torch.ones(len(batch), 1, dtype=self.mask.dtype, device=dev)
+                model(last, stop_at_layer=n, past_kv_cache=repeat_cache(self.prefix, 1, 0, frozen=False), attention_mask=ones)
+        self.last_resid = torch.stack([acts[name][:, -1] for name in names])  # [layer batch d_model], model dtype/device
 
     def __len__(self) -> int:
         return len(self.batch)
+
+    @torch.no_grad()
+    def baseline_accuracy(self) -> Float[Tensor, " batch"]:
+        """Unsteered top-1 correctness per prompt, from the cached final residual (no forward)."""
+        pred = final_logits(self.model, self.last_resid[-1]).argmax(-1).cpu()
+        return (pred == self.answer_ids).float()
 
     def _check_vectors(self, vectors: Tensor) -> None:
         d = self.model.cfg.d_model
@@ -200,6 +213,7 @@ class SteeringBatch:
         self._check_vectors(vectors)
         b = len(self.batch)
         per = max(1, self.max_rows // b)  # vectors per stacked forward
+        cols = None if columns is None else columns.to(self.last_resid.device)
         out = []
         for start in range(0, vectors.shape[0], per):
             vec = vectors[start : start + per].to(self.last_resid)
@@ -209,8 +223,8 @@ class SteeringBatch:
             if layer < n - 1:
                 kv = repeat_cache(self.prefix, c, layer + 1) if self.prefix is not None else None
                 x = model(x, start_at_layer=layer + 1, stop_at_layer=n, attention_mask=self.mask.repeat(c, 1), past_kv_cache=kv)
-            logits = final_logits(model, x[:, -1], None if columns is None else columns.to(x.device))
-            logits = logits if columns is None else logits[:, columns.to(x.device)]
+            logits = final_logits(model, x[:, -1], cols)
+            logits = logits if cols is None else logits[:, cols]
             out.append(logits.float().cpu().view(c, b, -1))
         return torch.cat(out)
 

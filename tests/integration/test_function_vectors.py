@@ -110,6 +110,10 @@ def test_steering_batch_equals_one_full_forward_per_prompt_and_vector(tiny_model
                     want = int(tiny_model(one.tokens)[0, -1].argmax())
                 assert int(got[v, p]) == want, (layer, v, p)
     assert sb.accuracy(0, vectors).shape == (3, 3)
+    right = interp.tokenize(tiny_model, prompts)
+    plain = tiny_model(right.tokens, attention_mask=right.attention_mask)[torch.arange(3), right.last_index].argmax(-1)
+    own = SteeringBatch(tiny_model, interp.tokenize(tiny_model, prompts, padding_side="left"), plain)
+    assert own.baseline_accuracy().tolist() == [1.0, 1.0, 1.0]  # the unsteered prediction is the plain forward's
     cols = torch.tensor([3, 1])
     full = sb.logits(1, vectors)
     torch.testing.assert_close(sb.logits(1, vectors, columns=cols), full[:, :, cols])
