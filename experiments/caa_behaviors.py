@@ -107,9 +107,12 @@ def _behavior_study(model, behavior: str, cfg: CAAConfig) -> dict:
     sb = SteeringBatch(model, tok(test_prompts), torch.zeros(len(test_items), dtype=torch.long), max_rows=cfg.max_rows)
     mult = torch.tensor(cfg.multipliers)
     ld = np.zeros((len(layers), len(mult), len(test_items)))
+    nz = mult != 0  # m = 0 is the unsteered score, the same at every layer: computed once
     with linear_friendly_weights(model):
+        if not nz.all():
+            ld[:, ~nz.numpy()] = oriented_logit_diff(sb.logits(layers[0], torch.zeros(1, model.cfg.d_model), columns=cols), matching).numpy()
         for li, layer in enumerate(tqdm(layers, desc=f"{behavior}: logit", leave=False)):
-            ld[li] = oriented_logit_diff(sb.logits(layer, mult[:, None] * vectors[li], columns=cols), matching).numpy()
+            ld[li, nz.numpy()] = oriented_logit_diff(sb.logits(layer, mult[nz, None] * vectors[li], columns=cols), matching).numpy()
     out = {"layers": layers, "ld": ld, "n_generate": len(gen_items), "n_test": len(test_items),
            "skipped": gen_skipped + test_skipped}  # fmt: skip
     if cfg.generation.enabled:
@@ -120,9 +123,15 @@ def _behavior_study(model, behavior: str, cfg: CAAConfig) -> dict:
         gm = torch.tensor(g.multipliers)
         labels = np.empty((len(gen_layers), len(gm), len(test_items)), dtype=object)
         texts = {}
+        steered = gm != 0  # m = 0 adds a zero vector: the same unsteered answers at every layer, generated once
         with linear_friendly_weights(model):
+            unsteered = gsb.generate(gen_layers[0], torch.zeros(1, model.cfg.d_model), g.max_new_tokens)[0] if not steered.all() else None
             for gi, layer in enumerate(tqdm(gen_layers, desc=f"{behavior}: generation", leave=False)):
-                ids = gsb.generate(layer, gm[:, None] * vectors[layers.index(layer)], g.max_new_tokens)
+                ids = torch.empty(len(gm), len(test_items), g.max_new_tokens, dtype=torch.long)
+                if steered.any():
+                    ids[steered] = gsb.generate(layer, gm[steered, None] * vectors[layers.index(layer)], g.max_new_tokens)
+                if unsteered is not None:
+                    ids[~steered] = unsteered
                 for mi in range(len(gm)):
                     decoded = model.tokenizer.batch_decode(ids[mi], skip_special_tokens=True)
                     labels[gi, mi] = [score_generation(t, m) for t, m in zip(decoded, matching)]

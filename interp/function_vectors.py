@@ -15,7 +15,7 @@ Layers are block indices ``0 .. n_layers-1``; the vector enters after block ``l`
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -25,7 +25,7 @@ from transformer_lens import HookedTransformer
 
 from interp.data.tokenize import TokenBatch, run_batch
 from interp.engine import final_logits, linear_friendly_weights, prefix_cache, repeat_cache
-from interp.hooks import add_vector, capture, check_finite, check_layer, replace_activation
+from interp.hooks import add_vector, capture, check_finite, check_layer, hook_name, hooks, replace_activation
 
 
 def _hook(layer: int) -> str:
@@ -247,31 +247,57 @@ class SteeringBatch:
         self._check_vectors(vectors)
         if self.prefix is None:
             raise ValueError("generate needs prompts of at least two tokens (a cached prefix)")
-        b, dev = len(self.batch), model.cfg.device
+        b = len(self.batch)
         per = max(1, self.max_rows // b)
         out = []
         for start in range(0, vectors.shape[0], per):
             vec = vectors[start : start + per].to(self.last_resid)
-            c = vec.shape[0]
             rows_vec = vec.repeat_interleave(b, 0)  # [c*b d_model]
-            cache = repeat_cache(self.prefix, c, 0, frozen=False)
-            last_tok = self.batch.tokens[:, -1:].to(dev).repeat(c, 1)
-            ones = torch.ones(c * b, 1, dtype=self.mask.dtype, device=dev)
-            # the last prompt token through layers 0..layer (unsteered there; appends its keys/values)
-            x = model(last_tok, stop_at_layer=layer + 1, past_kv_cache=cache, attention_mask=ones)
-            x = x + rows_vec[:, None]
-            if layer < n - 1:
-                x = model(x, start_at_layer=layer + 1, stop_at_layer=n, attention_mask=self.mask.repeat(c, 1), past_kv_cache=cache)
-            nxt = final_logits(model, x[:, -1]).argmax(-1)
-            steps = [nxt]
             ctx = add_vector(model, _hook(layer), rows_vec) if steer_generated else contextlib.nullcontext()
-            with ctx:
-                for _ in range(max_new_tokens - 1):
-                    x = model(nxt[:, None], stop_at_layer=n, past_kv_cache=cache, attention_mask=ones)
-                    nxt = final_logits(model, x[:, -1]).argmax(-1)
-                    steps.append(nxt)
-            out.append(torch.stack(steps, 1).cpu().view(c, b, -1))
+            out.append(self._decode(layer, vec.shape[0], lambda x: x + rows_vec[:, None], ctx, max_new_tokens))
         return torch.cat(out)
+
+    @torch.no_grad()
+    def generate_transformed(self, layer: int, transform: Callable[[Tensor], Tensor], max_new_tokens: int,
+                             steer_generated: bool = True) -> Int[Tensor, " batch new"]:  # fmt: skip
+        """:meth:`generate` with the residual after ``layer`` replaced by ``transform(residual)``
+        (any steering adapter, e.g. ACE or LoReFT) instead of a vector added: at the last prompt
+        token and (``steer_generated``) at every generated token. Shares the cached prefix."""
+        model = self.model
+        layer = check_layer(model, layer)
+        if max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens={max_new_tokens}; must be >= 1")
+        if self.prefix is None:
+            raise ValueError("generate needs prompts of at least two tokens (a cached prefix)")
+
+        def fn(act: Tensor, hook) -> Tensor:
+            with torch.no_grad():
+                return transform(act)
+
+        ctx = hooks(model, [(hook_name(model, _hook(layer)), fn)]) if steer_generated else contextlib.nullcontext()
+        return self._decode(layer, 1, transform, ctx, max_new_tokens)[0]
+
+    def _decode(self, layer: int, copies: int, steer: Callable[[Tensor], Tensor], ctx, max_new_tokens: int) -> Tensor:
+        """Greedy decoding of ``copies`` stacked copies of the batch: the last prompt token runs
+        through layers 0..layer on the cached prefix, ``steer`` edits its residual there, the rest
+        of the model finishes it; further tokens decode inside ``ctx`` (the hook, or none)."""
+        model, n, b, dev = self.model, self.model.cfg.n_layers, len(self.batch), self.model.cfg.device
+        cache = repeat_cache(self.prefix, copies, 0, frozen=False)
+        last_tok = self.batch.tokens[:, -1:].to(dev).repeat(copies, 1)
+        ones = torch.ones(copies * b, 1, dtype=self.mask.dtype, device=dev)
+        # the last prompt token through layers 0..layer (unsteered there; appends its keys/values)
+        x = model(last_tok, stop_at_layer=layer + 1, past_kv_cache=cache, attention_mask=ones)
+        x = steer(x)
+        if layer < n - 1:
+            x = model(x, start_at_layer=layer + 1, stop_at_layer=n, attention_mask=self.mask.repeat(copies, 1), past_kv_cache=cache)
+        nxt = final_logits(model, x[:, -1]).argmax(-1)
+        steps = [nxt]
+        with ctx:
+            for _ in range(max_new_tokens - 1):
+                x = model(nxt[:, None], stop_at_layer=n, past_kv_cache=cache, attention_mask=ones)
+                nxt = final_logits(model, x[:, -1]).argmax(-1)
+                steps.append(nxt)
+        return torch.stack(steps, 1).cpu().view(copies, b, -1)
 
     def accuracy(self, layer: int, vectors: Float[Tensor, "vector d_model"], mode: str = "add") -> Float[Tensor, "vector batch"]:
         """Per (vector, prompt): 1 if the first answer token is the steered top-1."""

@@ -1,9 +1,11 @@
 """Arithmetic problems for the correctness-direction study (seed 004): seeded, with few-shot
 prompts and an integer answer parsed from a free continuation.
 
-Kinds: ``add1`` (one-digit + one-digit), ``add2`` (two-digit + two-digit), ``sub2``
-(two-digit − smaller two-digit), ``mul1`` (one-digit × one-digit), ``word`` (a one-sentence
-addition word problem). The study picks the kind a model solves about half the time.
+Kinds: ``add1`` (one-digit + one-digit), ``add21`` (two-digit + one-digit), ``add2``
+(two-digit + two-digit), ``sub21`` (two-digit − one-digit), ``sub2`` (two-digit − smaller
+two-digit), ``mul1`` (one-digit × one-digit), ``word`` (a one-sentence addition word problem).
+The study picks the kind a model solves about half the time; the mixed-width kinds sit between
+the one-digit kinds (too easy, and too few distinct problems) and the two-digit ones.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import random
 import re
 from dataclasses import dataclass
 
-KINDS = ("add1", "add2", "sub2", "mul1", "word")
+KINDS = ("add1", "add21", "add2", "sub21", "sub2", "mul1", "word")
 _NAMES = ("Tom", "Ana", "Li", "Sara", "Omar", "Kim", "Ben", "Eva")
 _THINGS = ("apples", "books", "coins", "pens", "cards", "shells")
 
@@ -27,6 +29,12 @@ def _one(kind: str, rng: random.Random) -> Problem:
     if kind == "add1":
         a, b = rng.randint(1, 9), rng.randint(1, 9)
         return Problem(f"{a} + {b} =", a + b)
+    if kind == "add21":
+        a, b = rng.randint(10, 99), rng.randint(2, 9)
+        return Problem(f"{a} + {b} =", a + b)
+    if kind == "sub21":
+        a, b = rng.randint(10, 99), rng.randint(2, 9)
+        return Problem(f"{a} - {b} =", a - b)
     if kind == "add2":
         a, b = rng.randint(10, 99), rng.randint(10, 99)
         return Problem(f"{a} + {b} =", a + b)
@@ -46,6 +54,8 @@ def _one(kind: str, rng: random.Random) -> Problem:
 
 SHOTS = {
     "add1": [Problem("3 + 4 =", 7), Problem("8 + 6 =", 14)],
+    "add21": [Problem("23 + 4 =", 27), Problem("57 + 8 =", 65)],
+    "sub21": [Problem("64 - 3 =", 61), Problem("91 - 7 =", 84)],
     "add2": [Problem("23 + 41 =", 64), Problem("57 + 38 =", 95)],
     "sub2": [Problem("64 - 23 =", 41), Problem("91 - 57 =", 34)],
     "mul1": [Problem("3 * 4 =", 12), Problem("7 * 6 =", 42)],

@@ -11,9 +11,9 @@ from interp.data.arithmetic import SHOTS, parse_answer, problems, prompt
 def test_problems_are_seeded_distinct_and_correct():
     a, b = problems("add2", 50, seed=3), problems("add2", 50, seed=3)
     assert a == b and len({p.question for p in a}) == 50
-    for p in problems("sub2", 30) + problems("mul1", 30):
+    for p in problems("sub2", 30) + problems("mul1", 30) + problems("add21", 30) + problems("sub21", 30):
         x, op, y, _ = p.question.split()
-        assert p.answer == {"-": int(x) - int(y), "*": int(x) * int(y)}[op] and p.answer > 0
+        assert p.answer == {"+": int(x) + int(y), "-": int(x) - int(y), "*": int(x) * int(y)}[op] and p.answer > 0
     assert not {p.question for p in problems("mul1", 64)} & {s.question for s in SHOTS["mul1"]}
     assert len(problems("add1", 500)) == 79  # 81 pairs minus the two worked examples
     assert prompt(a[0], "add2").endswith(f"Q: {a[0].question}\nA:")

@@ -9,7 +9,7 @@ import interp
 from interp.function_vectors import (
     SteeringBatch, function_vector, mean_difference_vectors, steered_accuracy, sweep, task_vectors, top1_accuracy,
 )
-from interp.hooks import active_hook_count, add_vector
+from interp.hooks import active_hook_count, add_vector, hooks
 
 PROMPTS = ["Q: hot\nA:", "Q: big\nA:", "Q: up\nA:"]
 
@@ -198,4 +198,37 @@ def test_steering_batch_generate_equals_naive_steered_greedy_decoding(tiny_model
                         nxt = tiny_model(toks)[0, -1].argmax()
                     toks = torch.cat([toks, nxt.view(1, 1)], 1)
                 assert got[v, p].tolist() == toks[0, -4:].tolist(), (layer, v, p)
+    assert active_hook_count(tiny_model) == 0
+
+
+def test_steering_batch_generate_transformed_equals_naive_adapter_decoding(tiny_model):
+    """Any adapter (here ACE, a projection, not a shift) through the shared prefix cache gives
+    the same greedy tokens as full forwards with the adapter hooked at the last prompt token and
+    every generated token; a CAA adapter gives what ``generate`` gives for its scaled vector."""
+    from interp.steering import ACE, CAA, ACEConfig, CAAConfig
+
+    prompts = ["Q: hot\nA:", "Q: a much longer question here\nA:"]
+    g = torch.Generator().manual_seed(6)
+    d = tiny_model.cfg.d_model
+    neg, pos = torch.randn(16, d, generator=g), torch.randn(16, d, generator=g) + 3 * torch.randn(d, generator=g)
+    ace = ACE(ACEConfig(alpha=2.0)).fit(neg, pos)
+    sb = SteeringBatch(tiny_model, interp.tokenize(tiny_model, prompts, padding_side="left"), torch.zeros(2, dtype=torch.long))
+    layer = 1
+    got = sb.generate_transformed(layer, ace, max_new_tokens=3)
+    assert got.shape == (2, 3)
+    for p, prompt in enumerate(prompts):
+        toks = interp.tokenize(tiny_model, [prompt]).tokens
+        start = toks.shape[1] - 1
+
+        def edit(act, hook, start=start):
+            act[:, start:] = ace(act[:, start:])
+            return act
+
+        for _ in range(3):
+            with hooks(tiny_model, [(f"blocks.{layer}.hook_resid_post", edit)]), torch.no_grad():
+                nxt = tiny_model(toks)[0, -1].argmax()
+            toks = torch.cat([toks, nxt.view(1, 1)], 1)
+        assert got[p].tolist() == toks[0, -3:].tolist(), p
+    caa = CAA(CAAConfig(strength=3.0)).fit(neg, pos)
+    assert sb.generate_transformed(layer, caa, 3).tolist() == sb.generate(layer, 3.0 * caa.vector[None], 3)[0].tolist()
     assert active_hook_count(tiny_model) == 0
