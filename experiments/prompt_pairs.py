@@ -54,7 +54,7 @@ class SAEConfig:
     expansion: int = 8
     k: int = 32
     n_tokens: int = 200_000
-    generated_share: float = 0.2
+    generated_share: float = 0.05
     epochs: int = 2
     context: int = 128
     eval_tokens: int = 8192
@@ -72,6 +72,7 @@ class PromptPairsConfig:
     draws: int = 3  # random fitting subsets per n (different pairs, different adapter seeds)
     adapters: dict = field(default_factory=lambda: {"caa": {}, "ace": {}, "loreft": {}, "lorest": {}})
     n_test_features: int = 100
+    target_share: float = 1.0  # target features: active on this share of the pool's positive examples (seed 002: all)
     max_new_tokens: int = 3
     sae: SAEConfig = field(default_factory=SAEConfig)
     sae_pretrained: dict = field(default_factory=dict)  # model name -> SAE Lens "release:sae_id" or folder
@@ -164,7 +165,8 @@ def _dataset_study(model, sae, layer: int, name: str, cfg: PromptPairsConfig, em
     enc = lambda a: sae.encode(a.to(dev)).float().cpu()  # noqa: E731
     with torch.no_grad():
         pos_codes, neg_codes = enc(acts["pool", "positive"]), enc(acts["pool", "negative"])
-    target = features_active_on_all(pos_codes)
+    target = features_active_on_all(pos_codes, min_share=cfg.target_share)
+    active_share = (pos_codes > 0).float().mean(0)
     test_f = features_inactive_on_all(pos_codes, neg_codes, n=cfg.n_test_features, seed=cfg.run.seed)
 
     def sae_metrics(steered: torch.Tensor) -> dict:
@@ -198,7 +200,9 @@ def _dataset_study(model, sae, layer: int, name: str, cfg: PromptPairsConfig, em
             steered = adapter(acts["test", "negative"])
         cells[a, n, d] = {**sae_metrics(steered), **output_metrics(sb.generate_transformed(layer, adapter, cfg.max_new_tokens))}
     return {"base": base, "reference": reference, "cells": cells, "n_target": len(target), "n_test_features": len(test_f),
-            "n_silent": len(features_inactive_on_all(pos_codes, neg_codes)), "n_pool": len(pool), "n_test": len(test),
+            "n_silent": len(features_inactive_on_all(pos_codes, neg_codes)),
+            "n_target_at": {s: int((active_share >= s - 1e-9).sum()) for s in (1.0, 0.95, 0.9, 0.8, 0.5)},
+            "target_also_on_negatives": float((neg_codes[:, target] > 0).float().mean()) if len(target) else float("nan"), "n_pool": len(pool), "n_test": len(test),
             "examples": [(p.prefix, p.positive, base["words"][i]) for i, p in enumerate(test[:5])]}  # fmt: skip
 
 
@@ -214,8 +218,10 @@ def _mean_ci(values: np.ndarray) -> tuple[float, float, float]:
 def per_pair(result: dict, adapter: str, n: int, metric: str, draws: int) -> np.ndarray:
     """A metric per held-out pair, averaged over the fitting draws (NaN where undefined in all)."""
     stack = np.stack([np.asarray(result["cells"][adapter, n, d][metric], dtype=float) for d in range(draws)])
-    with np.errstate(all="ignore"):
-        return np.where(np.isfinite(stack).any(0), np.nanmean(np.where(np.isfinite(stack), stack, np.nan), 0), np.nan)
+    ok = np.isfinite(stack)
+    count = ok.sum(0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, np.where(ok, stack, 0.0).sum(0) / count, np.nan)
 
 
 def _fig(name: str, results: dict, cfg: PromptPairsConfig, datasets: list[str] | None = None):
@@ -261,7 +267,7 @@ def run(cfg: PromptPairsConfig, run: Run) -> None:
         f"each, written for this project: `interp/data/prompt_pairs.py`). Activations: residual after the layer at "
         f"≈{cfg.layer_fraction:.0%} of depth, at the target word (last token). {cfg.n_test} held-out pairs per dataset; "
         f"adapters {list(cfg.adapters)} fitted on n ∈ {cfg.n_train} pairs ({cfg.draws} random subsets per n, metrics "
-        f"averaged over them). Target features: active on every positive example of the fitting pool; test features: "
+        f"averaged over them). Target features: active on {'every' if cfg.target_share == 1 else f'≥ {cfg.target_share:.0%} of the'} positive example{'' if cfg.target_share == 1 else 's'} of the fitting pool; test features: "
         f"{cfg.n_test_features} random features never active on any pool example. SAE metrics are read from the SAE "
         f"code of adapter(negative activation) of each held-out pair; the cosine compares the first word the steered "
         f"model generates after the prompt without its target ({cfg.max_new_tokens} greedy tokens, adapter at the last "
@@ -298,10 +304,13 @@ def run(cfg: PromptPairsConfig, run: Run) -> None:
         for d in cfg.datasets:
             r = results[d]
             b = r["base"]
-            rows.append([d, r["n_target"], f"{r['n_test_features']} of {r['n_silent']}", _fmt(*_mean_ci(np.asarray(b["target"], float))),
+            rows.append([d, r["n_target"], " / ".join(str(v) for v in r["n_target_at"].values()),
+                         "undef." if not np.isfinite(r["target_also_on_negatives"]) else f"{r['target_also_on_negatives']:.2f}",
+                         f"{r['n_test_features']} of {r['n_silent']}", _fmt(*_mean_ci(np.asarray(b["target"], float))),
                          _fmt(*_mean_ci(np.asarray(r["reference"]["target"], float))), _fmt(*_mean_ci(b["cosine"])),
                          f"{b['hit_pos']:.2f} / {b['hit_neg']:.2f}"])  # fmt: skip
-        run.report.add_table(["dataset", "target features", "test features (of silent)", "target act. no adapter",
+        run.report.add_table(["dataset", "target features", "features active on ≥ 100 / 95 / 90 / 80 / 50 % of positives",
+                              "target features' activity on negatives", "test features (of silent)", "target act. no adapter",
                               "target act. positive ex.", "cosine no adapter", "generated word ∈ pos / neg targets"],
                              rows, caption=f"{name}: per-dataset features and the unsteered baseline")  # fmt: skip
         n_big = max(cfg.n_train)

@@ -44,7 +44,7 @@ class SAETrainConfig:
     expansion: int = 8  # d_sae = expansion × d_model
     k: int = 32  # TopK: active features per token
     n_tokens: int = 200_000  # training tokens (activations), dataset + generated text
-    generated_share: float = 0.2  # share of the tokens from model-generated text
+    generated_share: float = 0.05  # share of the tokens from model-generated text (sampling on CPU is slow)
     context: int = 128  # tokens per training sequence
     epochs: int = 2  # passes over the collected activations
     batch_size: int = 1024
@@ -80,7 +80,7 @@ def corpus_texts(seed: int = 0) -> list[str]:
 
 
 @torch.no_grad()
-def generated_texts(model: HookedTransformer, prompts: list[str], max_new_tokens: int = 96, batch: int = 16, seed: int = 0) -> list[str]:
+def generated_texts(model: HookedTransformer, prompts: list[str], max_new_tokens: int = 96, batch: int = 32, seed: int = 0) -> list[str]:
     """The model's own sampled continuations (temperature 1) of ``prompts``, prompt included."""
     from tqdm.auto import tqdm
 
@@ -340,12 +340,16 @@ def get_sae(model: HookedTransformer, model_name: str, cfg: SAETrainConfig, pret
 # ---------------------------------------------------------------- feature selection (seed 002)
 
 
-def features_active_on_all(codes: Float[Tensor, "n f"], threshold: float = 0.0) -> Tensor:
+def features_active_on_all(codes: Float[Tensor, "n f"], threshold: float = 0.0, min_share: float = 1.0) -> Tensor:
     """Indices of features active (> ``threshold``) on every row: seed 002's target features,
-    computed on the positive examples."""
+    computed on the positive examples. ``min_share`` < 1 relaxes "every" to that share of rows."""
     if codes.ndim != 2 or codes.shape[0] == 0:
         raise ValueError(f"codes must be [n ≥ 1, d_sae]; got shape {tuple(codes.shape)}")
-    return torch.nonzero((codes > threshold).all(0)).flatten()
+    if not 0 < min_share <= 1:
+        raise ValueError(f"min_share={min_share}; must be in (0, 1]")
+    if min_share == 1:
+        return torch.nonzero((codes > threshold).all(0)).flatten()
+    return torch.nonzero((codes > threshold).float().mean(0) >= min_share - 1e-9).flatten()
 
 
 def features_inactive_on_all(*codes: Tensor, n: int | None = None, seed: int = 0, threshold: float = 0.0) -> Tensor:

@@ -88,6 +88,7 @@ def test_feature_selection_planted():
     neg = torch.tensor([[0.0, 0.0, 0.0, 0.0, 1.0, 0.0], [0.0, 1.0, 0.0, 0.0, 0.0, 0.0]])
     assert features_active_on_all(pos).tolist() == [1, 3]
     assert features_active_on_all(pos, threshold=0.2).tolist() == [1]
+    assert features_active_on_all(pos, min_share=2 / 3).tolist() == [0, 1, 3]
     assert features_inactive_on_all(pos, neg).tolist() == [2, 5]
     assert len(features_inactive_on_all(pos, neg, n=1, seed=0)) == 1
     assert set(features_inactive_on_all(pos, neg, n=1, seed=0).tolist()) <= {2, 5}

@@ -1,0 +1,38 @@
+"""The prompt-pairs experiment's smoke config end to end on the 135M model (a small SAE is
+trained on the fly), and the real MiniLM word embedding."""
+
+import json
+
+import numpy as np
+import pytest
+
+
+@pytest.mark.slow
+def test_word_embedder_orders_related_words():
+    from experiments.prompt_pairs import WordEmbedder, word_cosines
+
+    embed = WordEmbedder()
+    c = word_cosines(embed, ["happy", "table", "happy"], ["glad", "glad", "happy"])
+    assert c[2] == pytest.approx(1.0, abs=1e-5) and c[0] > c[1] + 0.2
+
+
+@pytest.mark.slow
+def test_prompt_pairs_smoke(tmp_path, monkeypatch):
+    from experiments.prompt_pairs import PromptPairsConfig, run
+    from interp.runner import main
+
+    monkeypatch.setenv("INTERP_CACHE", str(tmp_path / "cache"))
+    report = main("prompt_pairs", PromptPairsConfig, run,
+                  ["--config", "configs/prompt_pairs.smoke.yaml", f"run.results_dir={tmp_path}"])  # fmt: skip
+    text = report.read_text()
+    assert "explained variance" in text and "no adapter" in text
+    m = json.loads((report.parent / "metrics.json").read_text())["smollm2-135m-instruct"]
+    assert m["layer"] == 15 and m["sae"]["source"] == "trained" and m["sae"]["l0"] == pytest.approx(8.0)
+    for d in ("sentiment", "refusal"):
+        curves = m["datasets"][d]["curves"]
+        assert set(curves) == {"caa", "ace", "loreft", "lorest"}
+        cos = curves["caa"]["cosine"][-1][0]
+        assert np.isfinite(cos) and -1 <= cos <= 1
+    assert (report.parent / "metrics_smollm2-135m-instruct.png").exists()
+    # the SAE was cached in SAE Lens' format
+    assert list((tmp_path / "cache" / "saes").glob("*/cfg.json"))

@@ -1,0 +1,57 @@
+"""Prompt-pair datasets, answer parsing and the word-similarity metric of the prompt-pairs study."""
+
+import numpy as np
+import pytest
+
+from experiments.prompt_pairs import first_word, per_pair, word_cosines
+from interp.data.prompt_pairs import DATASETS, all_pairs, check_single_token, split_pairs
+
+
+@pytest.mark.parametrize("name", sorted(DATASETS))
+def test_datasets_are_well_formed(name):
+    pairs = all_pairs(name)
+    assert len(pairs) == 1280 and len(set(pairs)) == 1280
+    for p in pairs[:50]:
+        assert "<" not in p.prefix and p.positive != p.negative
+        assert p.pos_text == f"{p.prefix} {p.positive}" and p.neg_text.endswith(" " + p.negative)
+    test, train = split_pairs(name, 100, 1024, seed=1)
+    assert len(test) == 100 and len(train) == 1024 and not set(test) & set(train)
+    assert split_pairs(name, 100, 1024, seed=1) == (test, train)
+    with pytest.raises(ValueError, match="exceeds the 1280 pairs"):
+        split_pairs(name, 300, 1024)
+
+
+def test_unknown_dataset_and_multi_token_targets():
+    with pytest.raises(ValueError, match="dataset='nope'"):
+        all_pairs("nope")
+
+    class Tok:  # splits words longer than 5 letters in two
+        def encode(self, text, add_special_tokens=False):
+            return [len(text)] if len(text) <= 6 else [1, 2]
+
+        def decode(self, ids):
+            return str(ids)
+
+    assert check_single_token(Tok(), ["won", "lost"]) == {"won": 4, "lost": 5}
+    with pytest.raises(ValueError, match="triumphed"):
+        check_single_token(Tok(), ["won", "triumphed"])
+
+
+@pytest.mark.parametrize("text, want", [(" won the cup", "won"), ("\n\nRefused.", "refused"), (" 42 apples", "apples"), ("  ...", ""), ("", "")])
+def test_first_word(text, want):
+    assert first_word(text) == want
+
+
+def test_word_cosines_undefined_without_a_word():
+    """A planted embedding: identical words cosine 1, orthogonal 0; no generated word → NaN
+    (undefined, not a zero that would drag the mean down)."""
+    table = {"good": [1.0, 0.0], "great": [1.0, 0.0], "table": [0.0, 1.0]}
+    embed = lambda words: np.array([table[w] for w in words])  # noqa: E731
+    got = word_cosines(embed, ["great", "table", ""], ["good", "good", "good"])
+    assert got[0] == pytest.approx(1.0) and got[1] == pytest.approx(0.0) and np.isnan(got[2])
+
+
+def test_per_pair_averages_draws_and_keeps_undefined():
+    result = {"cells": {("caa", 4, 0): {"cosine": [0.2, np.nan, np.nan]}, ("caa", 4, 1): {"cosine": [0.4, 0.6, np.nan]}}}
+    got = per_pair(result, "caa", 4, "cosine", draws=2)
+    assert got[0] == pytest.approx(0.3) and got[1] == pytest.approx(0.6) and np.isnan(got[2])
