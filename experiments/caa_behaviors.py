@@ -43,6 +43,7 @@ from interp.stats import cohens_d, correlate  # noqa: E402
 class GenerationConfig:
     enabled: bool = True
     layer_stride: int = 2  # generation layers: every layer_stride-th layer
+    n_layers: int | None = None  # instead: about this many, every ceil(depth / n_layers)-th layer (same count across models)
     multipliers: list[float] = field(default_factory=lambda: [-1.0, 0.0, 1.0])
     max_new_tokens: int = 8
 
@@ -68,6 +69,8 @@ def _check(cfg: CAAConfig) -> None:
     for m in (1.0, -1.0):
         if m not in cfg.multipliers:
             raise ValueError(f"multipliers={cfg.multipliers} must contain {m} (delta = mean(+1) − mean(−1))")
+    if cfg.generation.n_layers is not None and cfg.generation.n_layers < 1:
+        raise ValueError(f"generation.n_layers={cfg.generation.n_layers}; must be ≥ 1 (or null for layer_stride)")
     if cfg.generation.enabled and not {1.0, -1.0} <= set(cfg.generation.multipliers):
         raise ValueError(f"generation.multipliers={cfg.generation.multipliers} must contain +1 and −1")
 
@@ -117,7 +120,7 @@ def _behavior_study(model, behavior: str, cfg: CAAConfig) -> dict:
            "skipped": gen_skipped + test_skipped}  # fmt: skip
     if cfg.generation.enabled:
         g = cfg.generation
-        gen_layers = layers[:: g.layer_stride]
+        gen_layers = layers[:: gen_stride(g, len(layers))]
         free = [ab_prompt(model, it["question"], cfg.chat, answer_open=False) for it in test_items]
         gsb = SteeringBatch(model, tok(free), torch.zeros(len(test_items), dtype=torch.long), max_rows=cfg.max_rows)
         gm = torch.tensor(g.multipliers)
@@ -138,6 +141,11 @@ def _behavior_study(model, behavior: str, cfg: CAAConfig) -> dict:
                     texts[(layer, float(gm[mi]))] = decoded
         out.update({"gen_layers": gen_layers, "gen_labels": labels, "gen_examples": {f"L{k[0]} m={k[1]:+g}": v[:3] for k, v in texts.items()}})
     return out
+
+
+def gen_stride(g: GenerationConfig, depth: int) -> int:
+    """Every how many layers the generation score is computed."""
+    return -(-depth // g.n_layers) if g.n_layers else g.layer_stride
 
 
 def _p_matching(labels) -> float:
@@ -232,7 +240,9 @@ def run(cfg: CAAConfig, run: Run) -> None:
         f"multipliers {cfg.multipliers} on {cfg.n_test} test questions. Logit score = logit(matching letter) − logit(other); "
         f"delta = mean(+1) − mean(−1); Cohen's d (+1 vs −1, pooled SD, 95% CI). Best layer = largest delta. "
         + (f"Generation: greedy {g.max_new_tokens} tokens, steered at the last prompt token and every generated token, "
-           f"multipliers {g.multipliers}, every {g.layer_stride}-th layer; p(matching) among parseable answers. "
+           f"multipliers {g.multipliers}, "
+           + (f"every ⌈depth / {g.n_layers}⌉-th layer; " if g.n_layers else f"every {g.layer_stride}-th layer; ")
+           + "p(matching) among parseable answers. "
            if g.enabled else "Generation score off. ")
         + "Chat template applied where the tokenizer has one."
     )
@@ -243,7 +253,9 @@ def run(cfg: CAAConfig, run: Run) -> None:
         results, summaries = {}, {}
         for b in cfg.behaviors:
             key = {k: v for k, v in vars(cfg).items() if k not in ("run", "models", "behaviors", "max_rows")}
-            key["generation"] = vars(cfg.generation)
+            # the resolved stride, not n_layers, goes into the key: same layers, same cached result
+            depth = len(cfg.layers) if cfg.layers is not None else n_layers
+            key["generation"] = {**{k: v for k, v in vars(cfg.generation).items() if k != "n_layers"}, "layer_stride": gen_stride(cfg.generation, depth)}
             results[b] = run.cached(lambda: _behavior_study(model, b, cfg), step="caa.behavior", model=name, behavior=b, cfg=key)
             summaries[b] = _summary(results[b], cfg, n_layers)
         del model
