@@ -94,3 +94,46 @@ def test_feature_selection_planted():
     assert set(features_inactive_on_all(pos, neg, n=1, seed=0).tolist()) <= {2, 5}
     with pytest.raises(ValueError, match="codes must be"):
         features_active_on_all(torch.zeros(0, 6))
+
+
+def test_pretrained_release_goes_through_sae_from_pretrained(tiny_llama, monkeypatch):
+    """``release:sae_id`` is handed to SAE Lens' ``SAE.from_pretrained`` (the hub path; faked
+    here, nothing is reachable offline) and its SAE is used as is, with a d_in check."""
+    import sae_lens
+
+    from interp.sae import get_sae
+
+    d = tiny_llama.cfg.d_model
+    acts, _ = _planted(n=2000, d=d, f=2 * d)
+    good = train_sae(acts, SAETrainConfig(layer=0, expansion=2, k=4, epochs=1, batch_size=256))
+    bad = train_sae(acts[:, :8], SAETrainConfig(layer=0, expansion=2, k=4, epochs=1, batch_size=256))
+    calls = []
+
+    def fake(release, sae_id, device="cpu", **kw):
+        calls.append((release, sae_id))
+        return good if release == "good-release" else bad
+
+    monkeypatch.setattr(sae_lens.SAE, "from_pretrained", staticmethod(fake))
+    sae, info = get_sae(tiny_llama, "random:tiny-llama", SAETrainConfig(layer=1), pretrained="good-release:blocks.1.hook_resid_post")
+    assert sae is good and info == {"source": "good-release:blocks.1.hook_resid_post"}
+    assert calls == [("good-release", "blocks.1.hook_resid_post")]
+    with pytest.raises(ValueError, match="d_in=8"):
+        get_sae(tiny_llama, "random:tiny-llama", SAETrainConfig(layer=1), pretrained="other:x")
+    with pytest.raises(ValueError, match="layer=9 is out of range"):
+        get_sae(tiny_llama, "random:tiny-llama", SAETrainConfig(layer=9))
+
+
+def test_get_sae_trains_once_then_loads_from_cache(tiny_llama, tmp_path, monkeypatch):
+    import interp.sae as sae_mod
+
+    cfg = SAETrainConfig(layer=1, expansion=2, k=4, n_tokens=3000, generated_share=0.1, context=32, eval_tokens=256, batch_size=256)
+    sae, q = sae_mod.get_sae(tiny_llama, "random:tiny-llama", cfg, root=tmp_path)
+    assert q["source"] == "trained" and q["train_tokens_generated"] > 0 and q["train_tokens_dataset"] >= 2700
+    assert q["l0"] == pytest.approx(4.0) and 0 <= q["dead_share"] <= 1 and q["n_eval_tokens"] > 0
+    folder = sae_mod.sae_dir("random:tiny-llama", cfg, tmp_path)
+    assert (folder / "cfg.json").exists() and not list(tmp_path.rglob("*.partial"))
+    monkeypatch.setattr(sae_mod, "train_sae", lambda *a, **k: pytest.fail("retrained instead of loading the cache"))
+    again, q2 = sae_mod.get_sae(tiny_llama, "random:tiny-llama", cfg, root=tmp_path)
+    x = torch.randn(5, tiny_llama.cfg.d_model)
+    assert json.dumps(q2, sort_keys=True) == json.dumps(q, sort_keys=True)  # (NaN != NaN, so as text)
+    assert torch.allclose(again.encode(x), sae.encode(x))
