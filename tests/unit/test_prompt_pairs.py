@@ -55,3 +55,10 @@ def test_per_pair_averages_draws_and_keeps_undefined():
     result = {"cells": {("caa", 4, 0): {"cosine": [0.2, np.nan, np.nan]}, ("caa", 4, 1): {"cosine": [0.4, 0.6, np.nan]}}}
     got = per_pair(result, "caa", 4, "cosine", draws=2)
     assert got[0] == pytest.approx(0.3) and got[1] == pytest.approx(0.6) and np.isnan(got[2])
+
+
+@pytest.mark.parametrize("text, want", [(" a great experience", "great"), (" was not able", "able"), (" to be honest", "honest"), (" the a to", "")])
+def test_first_content_word(text, want):
+    from experiments.prompt_pairs import first_content_word
+
+    assert first_content_word(text) == want
