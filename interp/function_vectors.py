@@ -58,7 +58,9 @@ def task_vectors(model: HookedTransformer, icl: TokenBatch, layers: Iterable[int
     layers = list(range(model.cfg.n_layers)) if layers is None else [check_layer(model, layer) for layer in layers]
     names = [_hook(layer) for layer in layers]
     with capture(model, names, positions=icl.last_index) as acts:
-        run_batch(model, icl)
+        # stop after the last layer asked for: the unembedding of every position (262k columns
+        # for Gemma) would otherwise cost more than the layers
+        run_batch(model, icl, stop_at_layer=max(layers) + 1)
     return torch.stack([acts[n][:, 0].float().mean(0) for n in names]).cpu()
 
 
