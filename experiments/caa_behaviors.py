@@ -180,7 +180,9 @@ def _heatmap(table: dict, models: list[str], behaviors: list[str]):
     im = ax.imshow(vals, cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
     for (i, j), v in np.ndenumerate(vals):
         s = table[models[j]][behaviors[i]]
-        ax.text(j, i, "undef." if np.isnan(v) else f"{v:+.2f}\nL{s['best_layer']}", ha="center", va="center", fontsize=7)
+        # White text on the saturated end of the map, or it disappears into dark red / blue.
+        colour = "white" if np.isfinite(v) and abs(v) > 0.6 * lim else "black"
+        ax.text(j, i, "undef." if np.isnan(v) else f"{v:+.2f}\nL{s['best_layer']}", ha="center", va="center", fontsize=7, color=colour)
     ax.set_xticks(range(len(models)), models, fontsize=8)
     ax.set_yticks(range(len(behaviors)), behaviors, fontsize=8)
     fig.colorbar(im, ax=ax, label="Cohen's d (m=+1 vs m=−1) at the best layer")
@@ -189,10 +191,20 @@ def _heatmap(table: dict, models: list[str], behaviors: list[str]):
     return fig
 
 
+def _grid(n: int, w: float, h: float, cols: int = 4):
+    """n panels in rows of at most `cols` (seven behaviours in one row are unreadable); spare axes hidden."""
+    ncol = min(n, cols)
+    nrow = -(-n // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(w * ncol, h * nrow), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    return fig, list(axes.flat[:n])
+
+
 def _violins(name: str, results: dict, summaries: dict, cfg: CAAConfig):
     behaviors = list(results)
-    fig, axes = plt.subplots(1, len(behaviors), figsize=(2.6 * len(behaviors), 3.2), squeeze=False, sharey=False)
-    for ax, b in zip(axes[0], behaviors):
+    fig, axes = _grid(len(behaviors), 3.0, 3.0)
+    for ax, b in zip(axes, behaviors):
         r, s = results[b], summaries[b]
         li = r["layers"].index(s["best_layer"])
         data = [r["ld"][li, mi] for mi in range(len(cfg.multipliers))]
@@ -201,7 +213,7 @@ def _violins(name: str, results: dict, summaries: dict, cfg: CAAConfig):
         ax.set_xticks(range(1, len(cfg.multipliers) + 1), [f"{m:+g}" for m in cfg.multipliers], fontsize=7)
         ax.set_title(f"{b}\n(L{s['best_layer']})", fontsize=8)
         ax.set_xlabel("multiplier", fontsize=7)
-    axes[0, 0].set_ylabel("logit(matching) − logit(other)")
+    axes[0].set_ylabel("logit(matching) − logit(other)")
     fig.suptitle(f"{name}: per-question logit difference at each behaviour's best layer", fontsize=9)
     fig.tight_layout()
     return fig
@@ -209,8 +221,8 @@ def _violins(name: str, results: dict, summaries: dict, cfg: CAAConfig):
 
 def _layer_curves(name: str, results: dict, summaries: dict):
     behaviors = list(results)
-    fig, axes = plt.subplots(1, len(behaviors), figsize=(2.8 * len(behaviors), 2.8), squeeze=False)
-    for ax, b in zip(axes[0], behaviors):
+    fig, axes = _grid(len(behaviors), 3.2, 2.8)
+    for ax, b in zip(axes, behaviors):
         r, s = results[b], summaries[b]
         ax.plot(r["layers"], s["delta"], color="C0", marker="o", ms=2, label="logit delta")
         ax.set_xlabel("layer", fontsize=7)
@@ -225,7 +237,7 @@ def _layer_curves(name: str, results: dict, summaries: dict):
             title += f"\nr = {c.r:+.2f}" if c.defined else "\nr undefined"
         ax.set_title(title, fontsize=8)
         ax.axhline(0, color="0.5", lw=0.6)
-    axes[0, 0].set_ylabel("logit delta (m=+1 − m=−1)", color="C0", fontsize=8)
+    axes[0].set_ylabel("logit delta (m=+1 − m=−1)", color="C0", fontsize=8)
     fig.suptitle(f"{name}: logit delta (blue) vs generation delta p(matching | +1) − p(matching | −1) (red) by layer", fontsize=9)
     fig.tight_layout()
     return fig
