@@ -173,6 +173,28 @@ def _summary(r: dict, cfg: CAAConfig, n_layers: int) -> dict:
     return out
 
 
+def _dose_response(results: dict, summaries: dict, cfg: CAAConfig) -> tuple[list[str], list[list[str]]]:
+    """Every multiplier at the best layer, and, when the sweep goes past ±1, the widest symmetric pair's
+    effect at the layer where it is largest: ±1 alone can hide a vector that only acts when pushed harder."""
+    mult = list(cfg.multipliers)
+    wide = max((m for m in mult if m > 0 and -m in mult), default=1.0)
+    head = ["behaviour", "layer"] + [f"m={m:+g}" for m in mult]
+    if wide > 1:
+        head.append(f"Cohen's d m=±{wide:g} (at its best layer)")
+    rows = []
+    for b, s in summaries.items():
+        r = results[b]
+        li = r["layers"].index(s["best_layer"])
+        row = [b, f"L{s['best_layer']}"] + [f"{r['ld'][li, mi].mean():+.2f} ({(r['ld'][li, mi] > 0).mean():.2f})" for mi in range(len(mult))]
+        if wide > 1:
+            p, n = mult.index(wide), mult.index(-wide)
+            dl = r["ld"][:, p].mean(-1) - r["ld"][:, n].mean(-1)
+            wi = int(np.argmax(dl))
+            row.append(f"{cohens_d(r['ld'][wi, p], r['ld'][wi, n])} (L{r['layers'][wi]})")
+        rows.append(row)
+    return head, rows
+
+
 def _heatmap(table: dict, models: list[str], behaviors: list[str]):
     vals = np.array([[table[m][b]["d"].d for m in models] for b in behaviors])
     fig, ax = plt.subplots(figsize=(2.2 + 1.8 * len(models), 0.45 * len(behaviors) + 1.5))
@@ -286,6 +308,8 @@ def run(cfg: CAAConfig, run: Run) -> None:
             head += [f"p(matching) at m={g.multipliers} (nearest gen. layer)", "unparseable share", "r(logit delta, gen. delta) over layers"]
         run.report.add_text(f"## {name} ({'chat template' if chat else 'plain prompt'}, {n_layers} layers)")
         run.report.add_table(head, rows, caption=f"{name}: CAA per behaviour at its best layer")
+        run.report.add_table(*_dose_response(results, summaries, cfg),
+                             caption=f"{name}: dose response at the best layer — mean logit difference (share of questions where the matching letter wins)")  # fmt: skip
         slug = file_slug(name)
         run.save_figure(_violins(name, results, summaries, cfg), f"violins_{slug}.png", f"{name}: per-question logit differences by multiplier")
         run.save_figure(_layer_curves(name, results, summaries), f"layers_{slug}.png", f"{name}: logit vs generation delta by layer")

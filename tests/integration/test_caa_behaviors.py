@@ -45,3 +45,24 @@ def test_caa_config_errors(tmp_path):
     with pytest.raises(ValueError, match=r"too_long=skip"):
         main("caa_behaviors", CAAConfig, run, ["--config", "configs/caa_behaviors.smoke.yaml", f"run.results_dir={tmp_path}",
                                                 "too_long=error", "behaviors=[sycophancy]"])  # fmt: skip
+
+
+def test_dose_response_finds_effect_only_past_one():
+    """A vector that does nothing at ±1 but separates at ±4 on layer 2: the table must show it, at layer 2."""
+    from experiments.caa_behaviors import CAAConfig, _dose_response
+
+    cfg = CAAConfig(models=["x"], behaviors=["b"], multipliers=[-4.0, -1.0, 0.0, 1.0, 4.0])
+    rng = np.random.default_rng(0)
+    ld = rng.normal(0, 1, size=(3, 5, 40))
+    ld[2, 4] += 3.0  # m=+4 at layer 2 only
+    ld[2, 0] -= 3.0  # m=-4 at layer 2 only
+    results = {"b": {"layers": [0, 1, 2], "ld": ld}}
+    summaries = {"b": {"best_layer": 0}}
+    head, rows = _dose_response(results, summaries, cfg)
+    assert head[-1].startswith("Cohen's d m=±4")
+    assert rows[0][-1].endswith("(L2)")
+    d = float(rows[0][-1].split("d=")[1].split()[0])
+    assert d > 2.0  # planted shift 6 over unit SD
+    assert len(rows[0]) == 2 + 5 + 1
+    _, narrow = _dose_response(results, summaries, CAAConfig(models=["x"], behaviors=["b"], multipliers=[-1.0, 0.0, 1.0]))
+    assert len(narrow[0]) == 2 + 3  # no wide column without a wider pair
