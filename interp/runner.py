@@ -46,6 +46,16 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass
+def _version(package: str) -> str:
+    """Installed distribution version (transformer_lens has no ``__version__``, so ask the metadata)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "not installed"
+
+
 class RunConfig:
     """Settings every experiment shares (the ``run:`` section of its YAML)."""
 
@@ -176,14 +186,13 @@ class Run:
         return json.loads(path.read_text()) if path.exists() else {}
 
     def _write_run_info(self, status: str) -> None:
-        import transformer_lens
-
         info = {
             "experiment": self.name, "status": status, "seed": self.run_cfg.seed,
             "git_commit": git_commit(), "device": self.device, "argv": sys.argv,
             "started": dt.datetime.fromtimestamp(self._start).isoformat(timespec="seconds"),
             "wall_time_s": round(time.time() - self._start, 1),
-            "versions": {"torch": torch.__version__, "transformer_lens": getattr(transformer_lens, "__version__", "?"), "python": sys.version.split()[0]},
+            "versions": {"torch": torch.__version__, **{p: _version(p) for p in ("transformer-lens", "sae-lens", "numpy")},
+                         "python": sys.version.split()[0]},
         }  # fmt: skip
         _atomic_write(self.path / "run.json", json.dumps(info, indent=1))
 

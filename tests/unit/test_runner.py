@@ -50,6 +50,9 @@ def test_run_writes_results_folder(tmp_path):
     assert "| 1 | undefined |" in text
     info = json.loads((run.path / "run.json").read_text())
     assert info["seed"] == 3 and info["status"] == "finished" and info["git_commit"]
+    from importlib.metadata import version
+
+    assert info["versions"]["transformer-lens"] == version("transformer-lens")  # recorded, not "?"
     assert "alpha: 1.0" in (run.path / "config.yaml").read_text()
     # a rerun into the same run id picks the earlier metrics up
     again = Run("unit", cfg, cfg.run)
