@@ -45,7 +45,6 @@ T = TypeVar("T")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-@dataclass
 def _version(package: str) -> str:
     """Installed distribution version (transformer_lens has no ``__version__``, so ask the metadata)."""
     from importlib.metadata import PackageNotFoundError, version
@@ -56,6 +55,7 @@ def _version(package: str) -> str:
         return "not installed"
 
 
+@dataclass
 class RunConfig:
     """Settings every experiment shares (the ``run:`` section of its YAML)."""
 
