@@ -31,7 +31,7 @@ import torch  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 import interp  # noqa: E402
-from interp.behaviors import MATCHING, NOT_MATCHING, UNPARSEABLE, ab_prompt, answer_letter, letter_ids, oriented_logit_diff, score_generation, uses_chat_template  # noqa: E402
+from interp.behaviors import MATCHING, NOT_MATCHING, UNPARSEABLE, ab_prompt, answer_letter, behaviour_and_letter_shift, letter_ids, oriented_logit_diff, score_generation, uses_chat_template  # noqa: E402
 from interp.data import CAA_BEHAVIORS, load_caa  # noqa: E402
 from interp.engine import linear_friendly_weights  # noqa: E402
 from interp.function_vectors import SteeringBatch, mean_difference_vectors  # noqa: E402
@@ -173,24 +173,33 @@ def _summary(r: dict, cfg: CAAConfig, n_layers: int) -> dict:
     return out
 
 
-def _dose_response(results: dict, summaries: dict, cfg: CAAConfig) -> tuple[list[str], list[list[str]]]:
+def _dose_response(results: dict, summaries: dict, cfg: CAAConfig, matching: dict[str, list[str]]) -> tuple[list[str], list[list[str]]]:
     """Every multiplier at the best layer, and, when the sweep goes past ±1, the widest symmetric pair's
-    effect at the layer where it is largest: ±1 alone can hide a vector that only acts when pushed harder."""
+    effect at the layer where it is largest: ±1 alone can hide a vector that only acts when pushed harder.
+    The shift at the widest multiplier is split into a behaviour part and a letter part (towards "A" on
+    every question, `behaviour_and_letter_shift`): a vector can move answers by letter, not content."""
     mult = list(cfg.multipliers)
     wide = max((m for m in mult if m > 0 and -m in mult), default=1.0)
     head = ["behaviour", "layer"] + [f"m={m:+g}" for m in mult]
     if wide > 1:
         head.append(f"Cohen's d m=±{wide:g} (at its best layer)")
+    if 0.0 in mult:
+        head += [f"m={wide:+g} vs 0 at that layer: behaviour / letter shift", "largest |letter shift| over layers"]
     rows = []
     for b, s in summaries.items():
         r = results[b]
         li = r["layers"].index(s["best_layer"])
         row = [b, f"L{s['best_layer']}"] + [f"{r['ld'][li, mi].mean():+.2f} ({(r['ld'][li, mi] > 0).mean():.2f})" for mi in range(len(mult))]
+        p, n = mult.index(wide), mult.index(-wide)
         if wide > 1:
-            p, n = mult.index(wide), mult.index(-wide)
             dl = r["ld"][:, p].mean(-1) - r["ld"][:, n].mean(-1)
-            wi = int(np.argmax(dl))
-            row.append(f"{cohens_d(r['ld'][wi, p], r['ld'][wi, n])} (L{r['layers'][wi]})")
+            li = int(np.argmax(dl))
+            row.append(f"{cohens_d(r['ld'][li, p], r['ld'][li, n])} (L{r['layers'][li]})")
+        if 0.0 in mult:
+            shift = r["ld"][:, p] - r["ld"][:, mult.index(0.0)]
+            split = np.array([behaviour_and_letter_shift(shift[j], matching[b]) for j in range(len(r["layers"]))])
+            lj = int(np.nanargmax(np.abs(split[:, 1]))) if np.isfinite(split[:, 1]).any() else li
+            row += [f"{split[li, 0]:+.2f} / {split[li, 1]:+.2f}", f"{split[lj, 1]:+.2f} (L{r['layers'][lj]}; behaviour {split[lj, 0]:+.2f})"]
         rows.append(row)
     return head, rows
 
@@ -292,6 +301,9 @@ def run(cfg: CAAConfig, run: Run) -> None:
             key["generation"] = {**{k: v for k, v in vars(cfg.generation).items() if k != "n_layers"}, "layer_stride": gen_stride(cfg.generation, depth)}
             results[b] = run.cached(lambda: _behavior_study(model, b, cfg), step="caa.behavior", model=name, behavior=b, cfg=key)
             summaries[b] = _summary(results[b], cfg, n_layers)
+        # the test questions' matching letters (the same fitting filter as the study) for the letter split
+        matching = {b: [it["answer_matching_behavior"] for it in _fitting(model, load_caa(b, "test_ab")[: cfg.n_test], cfg, b)[0]]
+                    for b in cfg.behaviors}  # fmt: skip
         del model
         table[name] = summaries
         rows = []
@@ -308,7 +320,7 @@ def run(cfg: CAAConfig, run: Run) -> None:
             head += [f"p(matching) at m={g.multipliers} (nearest gen. layer)", "unparseable share", "r(logit delta, gen. delta) over layers"]
         run.report.add_text(f"## {name} ({'chat template' if chat else 'plain prompt'}, {n_layers} layers)")
         run.report.add_table(head, rows, caption=f"{name}: CAA per behaviour at its best layer")
-        run.report.add_table(*_dose_response(results, summaries, cfg),
+        run.report.add_table(*_dose_response(results, summaries, cfg, matching),
                              caption=f"{name}: dose response at the best layer — mean logit difference (share of questions where the matching letter wins)")  # fmt: skip
         slug = file_slug(name)
         run.save_figure(_violins(name, results, summaries, cfg), f"violins_{slug}.png", f"{name}: per-question logit differences by multiplier")

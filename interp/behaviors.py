@@ -91,3 +91,25 @@ def oriented_logit_diff(letter_logits: torch.Tensor, matching: list[str]) -> tor
         raise ValueError(f"{len(matching)} matching labels for {letter_logits.shape[-2]} items")
     sign = torch.tensor([1.0 if answer_letter(m) == "A" else -1.0 for m in matching])
     return (letter_logits[..., 0] - letter_logits[..., 1]) * sign
+
+
+def behaviour_and_letter_shift(shift, matching: list[str]) -> tuple[float, float]:
+    """Split a per-question change of logit(matching) − logit(other) into a behaviour part and a letter part.
+
+    A steering vector can move the answer by *content* (towards the behaviour, whichever letter
+    carries it) or by *letter* (towards "A" on every question). With steering adding b to the
+    matching letter and l to "A", a question whose matching letter is A shifts by b + l and one
+    whose matching letter is B by b − l. Weighting the two letter groups equally recovers both,
+    also when the test set is not letter-balanced (a plain mean would mix l into b by the imbalance).
+    Returns ``(b, l)``, l > 0 meaning towards "A"; both NaN (undefined) when either group is empty.
+    """
+    import numpy as np
+
+    shift = np.asarray(shift, dtype=float)
+    if shift.shape != (len(matching),):
+        raise ValueError(f"shift has shape {shift.shape}; expected one value per question ({len(matching)},)")
+    is_a = np.array([answer_letter(m) == "A" for m in matching], dtype=bool)
+    if is_a.all() or not is_a.any():
+        return float("nan"), float("nan")
+    on_a, on_b = shift[is_a].mean(), shift[~is_a].mean()
+    return float((on_a + on_b) / 2), float((on_a - on_b) / 2)

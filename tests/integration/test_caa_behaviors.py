@@ -58,11 +58,20 @@ def test_dose_response_finds_effect_only_past_one():
     ld[2, 0] -= 3.0  # m=-4 at layer 2 only
     results = {"b": {"layers": [0, 1, 2], "ld": ld}}
     summaries = {"b": {"best_layer": 0}}
-    head, rows = _dose_response(results, summaries, cfg)
-    assert head[-1].startswith("Cohen's d m=±4")
-    assert rows[0][-1].endswith("(L2)")
-    d = float(rows[0][-1].split("d=")[1].split()[0])
+    matching = {"b": ["(A)", "(B)"] * 20}
+    head, rows = _dose_response(results, summaries, cfg, matching)
+    assert head[-3].startswith("Cohen's d m=±4") and rows[0][-3].endswith("(L2)")
+    d = float(rows[0][-3].split("d=")[1].split()[0])
     assert d > 2.0  # planted shift 6 over unit SD
-    assert len(rows[0]) == 2 + 5 + 1
-    _, narrow = _dose_response(results, summaries, CAAConfig(models=["x"], behaviors=["b"], multipliers=[-1.0, 0.0, 1.0]))
-    assert len(narrow[0]) == 2 + 3  # no wide column without a wider pair
+    assert len(rows[0]) == 2 + 5 + 3
+    # the planted +3 at m=+4 is behaviour (same sign on A and B questions), not letter
+    beh, let = (float(x) for x in rows[0][-2].split(" / "))
+    assert abs(beh - 3.0) < 0.8 and abs(let) < 0.8
+    # now a pure letter push at layer 1: +3 on A-questions, -3 on B-questions at m=+4
+    ld2 = ld.copy()
+    ld2[1, 4] += np.where(np.array(matching["b"]) == "(A)", 3.0, -3.0)
+    _, rows2 = _dose_response({"b": {"layers": [0, 1, 2], "ld": ld2}}, summaries, cfg, matching)
+    assert rows2[0][-1].startswith("+3") or rows2[0][-1].startswith("+2")
+    assert "(L1;" in rows2[0][-1]
+    _, narrow = _dose_response(results, summaries, CAAConfig(models=["x"], behaviors=["b"], multipliers=[-1.0, 0.0, 1.0]), matching)
+    assert len(narrow[0]) == 2 + 3 + 2  # no Cohen's d column without a pair wider than ±1
