@@ -205,19 +205,30 @@ def _dose_response(results: dict, summaries: dict, cfg: CAAConfig, matching: dic
 
 
 def _heatmap(table: dict, models: list[str], behaviors: list[str]):
-    vals = np.array([[table[m][b]["d"].d for m in models] for b in behaviors])
-    fig, ax = plt.subplots(figsize=(2.2 + 1.8 * len(models), 0.45 * len(behaviors) + 1.5))
-    lim = np.nanmax(np.abs(vals)) if np.isfinite(vals).any() else 1.0
-    im = ax.imshow(vals, cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
-    for (i, j), v in np.ndenumerate(vals):
-        s = table[models[j]][behaviors[i]]
-        # White text on the saturated end of the map, or it disappears into dark red / blue.
-        colour = "white" if np.isfinite(v) and abs(v) > 0.6 * lim else "black"
-        ax.text(j, i, "undef." if np.isnan(v) else f"{v:+.2f}\nL{s['best_layer']}", ha="center", va="center", fontsize=7, color=colour)
-    ax.set_xticks(range(len(models)), models, fontsize=8)
-    ax.set_yticks(range(len(behaviors)), behaviors, fontsize=8)
-    fig.colorbar(im, ax=ax, label="Cohen's d (m=+1 vs m=−1) at the best layer")
-    ax.set_title("CAA effect size per behaviour and model", fontsize=9)
+    """Cohen's d at the best layer, next to the +1 − (−1) shift split into its behaviour and letter
+    parts: a d that comes from a push towards one letter (plus a letter-unbalanced test set) shows
+    up as a letter part with no behaviour part."""
+    d = np.array([[table[m][b]["d"].d for m in models] for b in behaviors])
+    beh = np.array([[table[m][b]["split"][0] for m in models] for b in behaviors])
+    let = np.array([[table[m][b]["split"][1] for m in models] for b in behaviors])
+    fig, axes = plt.subplots(1, 3, figsize=(3 * (2.0 + 1.6 * len(models)), 0.45 * len(behaviors) + 1.8))
+    shift_lim = np.nanmax(np.abs(np.r_[beh.ravel(), let.ravel()])) if np.isfinite(np.r_[beh.ravel(), let.ravel()]).any() else 1.0
+    panels = [(d, "Cohen's d (m=+1 vs m=−1)", None), (beh, "behaviour part of the shift (logits)", shift_lim),
+              (let, "letter part of the shift (logits, + = towards A)", shift_lim)]  # fmt: skip
+    for k, (ax, (vals, title, lim)) in enumerate(zip(axes, panels)):
+        lim = lim or (np.nanmax(np.abs(vals)) if np.isfinite(vals).any() else 1.0)
+        lim = lim or 1.0
+        im = ax.imshow(vals, cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
+        for (i, j), v in np.ndenumerate(vals):
+            # White text on the saturated end of the map, or it disappears into dark red / blue.
+            colour = "white" if np.isfinite(v) and abs(v) > 0.6 * lim else "black"
+            label = "undef." if np.isnan(v) else f"{v:+.2f}" + (f"\nL{table[models[j]][behaviors[i]]['best_layer']}" if k == 0 else "")
+            ax.text(j, i, label, ha="center", va="center", fontsize=7, color=colour)
+        ax.set_xticks(range(len(models)), models, fontsize=7)
+        ax.set_yticks(range(len(behaviors)), behaviors if k == 0 else [], fontsize=8)
+        ax.set_title(title, fontsize=8)
+        fig.colorbar(im, ax=ax, shrink=0.8)
+    fig.suptitle("CAA at each behaviour's best layer: effect size, and the m=+1 vs m=−1 shift split by equal-weight letter groups", fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -304,18 +315,23 @@ def run(cfg: CAAConfig, run: Run) -> None:
         # the test questions' matching letters (the same fitting filter as the study) for the letter split
         matching = {b: [it["answer_matching_behavior"] for it in _fitting(model, load_caa(b, "test_ab")[: cfg.n_test], cfg, b)[0]]
                     for b in cfg.behaviors}  # fmt: skip
+        for b, s in summaries.items():
+            li, mult = results[b]["layers"].index(s["best_layer"]), list(cfg.multipliers)
+            s["split"] = behaviour_and_letter_shift(results[b]["ld"][li, mult.index(1.0)] - results[b]["ld"][li, mult.index(-1.0)], matching[b])
         del model
         table[name] = summaries
         rows = []
         for b, s in summaries.items():
             row = [b, f"{results[b]['n_generate']} / {results[b]['n_test']}" + (f" ({results[b]['skipped']} too long)" if results[b]["skipped"] else ""),
-                   f"L{s['best_layer']} ({s['best_fraction']:.2f})", f"{s['delta_best']:+.2f}", str(s["d"]), f"{s['base_matching']:.2f}"]
+                   f"L{s['best_layer']} ({s['best_fraction']:.2f})", f"{s['delta_best']:+.2f}", str(s["d"]),
+                   " / ".join("undef." if np.isnan(x) else f"{x:+.2f}" for x in s["split"]), f"{s['base_matching']:.2f}"]
             if "gen_p" in s:
                 gi = results[b]["gen_layers"].index(min(results[b]["gen_layers"], key=lambda x: abs(x - s["best_layer"])))
                 row += [" / ".join("undef." if np.isnan(v) else f"{v:.2f}" for v in s["gen_p"][gi]) + f" (L{results[b]['gen_layers'][gi]})",
                         f"{s['gen_unparseable'].mean():.2f}", str(s["gen_corr"])]  # fmt: skip
             rows.append(row)
-        head = ["behaviour", "questions: vector / test", "best layer (fraction of depth)", "logit delta", "Cohen's d [95% CI]", "matching at m=0"]
+        head = ["behaviour", "questions: vector / test", "best layer (fraction of depth)", "logit delta", "Cohen's d [95% CI]",
+                "delta's behaviour / letter part", "matching at m=0"]  # fmt: skip
         if g.enabled:
             head += [f"p(matching) at m={g.multipliers} (nearest gen. layer)", "unparseable share", "r(logit delta, gen. delta) over layers"]
         run.report.add_text(f"## {name} ({'chat template' if chat else 'plain prompt'}, {n_layers} layers)")
@@ -328,8 +344,9 @@ def run(cfg: CAAConfig, run: Run) -> None:
         run.log_metrics(**{name: {b: {"best_layer": s["best_layer"], "best_fraction": s["best_fraction"], "delta": s["delta"],
                                       "d": vars(s["d"]), "gen_delta": s.get("gen_delta"),
                                       "gen_corr": vars(s["gen_corr"]) if "gen_corr" in s else None,
+                                      "shift_pm1_behaviour_letter": s["split"],
                                       "examples": results[b].get("gen_examples")} for b, s in summaries.items()}})  # fmt: skip
-    run.save_figure(_heatmap(table, cfg.models, cfg.behaviors), "effect_sizes.png", "Cohen's d per behaviour × model at the best layer")
+    run.save_figure(_heatmap(table, cfg.models, cfg.behaviors), "effect_sizes.png", "Cohen's d per behaviour × model at the best layer, and the shift's behaviour and letter parts")
 
 
 if __name__ == "__main__":
