@@ -61,6 +61,9 @@ class CAAConfig:
     too_long: str = "error"  # a question longer than the model's context: "error" or "skip" (counted in the report)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     max_rows: int = 256
+    # True: the vector is the equal-weight mean of the A-matching and the B-matching questions'
+    # differences, so a letter imbalance in the generate split puts no "A vs B" direction into it
+    balance_letters: bool = False
 
 
 def _check(cfg: CAAConfig) -> None:
@@ -100,10 +103,21 @@ def _behavior_study(model, behavior: str, cfg: CAAConfig) -> dict:
     open_prompts = [ab_prompt(model, it["question"], cfg.chat) for it in gen_items]
     pos = [p + answer_letter(it["answer_matching_behavior"]) for p, it in zip(open_prompts, gen_items)]
     neg = [p + answer_letter(it["answer_not_matching_behavior"]) for p, it in zip(open_prompts, gen_items)]
-    vectors = torch.zeros(len(layers), model.cfg.d_model)
-    for i in range(0, len(pos), 25):  # chunks keep the padded batch small
-        vectors += mean_difference_vectors(model, tok(pos[i : i + 25]), tok(neg[i : i + 25]), layers) * len(pos[i : i + 25])
-    vectors /= len(pos)
+    def mean_diff(idx: list[int]) -> torch.Tensor:
+        total = torch.zeros(len(layers), model.cfg.d_model)
+        for i in range(0, len(idx), 25):  # chunks keep the padded batch small
+            chunk = idx[i : i + 25]
+            total += mean_difference_vectors(model, tok([pos[j] for j in chunk]), tok([neg[j] for j in chunk]), layers) * len(chunk)
+        return total / len(idx)
+
+    if cfg.balance_letters:
+        on_a = [j for j, it in enumerate(gen_items) if answer_letter(it["answer_matching_behavior"]) == "A"]
+        on_b = [j for j in range(len(gen_items)) if j not in set(on_a)]
+        if not on_a or not on_b:
+            raise ValueError(f"{behavior}: balance_letters=true needs generate questions matching on A and on B; got {len(on_a)} A, {len(on_b)} B")
+        vectors = (mean_diff(on_a) + mean_diff(on_b)) / 2
+    else:
+        vectors = mean_diff(list(range(len(pos))))
     test_prompts = [ab_prompt(model, it["question"], cfg.chat) for it in test_items]
     cols = letter_ids(model, test_prompts[0])
     matching = [it["answer_matching_behavior"] for it in test_items]
@@ -290,7 +304,7 @@ def run(cfg: CAAConfig, run: Run) -> None:
     g = cfg.generation
     run.report.add_text(
         f"CAA on the A/B behaviour datasets {cfg.behaviors}: vector per layer from {cfg.n_generate} generate-split questions "
-        f"(answer-letter token, matching minus not matching), applied at the last prompt token (the answer's '(') with "
+        f"(answer-letter token, matching minus not matching{'; A- and B-matching questions weighted equally' if cfg.balance_letters else ''}), applied at the last prompt token (the answer's '(') with "
         f"multipliers {cfg.multipliers} on {cfg.n_test} test questions. Logit score = logit(matching letter) − logit(other); "
         f"delta = mean(+1) − mean(−1); Cohen's d (+1 vs −1, pooled SD, 95% CI). Best layer = largest delta. "
         + (f"Generation: greedy {g.max_new_tokens} tokens, steered at the last prompt token and every generated token, "
@@ -307,6 +321,8 @@ def run(cfg: CAAConfig, run: Run) -> None:
         results, summaries = {}, {}
         for b in cfg.behaviors:
             key = {k: v for k, v in vars(cfg).items() if k not in ("run", "models", "behaviors", "max_rows")}
+            if not cfg.balance_letters:  # the default adds nothing to the key: results cached before the option existed stay valid
+                key.pop("balance_letters")
             # the resolved stride, not n_layers, goes into the key: same layers, same cached result
             depth = len(cfg.layers) if cfg.layers is not None else n_layers
             key["generation"] = {**{k: v for k, v in vars(cfg.generation).items() if k != "n_layers"}, "layer_stride": gen_stride(cfg.generation, depth)}

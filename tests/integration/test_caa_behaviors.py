@@ -75,3 +75,22 @@ def test_dose_response_finds_effect_only_past_one():
     assert "(L1;" in rows2[0][-1]
     _, narrow = _dose_response(results, summaries, CAAConfig(models=["x"], behaviors=["b"], multipliers=[-1.0, 0.0, 1.0]), matching)
     assert len(narrow[0]) == 2 + 3 + 2  # no Cohen's d column without a pair wider than ±1
+
+
+def test_balance_letters_changes_the_vector_only_when_the_split_is_unbalanced(tmp_path):
+    """refusal's first 6 generate questions match on A five times: the equal-weight vector differs
+    from the plain mean; myopic-reward's are 3 A / 3 B, where both estimators coincide."""
+    from experiments.caa_behaviors import CAAConfig, run
+    from interp.runner import main
+
+    deltas = {}
+    for balance in ("false", "true"):
+        main("caa_behaviors", CAAConfig, run, ["--config", "configs/caa_behaviors.smoke.yaml", f"run.results_dir={tmp_path}",
+                                                f"run.run_id=b_{balance}", "models=[random:tiny-llama]", "generation.enabled=false",
+                                                f"balance_letters={balance}"])  # fmt: skip
+        metrics = json.loads((tmp_path / "caa_behaviors" / f"b_{balance}" / "metrics.json").read_text())["random:tiny-llama"]
+        deltas[balance] = {b: np.array(metrics[b]["delta"]) for b in ("refusal", "myopic-reward")}
+    assert not np.allclose(deltas["false"]["refusal"], deltas["true"]["refusal"], atol=1e-6)
+    np.testing.assert_allclose(deltas["false"]["myopic-reward"], deltas["true"]["myopic-reward"], atol=1e-5, rtol=1e-4)
+    report = (tmp_path / "caa_behaviors" / "b_true" / "report.md").read_text()
+    assert "weighted equally" in report
