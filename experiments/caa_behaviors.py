@@ -294,7 +294,9 @@ def _layer_curves(name: str, results: dict, summaries: dict):
         ax.set_title(title, fontsize=8)
         ax.axhline(0, color="0.5", lw=0.6)
     axes[0].set_ylabel("logit delta (m=+1 − m=−1)", color="C0", fontsize=8)
-    fig.suptitle(f"{name}: logit delta (blue) vs generation delta p(matching | +1) − p(matching | −1) (red) by layer", fontsize=9)
+    with_gen = any("gen_delta" in s for s in summaries.values())
+    fig.suptitle(f"{name}: logit delta (blue) vs generation delta p(matching | +1) − p(matching | −1) (red) by layer" if with_gen
+                 else f"{name}: logit delta by layer (generation score off)", fontsize=9)  # fmt: skip
     fig.tight_layout()
     return fig
 
@@ -356,7 +358,8 @@ def run(cfg: CAAConfig, run: Run) -> None:
                              caption=f"{name}: dose response at the best layer — mean logit difference (share of questions where the matching letter wins)")  # fmt: skip
         slug = file_slug(name)
         run.save_figure(_violins(name, results, summaries, cfg), f"violins_{slug}.png", f"{name}: per-question logit differences by multiplier")
-        run.save_figure(_layer_curves(name, results, summaries), f"layers_{slug}.png", f"{name}: logit vs generation delta by layer")
+        run.save_figure(_layer_curves(name, results, summaries), f"layers_{slug}.png",
+                       f"{name}: logit vs generation delta by layer" if g.enabled else f"{name}: logit delta by layer")
         run.log_metrics(**{name: {b: {"best_layer": s["best_layer"], "best_fraction": s["best_fraction"], "delta": s["delta"],
                                       "d": vars(s["d"]), "gen_delta": s.get("gen_delta"),
                                       "gen_corr": vars(s["gen_corr"]) if "gen_corr" in s else None,
