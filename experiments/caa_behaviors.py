@@ -231,7 +231,9 @@ def _heatmap(table: dict, models: list[str], behaviors: list[str]):
               (let, "letter part of the shift (logits, + = towards A)", shift_lim)]  # fmt: skip
     for k, (ax, (vals, title, lim)) in enumerate(zip(axes, panels)):
         lim = lim or (np.nanmax(np.abs(vals)) if np.isfinite(vals).any() else 1.0)
-        lim = lim or 1.0
+        # A floor on the colour range (d = 0.5, "medium"; 0.5 logits), or a run where nothing moves
+        # paints d = 0.09 as dark as a real effect.
+        lim = max(lim, 0.5)
         im = ax.imshow(vals, cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
         for (i, j), v in np.ndenumerate(vals):
             # White text on the saturated end of the map, or it disappears into dark red / blue.
