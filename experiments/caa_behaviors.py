@@ -94,9 +94,15 @@ def _fitting(model, items: list[dict], cfg: CAAConfig, where: str) -> tuple[list
     return keep, len(items) - len(keep)
 
 
+def _split_items(model, behavior: str, split: str, cfg: CAAConfig) -> tuple[list[dict], int]:
+    """The first n_generate / n_test questions of a split that fit the model's context (and how many did not)."""
+    n = cfg.n_generate if split == "generate" else cfg.n_test
+    return _fitting(model, load_caa(behavior, split)[:n], cfg, f"{behavior}/{split}")
+
+
 def _behavior_study(model, behavior: str, cfg: CAAConfig) -> dict:
-    gen_items, gen_skipped = _fitting(model, load_caa(behavior, "generate")[: cfg.n_generate], cfg, f"{behavior}/generate")
-    test_items, test_skipped = _fitting(model, load_caa(behavior, "test_ab")[: cfg.n_test], cfg, f"{behavior}/test_ab")
+    gen_items, gen_skipped = _split_items(model, behavior, "generate", cfg)
+    test_items, test_skipped = _split_items(model, behavior, "test_ab", cfg)
     n = model.cfg.n_layers
     layers = cfg.layers if cfg.layers is not None else list(range(n))
     tok = lambda prompts: interp.tokenize(model, prompts, padding_side="left")  # noqa: E731
@@ -112,7 +118,7 @@ def _behavior_study(model, behavior: str, cfg: CAAConfig) -> dict:
 
     if cfg.balance_letters:
         on_a = [j for j, it in enumerate(gen_items) if answer_letter(it["answer_matching_behavior"]) == "A"]
-        on_b = [j for j in range(len(gen_items)) if j not in set(on_a)]
+        on_b = sorted(set(range(len(gen_items))) - set(on_a))
         if not on_a or not on_b:
             raise ValueError(f"{behavior}: balance_letters=true needs generate questions matching on A and on B; got {len(on_a)} A, {len(on_b)} B")
         vectors = (mean_diff(on_a) + mean_diff(on_b)) / 2
@@ -226,14 +232,17 @@ def _heatmap(table: dict, models: list[str], behaviors: list[str]):
     beh = np.array([[table[m][b]["split"][0] for m in models] for b in behaviors])
     let = np.array([[table[m][b]["split"][1] for m in models] for b in behaviors])
     fig, axes = plt.subplots(1, 3, figsize=(3 * (2.0 + 1.6 * len(models)), 0.45 * len(behaviors) + 1.8))
-    shift_lim = np.nanmax(np.abs(np.r_[beh.ravel(), let.ravel()])) if np.isfinite(np.r_[beh.ravel(), let.ravel()]).any() else 1.0
-    panels = [(d, "Cohen's d (m=+1 vs m=−1)", None), (beh, "behaviour part of the shift (logits)", shift_lim),
-              (let, "letter part of the shift (logits, + = towards A)", shift_lim)]  # fmt: skip
-    for k, (ax, (vals, title, lim)) in enumerate(zip(axes, panels)):
-        lim = lim or (np.nanmax(np.abs(vals)) if np.isfinite(vals).any() else 1.0)
+    def abs_max(*arrays) -> float:
+        finite = np.abs(np.concatenate([a.ravel() for a in arrays]))
+        finite = finite[np.isfinite(finite)]
         # A floor on the colour range (d = 0.5, "medium"; 0.5 logits), or a run where nothing moves
         # paints d = 0.09 as dark as a real effect.
-        lim = max(lim, 0.5)
+        return max(finite.max(initial=0.0), 0.5)
+
+    shift_lim = abs_max(beh, let)  # one scale for both parts of the shift, so they compare by colour
+    panels = [(d, "Cohen's d (m=+1 vs m=−1)", abs_max(d)), (beh, "behaviour part of the shift (logits)", shift_lim),
+              (let, "letter part of the shift (logits, + = towards A)", shift_lim)]  # fmt: skip
+    for k, (ax, (vals, title, lim)) in enumerate(zip(axes, panels)):
         im = ax.imshow(vals, cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
         for (i, j), v in np.ndenumerate(vals):
             # White text on the saturated end of the map, or it disappears into dark red / blue.
@@ -332,9 +341,8 @@ def run(cfg: CAAConfig, run: Run) -> None:
             key["generation"] = {**{k: v for k, v in vars(cfg.generation).items() if k != "n_layers"}, "layer_stride": gen_stride(cfg.generation, depth)}
             results[b] = run.cached(lambda: _behavior_study(model, b, cfg), step="caa.behavior", model=name, behavior=b, cfg=key)
             summaries[b] = _summary(results[b], cfg, n_layers)
-        # the test questions' matching letters (the same fitting filter as the study) for the letter split
-        matching = {b: [it["answer_matching_behavior"] for it in _fitting(model, load_caa(b, "test_ab")[: cfg.n_test], cfg, b)[0]]
-                    for b in cfg.behaviors}  # fmt: skip
+        # the test questions' matching letters (the study's own selection; cached results do not store them)
+        matching = {b: [it["answer_matching_behavior"] for it in _split_items(model, b, "test_ab", cfg)[0]] for b in cfg.behaviors}
         for b, s in summaries.items():
             li, mult = results[b]["layers"].index(s["best_layer"]), list(cfg.multipliers)
             s["split"] = behaviour_and_letter_shift(results[b]["ld"][li, mult.index(1.0)] - results[b]["ld"][li, mult.index(-1.0)], matching[b])

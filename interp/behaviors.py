@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import torch
 
 MATCHING, NOT_MATCHING, UNPARSEABLE = "matching", "not_matching", "unparseable"
@@ -103,8 +104,6 @@ def behaviour_and_letter_shift(shift, matching: list[str]) -> tuple[float, float
     also when the test set is not letter-balanced (a plain mean would mix l into b by the imbalance).
     Returns ``(b, l)``, l > 0 meaning towards "A"; both NaN (undefined) when either group is empty.
     """
-    import numpy as np
-
     shift = np.asarray(shift, dtype=float)
     if shift.shape != (len(matching),):
         raise ValueError(f"shift has shape {shift.shape}; expected one value per question ({len(matching)},)")
