@@ -25,6 +25,7 @@ import interp
 from interp.data import load_truthfulqa_mc
 from interp.dola import ALPHAS, BUCKETS, TRUTHFULQA_PRIMER, ContinuationScorer, TruthfulQAItem, candidate_layers, dola_scores
 from interp.engine import final_logits
+from interp.hooks import act_name, hidden_state_hook
 
 
 @torch.no_grad()
@@ -36,10 +37,10 @@ def reference(model, item, bucket_layers: list[int], alpha: float, post: bool) -
     for option in item.options:
         opt = model.to_tokens(" " + option.strip(), prepend_bos=False)[0]
         toks = torch.cat([prefix, opt])[None].to(model.cfg.device)
-        names = ["blocks.0.hook_resid_pre" if j == 0 else f"blocks.{j - 1}.hook_resid_post" for j in bucket_layers]
-        _, cache = model.run_with_cache(toks, names_filter=lambda n: n in names or n == f"blocks.{model.cfg.n_layers - 1}.hook_resid_post")
+        names = [hidden_state_hook(j) for j in bucket_layers]
+        _, cache = model.run_with_cache(toks, names_filter=lambda n: n in names or n == act_name("resid_post", model.cfg.n_layers - 1))
         rows = torch.arange(len(prefix) - 1, len(prefix) - 1 + len(opt))
-        final = final_logits(model, cache[f"blocks.{model.cfg.n_layers - 1}.hook_resid_post"][0, rows]).float().log_softmax(-1)
+        final = final_logits(model, cache[act_name("resid_post", model.cfg.n_layers - 1)][0, rows]).float().log_softmax(-1)
         layers = torch.stack([final_logits(model, cache[n][0, rows]).float().log_softmax(-1) for n in names])
         scores, _ = dola_scores(layers, final, alpha, post_softmax=post)
         out.append(float(scores[torch.arange(len(opt)), opt.to(scores.device)].sum()))

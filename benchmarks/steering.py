@@ -23,7 +23,7 @@ import interp
 from interp.data import load_fv_task
 from interp.engine import final_logits, linear_friendly_weights
 from interp.function_vectors import SteeringBatch
-from interp.hooks import add_vector
+from interp.hooks import act_name, add_vector
 from interp.mediation import first_token_ids
 
 
@@ -59,7 +59,7 @@ def main() -> None:
             for layer in layers:
                 preds = []
                 for v in vectors:
-                    with add_vector(model, f"blocks.{layer}.hook_resid_post", v * 4, positions=batch.last_index):
+                    with add_vector(model, act_name("resid_post", layer), v * 4, positions=batch.last_index):
                         resid = model(batch.tokens, attention_mask=batch.attention_mask, stop_at_layer=n)
                     preds.append(final_logits(model, resid[rows, batch.last_index]).argmax(-1))
                 plain[layer] = torch.stack(preds)

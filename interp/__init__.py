@@ -18,7 +18,8 @@ from interp.hooks import (
     replace_activation,
     zero_ablate,
 )
-from interp.models import cache_dir, list_models, load_model
+from interp.cache import cache_dir
+from interp.models import list_models, load_model
 
 __version__ = "0.1.0"
 

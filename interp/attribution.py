@@ -31,9 +31,9 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from interp.data.tokenize import TokenBatch
-from interp.engine import base_run, final_logits, linear_friendly_weights, metric_columns, _last, _mask, _tokens
-from interp.hooks import Positions, capture, check_finite, hooks, position_mask
-from interp.patching import SITES, Metric, PatchingResult, _align, _hook, _layers, _prepare_pair, recovery, str_tokens
+from interp.engine import Metric, base_run, batch_mask, batch_tokens, final_logits, last_rows, linear_friendly_weights, metric_columns
+from interp.hooks import Positions, act_name, capture, check_finite, hooks, position_mask
+from interp.patching import SITES, PatchingResult, align_positions, prepare_pair, recovery, resolve_layers, site_hook, str_tokens
 
 
 def attribution_patching(
@@ -55,10 +55,10 @@ def attribution_patching(
     """
     if not sites:
         raise ValueError("sites is empty; choose from " + ", ".join(SITES))
-    layer_list = _layers(model, layers)
-    names = {site: [_hook(model, site, layer) for layer in layer_list] for site in sites}
+    layer_list = resolve_layers(model, layers)
+    names = {site: [site_hook(model, site, layer) for layer in layer_list] for site in sites}
     all_names = sorted({n for ns in names.values() for n in ns})
-    corr_idx, clean_idx = _prepare_pair(clean, corrupted, positions, clean_positions, per_position)
+    corr_idx, clean_idx = prepare_pair(clean, corrupted, positions, clean_positions, per_position)
     seq = corrupted.tokens.shape[1]
 
     with linear_friendly_weights(model, unembed=metric_columns(metric) is None):
@@ -75,7 +75,7 @@ def attribution_patching(
     for site, site_names in names.items():
         grids = []
         for n in site_names:
-            delta = _align(clean_acts[n], clean_idx, seq, corr_idx).cpu() - corr_acts[n]
+            delta = align_positions(clean_acts[n], clean_idx, seq, corr_idx).cpu() - corr_acts[n]
             check_finite(delta, f"activation difference at {n}")
             contrib = (delta * grads[n]).float()  # [batch pos (head) d]
             contrib = contrib.sum(-1) * slots.view(*slots.shape, *([1] * (contrib.ndim - 3)))
@@ -109,15 +109,15 @@ def _frozen(model: HookedTransformer):
 def _gradients(model: HookedTransformer, batch: TokenBatch, metric: Metric, names: list[str]):
     """One forward with the graph and one backward: ∂(Σ_prompts m)/∂a at every named hook.
     Prompts do not interact, so the gradient of the sum is each prompt's own gradient."""
-    first = "blocks.0.hook_resid_pre"
+    first = act_name("resid_pre", 0)
 
     def leaf(act: Tensor, hook) -> Tensor:
         # make the graph start here even when the weights are frozen (requires_grad=False)
         return act.detach().requires_grad_(True)
 
     with torch.enable_grad(), _frozen(model), hooks(model, [(first, leaf)]), capture(model, names, detach=False) as acts:
-        resid = model(_tokens(model, batch), stop_at_layer=model.cfg.n_layers, attention_mask=_mask(model, batch))
-        logits = final_logits(model, _last(resid, batch), metric_columns(metric))
+        resid = model(batch_tokens(model, batch), stop_at_layer=model.cfg.n_layers, attention_mask=batch_mask(model, batch))
+        logits = final_logits(model, last_rows(resid, batch), metric_columns(metric))
         total = metric(logits).sum()
         tensors = [acts[n] for n in names]
         grads = torch.autograd.grad(total, tensors, allow_unused=True)

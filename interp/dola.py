@@ -31,8 +31,8 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
-from interp.engine import final_logits, linear_friendly_weights
-from interp.hooks import capture, check_finite
+from interp.engine import final_logits, linear_friendly_weights, repeat_cache
+from interp.hooks import capture, check_finite, hidden_state_hook
 from interp.stats import Estimate, bootstrap_ci
 
 BUCKETS: dict[str, tuple[float, float]] = {
@@ -238,7 +238,7 @@ class ContinuationScorer:
 
     @staticmethod
     def _hook(layer: int) -> str:
-        return "blocks.0.hook_resid_pre" if layer == 0 else f"blocks.{layer - 1}.hook_resid_post"
+        return hidden_state_hook(layer)
 
     # -- tokens and caches
     def _context_tokens(self, context: str) -> Tensor:
@@ -275,7 +275,6 @@ class ContinuationScorer:
         ``tokens``, with the final and candidate-layer residuals at ``tokens``' last position
         (they predict each option's first token)."""
         from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
-        from transformer_lens.cache.key_value_cache_entry import TransformerLensKeyValueCacheEntry
 
         model, dev = self.model, self.model.cfg.device
         if self.prefix_tokens is not None and self._prefix_cache is None:
@@ -283,13 +282,10 @@ class ContinuationScorer:
             model(self.prefix_tokens[None].to(dev), past_kv_cache=cache,
                   attention_mask=torch.ones(1, len(self.prefix_tokens), dtype=torch.long, device=dev))  # fmt: skip
             self._prefix_cache = cache
-        cache = TransformerLensKeyValueCache.init_cache(model.cfg, dev, 1)
         if self._prefix_cache is not None:
-            cache = TransformerLensKeyValueCache(
-                [TransformerLensKeyValueCacheEntry(e.past_keys.clone(), e.past_values.clone(), frozen=False)
-                 for e in self._prefix_cache.entries],
-                self._prefix_cache.previous_attention_mask.clone(), frozen=False,
-            )  # fmt: skip
+            cache = repeat_cache(self._prefix_cache, 1, frozen=False)  # a growing copy of the shared prefix
+        else:
+            cache = TransformerLensKeyValueCache.init_cache(model.cfg, dev, 1)
         with capture(self.model, self.hooks, positions=[len(tokens) - 1]) as acts:
             resid = model(tokens[None].to(dev), past_kv_cache=cache, stop_at_layer=model.cfg.n_layers,
                           attention_mask=torch.ones(1, len(tokens), dtype=torch.long, device=dev))  # fmt: skip
@@ -298,9 +294,6 @@ class ContinuationScorer:
 
     @torch.no_grad()
     def score(self, item: MCItem) -> ScoredOptions:
-        from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
-        from transformer_lens.cache.key_value_cache_entry import TransformerLensKeyValueCacheEntry
-
         model, dev = self.model, self.model.cfg.device
         ctx = self._context_tokens(item.context)
         opts = [self._option_tokens(o) for o in item.options]
@@ -313,11 +306,7 @@ class ContinuationScorer:
             toks[i, : len(o)], mask[i, : len(o)] = o, 1
         with self._fast_weights():
             cache, last = self._cache_after(ctx)
-            rep = TransformerLensKeyValueCache(
-                [TransformerLensKeyValueCacheEntry(e.past_keys.expand(n_opt, -1, -1, -1), e.past_values.expand(n_opt, -1, -1, -1), frozen=True)
-                 for e in cache.entries],
-                cache.previous_attention_mask.expand(n_opt, -1), frozen=True,
-            )  # fmt: skip
+            rep = repeat_cache(cache, n_opt, expand=True)  # every option reads the same context
             with capture(model, self.hooks) as acts:
                 resid = model(toks.to(dev), past_kv_cache=rep, attention_mask=mask.to(dev), stop_at_layer=model.cfg.n_layers)
             # the residual that predicts option token t: the context's last position for t = 0,

@@ -40,7 +40,7 @@ from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 from transformer_lens.cache.key_value_cache_entry import TransformerLensKeyValueCacheEntry
 
 from interp.data.tokenize import TokenBatch
-from interp.hooks import capture, check_finite, has_head_axis, hooks
+from interp.hooks import act_name, capture, check_finite, has_head_axis, hooks
 
 Metric = Callable[[Float[Tensor, "batch d_vocab"]], Float[Tensor, " batch"]]
 
@@ -106,14 +106,16 @@ def plan_chunks(variants: Sequence[Variant], batch: int, max_rows: int, min_rows
     return chunks
 
 
-def final_logits(model: HookedTransformer, resid: Float[Tensor, "rows d_model"], columns: Tensor | None = None) -> Float[Tensor, "rows d_vocab"]:
-    """The model's output head (final norm, unembedding, logit soft-cap) on single positions:
-    the same ops ``HookedTransformer.forward`` applies after the last block.
+def final_logits(model: HookedTransformer, resid: Float[Tensor, "*rows d_model"], columns: Tensor | None = None) -> Float[Tensor, "*rows d_vocab"]:
+    """The model's output head (final norm, unembedding, logit soft-cap) on residual vectors of
+    any leading shape: the same ops ``HookedTransformer.forward`` applies after the last block
+    (the logit lens reads intermediate layers through it too).
 
     ``columns`` (token ids): unembed only those; the other logits are NaN, so a metric that
     reads any other token gives NaN rather than a wrong number. For a logit difference this
     skips nearly all of the unembedding (49k columns for SmolLM2)."""
-    x = resid[:, None]
+    lead = resid.shape[:-1]
+    x = resid.reshape(-1, 1, resid.shape[-1])  # [rows 1 d_model]: the norms expect a position axis
     if model.cfg.normalization_type is not None:
         x = model.ln_final(x)
     x = x[:, 0]
@@ -122,13 +124,14 @@ def final_logits(model: HookedTransformer, resid: Float[Tensor, "rows d_model"],
     if columns is None:
         # the same F.linear call as TL's Unembed.forward
         logits = torch.nn.functional.linear(x, w.T.contiguous(), b)
-        return cap * torch.tanh(logits / cap) if cap > 0 else logits
+        logits = cap * torch.tanh(logits / cap) if cap > 0 else logits
+        return logits.reshape(*lead, -1)
     cols = columns.to(w.device)
     sub = torch.nn.functional.linear(x, w[:, cols].T, b[cols])
     sub = cap * torch.tanh(sub / cap) if cap > 0 else sub
     logits = torch.full((x.shape[0], w.shape[1]), float("nan"), dtype=sub.dtype, device=sub.device)
     logits[:, cols] = sub
-    return logits
+    return logits.reshape(*lead, -1)
 
 
 def metric_columns(metric) -> Tensor | None:
@@ -189,23 +192,26 @@ def base_run(model: HookedTransformer, base: TokenBatch, extra_hooks: Sequence[s
     """Forward ``base`` once; return its last-token logits and the captured activations
     (``extra_hooks``, plus the residual before every layer when ``resid``: the engine starts
     patched runs from it, a source run does not need it)."""
-    names = [f"blocks.{layer}.hook_resid_pre" for layer in range(model.cfg.n_layers)] if resid else []
+    names = [act_name("resid_pre", layer) for layer in range(model.cfg.n_layers)] if resid else []
     names += [n for n in extra_hooks if n not in names]
     with capture(model, names) as acts:
-        resid = model(_tokens(model, base), stop_at_layer=model.cfg.n_layers, attention_mask=_mask(model, base))
-    logits = final_logits(model, _last(resid, base), columns)
+        resid = model(batch_tokens(model, base), stop_at_layer=model.cfg.n_layers, attention_mask=batch_mask(model, base))
+    logits = final_logits(model, last_rows(resid, base), columns)
     return logits, dict(acts)
 
 
-def _tokens(model, batch: TokenBatch) -> Tensor:
+def batch_tokens(model, batch: TokenBatch) -> Tensor:
+    """The batch's token ids on the model's device."""
     return batch.tokens.to(model.cfg.device)
 
 
-def _mask(model, batch: TokenBatch) -> Tensor | None:
+def batch_mask(model, batch: TokenBatch) -> Tensor | None:
+    """The attention mask on the model's device, or None when nothing is padded."""
     return batch.attention_mask.to(model.cfg.device) if batch.is_padded else None
 
 
-def _last(resid: Tensor, batch: TokenBatch, offset: int = 0) -> Tensor:
+def last_rows(resid: Tensor, batch: TokenBatch, offset: int = 0) -> Tensor:
+    """Each prompt's last real position (minus ``offset``) of ``resid`` ``[copies*batch, pos, ...]``."""
     n = batch.last_index.shape[0]
     copies = resid.shape[0] // n
     idx = (batch.last_index.to(resid.device) - offset).repeat(copies)
@@ -285,7 +291,7 @@ def _run_chunk(model, base, base_cache, sources, variants, chunk, first, slots, 
     copies = len(chunk)
     start = min(variants[i].layer for i in chunk)
     p0 = min(first[i] for i in chunk)
-    resid = base_cache[f"blocks.{start}.hook_resid_pre"][:, p0:].repeat(copies, 1, 1)
+    resid = base_cache[act_name("resid_pre", start)][:, p0:].repeat(copies, 1, 1)
     kv = None
     if p0 > 0:
         if p0 not in prefix_caches:
@@ -295,7 +301,7 @@ def _run_chunk(model, base, base_cache, sources, variants, chunk, first, slots, 
     fwd = list(_chunk_hooks([variants[i] for i in chunk], sources, slots, batch, p0))
     with hooks(model, fwd):
         resid = model(resid, start_at_layer=start, stop_at_layer=n_layers, attention_mask=mask, past_kv_cache=kv)
-    logits = final_logits(model, _last(resid, base, p0), metric_columns(metric))
+    logits = final_logits(model, last_rows(resid, base, p0), metric_columns(metric))
     for c, i in enumerate(chunk):
         out[i] = metric(logits[c * batch : (c + 1) * batch]).float().cpu()
 
@@ -336,14 +342,20 @@ def prefix_cache(model: HookedTransformer, base: TokenBatch, length: int) -> Tra
     return cache
 
 
-def repeat_cache(cache: TransformerLensKeyValueCache, copies: int, start: int, frozen: bool = True) -> TransformerLensKeyValueCache:
+def repeat_cache(cache: TransformerLensKeyValueCache, copies: int, start: int = 0, frozen: bool = True,
+                 expand: bool = False) -> TransformerLensKeyValueCache:  # fmt: skip
     """A copy for ``copies`` stacked repeats (layers before ``start`` are never read, so they
-    are not copied). ``frozen=False`` gives a cache that grows, for generation (``start=0``)."""
-    entries = [
-        e if i < start else TransformerLensKeyValueCacheEntry(e.past_keys.repeat(copies, 1, 1, 1), e.past_values.repeat(copies, 1, 1, 1), frozen=frozen)
-        for i, e in enumerate(cache.entries)
-    ]
-    return TransformerLensKeyValueCache(entries, cache.previous_attention_mask.repeat(copies, 1), frozen=frozen)
+    are not copied). ``frozen=False`` gives a cache that grows, for generation (``start=0``).
+    ``expand=True`` (a batch-1 cache, frozen): views instead of copies, no memory per copy."""
+    if expand and not frozen:
+        raise ValueError("expand=True gives read-only views; it needs frozen=True")
+
+    def rep(t: Tensor) -> Tensor:
+        return t.expand(copies, *t.shape[1:]) if expand else t.repeat(copies, *[1] * (t.ndim - 1))
+
+    entries = [e if i < start else TransformerLensKeyValueCacheEntry(rep(e.past_keys), rep(e.past_values), frozen=frozen)
+               for i, e in enumerate(cache.entries)]  # fmt: skip
+    return TransformerLensKeyValueCache(entries, rep(cache.previous_attention_mask), frozen=frozen)
 
 
 def _chunk_hooks(chunk: list[Variant], sources, slots: Tensor, batch: int, p0: int):

@@ -48,15 +48,28 @@ _HEAD_SUFFIXES = ("hook_z", "hook_result", "hook_q", "hook_k", "hook_v", "hook_r
 # --------------------------------------------------------------------------- name resolution
 
 
+def act_name(site: str, layer: int) -> str:
+    """Full hook name of a TransformerLens short ``site`` name in block ``layer``:
+    ``act_name("resid_post", 3) == "blocks.3.hook_resid_post"``, ``act_name("z", 3) ==
+    "blocks.3.attn.hook_z"``. No model needed; :func:`hook_name` also checks it exists."""
+    from transformer_lens.utilities import get_act_name
+
+    return get_act_name(site, layer)
+
+
+def hidden_state_hook(layer: int) -> str:
+    """Hook of hidden state ``layer`` in HF numbering (0 = the embeddings, ``j`` = after block
+    ``j - 1``), the numbering DoLa's premature layers use."""
+    return act_name("resid_pre", 0) if layer == 0 else act_name("resid_post", layer - 1)
+
+
 def hook_name(model: HookedTransformer, ref: HookRef) -> str:
     """Resolve ``ref`` to a full hook name that exists in ``model``, or raise a ValueError
     naming the value and what is allowed."""
     if isinstance(ref, tuple):
         short, layer = ref
         check_layer(model, layer)
-        from transformer_lens.utilities import get_act_name
-
-        name = get_act_name(short, layer % model.cfg.n_layers)
+        name = act_name(short, layer % model.cfg.n_layers)
     elif isinstance(ref, str):
         name = ref
     else:
@@ -227,8 +240,8 @@ def _gather_source(value: Tensor, act: Tensor, positions: Positions, source_posi
             "pass per-prompt positions (and source_positions) to map one onto the other"
         )
     src_pos = positions if source_positions is None else source_positions
-    tgt = _as_index(positions, act.shape[0], act.shape[1], act.device)
-    src = _as_index(src_pos, value.shape[0], value.shape[1], act.device)
+    tgt = as_index(positions, act.shape[0], act.shape[1], act.device)
+    src = as_index(src_pos, value.shape[0], value.shape[1], act.device)
     if tgt.shape != src.shape:
         raise ValueError(f"positions select {tuple(tgt.shape)} slots but source_positions select {tuple(src.shape)}")
     out = act.clone()
@@ -237,7 +250,8 @@ def _gather_source(value: Tensor, act: Tensor, positions: Positions, source_posi
     return out
 
 
-def _as_index(positions: Positions, batch: int, seq: int, device) -> Int[Tensor, "batch k"]:
+def as_index(positions: Positions, batch: int, seq: int, device) -> Int[Tensor, "batch k"]:
+    """``positions`` as a ``[batch, k]`` index (the same number of slots in every prompt)."""
     mask = position_mask(positions, batch, seq, device)
     counts = mask.sum(1)
     if not (counts == counts[0]).all():
@@ -332,7 +346,7 @@ def capture(
 
 
 def _take_positions(act: Tensor, positions: Positions) -> Tensor:
-    idx = _as_index(positions, act.shape[0], act.shape[1], act.device)
+    idx = as_index(positions, act.shape[0], act.shape[1], act.device)
     rows = torch.arange(act.shape[0], device=act.device)[:, None]
     return act[rows, idx]
 

@@ -15,15 +15,8 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from interp.data.tokenize import TokenBatch, run_batch
-from interp.hooks import capture
-
-
-def unembed_resid(model: HookedTransformer, resid: Float[Tensor, "... d_model"]) -> Float[Tensor, "... d_vocab"]:
-    """Logits the model would produce if ``resid`` were the final residual stream (final norm,
-    unembedding and, where the model has one, its logit soft-cap)."""
-    logits = model.unembed(model.ln_final(resid))
-    cap = getattr(model.cfg, "output_logits_soft_cap", -1.0) or -1.0
-    return cap * torch.tanh(logits / cap) if cap > 0 else logits
+from interp.engine import final_logits
+from interp.hooks import act_name, capture
 
 
 def token_ranks(logits: Float[Tensor, "... d_vocab"], ids: Int[Tensor, "..."]) -> Int[Tensor, "..."]:
@@ -53,9 +46,9 @@ def logit_lens(model: HookedTransformer, batch: TokenBatch, tokens: dict[str, In
     names, sites = [], []
     for layer in range(model.cfg.n_layers):
         if mid:
-            names.append(f"blocks.{layer}.hook_resid_mid")
+            names.append(act_name("resid_mid", layer))
             sites.append(f"L{layer}.mid")
-        names.append(f"blocks.{layer}.hook_resid_post")
+        names.append(act_name("resid_post", layer))
         sites.append(f"L{layer}.post")
     for key, ids in tokens.items():
         if ids.shape != (len(batch),):
@@ -63,7 +56,7 @@ def logit_lens(model: HookedTransformer, batch: TokenBatch, tokens: dict[str, In
     with capture(model, names, positions=batch.last_index) as acts:
         run_batch(model, batch)
     resid = torch.stack([acts[n][:, 0] for n in names])  # [layer batch d_model]
-    logits = unembed_resid(model, resid).float()
+    logits = final_logits(model, resid).float()
     probs = logits.softmax(-1)
     out_p, out_r = {}, {}
     for key, ids in tokens.items():
@@ -110,10 +103,10 @@ class ApathyResult:
 def apathy_curves(model: HookedTransformer, batch: TokenBatch) -> ApathyResult:
     """Apathy of every layer's attention and MLP at each prompt's last real token."""
     L = model.cfg.n_layers
-    names = [f"blocks.{i}.{h}" for i in range(L) for h in ("hook_resid_pre", "hook_attn_out", "hook_resid_mid", "hook_mlp_out")]
+    names = [act_name(site, i) for i in range(L) for site in ("resid_pre", "attn_out", "resid_mid", "mlp_out")]
     with capture(model, names, positions=batch.last_index) as acts:
         run_batch(model, batch)
-    get = lambda i, h: acts[f"blocks.{i}.{h}"][:, 0].float()  # noqa: E731
-    attn = torch.stack([apathy(get(i, "hook_resid_pre"), get(i, "hook_attn_out")) for i in range(L)])
-    mlp = torch.stack([apathy(get(i, "hook_resid_mid"), get(i, "hook_mlp_out")) for i in range(L)])
+    get = lambda i, site: acts[act_name(site, i)][:, 0].float()  # noqa: E731
+    attn = torch.stack([apathy(get(i, "resid_pre"), get(i, "attn_out")) for i in range(L)])
+    mlp = torch.stack([apathy(get(i, "resid_mid"), get(i, "mlp_out")) for i in range(L)])
     return ApathyResult(attn.cpu(), mlp.cpu())

@@ -30,7 +30,7 @@ from transformer_lens import HookedTransformer
 
 from interp.data.tokenize import TokenBatch
 from interp.engine import DEFAULT_MEMORY_BUDGET_GB, Variant, base_run, linear_friendly_weights, metric_columns, run_variants
-from interp.hooks import position_mask
+from interp.hooks import act_name, position_mask
 from interp.patching import prob_metric
 from interp.stats import Estimate, bootstrap_ci
 
@@ -106,7 +106,7 @@ def first_token_ids(model: HookedTransformer, answers: Sequence[str]) -> Int[Ten
 @torch.no_grad()
 def mean_head_outputs(model: HookedTransformer, batch: TokenBatch, layers: Sequence[int] | None = None) -> Float[Tensor, "layer head_index d_head"]:
     """Mean over prompts of every head's ``z`` at each prompt's last real token."""
-    names = [f"blocks.{layer}.attn.hook_z" for layer in (range(model.cfg.n_layers) if layers is None else layers)]
+    names = [act_name("z", layer) for layer in (range(model.cfg.n_layers) if layers is None else layers)]
     _, acts = base_run(model, batch, names, resid=False)
     rows = torch.arange(len(batch))
     last = batch.last_index.to(acts[names[0]].device)
@@ -146,7 +146,7 @@ def causal_indirect_effect(
     if answer_ids.shape != (len(corrupted),):
         raise ValueError(f"answer_ids has shape {tuple(answer_ids.shape)}; expected one id per corrupted prompt ({len(corrupted)})")
     metric = prob_metric(answer_ids)
-    names = [f"blocks.{layer}.attn.hook_z" for layer in range(n_layers)]
+    names = [act_name("z", layer) for layer in range(n_layers)]
     with linear_friendly_weights(model, max_bytes=memory_budget_gb * 2**30 / 4, unembed=metric_columns(metric) is None):
         logits, base_acts = base_run(model, corrupted, names)
         p_corr = metric(logits).float().cpu()

@@ -35,6 +35,7 @@ from collections.abc import Callable
 import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
+from interp.cache import cache_dir
 from interp.errors import ModelUnavailableError
 
 # TransformerLens 3.x deprecates HookedTransformer in favour of TransformerBridge (removal
@@ -52,12 +53,6 @@ def _quiet_tl_deprecation():
 # bump when the cached format or the conversion changes, so stale caches are not reused
 _CACHE_FORMAT = 1
 _HUB_HOST = ("huggingface.co", 443)
-
-
-def cache_dir() -> Path:
-    """Root of interp's on-disk cache: ``$INTERP_CACHE`` or ``~/.cache/interp``."""
-    root = os.environ.get("INTERP_CACHE") or Path.home() / ".cache" / "interp"
-    return Path(root)
 
 
 def default_device() -> str:

@@ -33,21 +33,12 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from interp.data.tokenize import TokenBatch, run_batch
-from interp.engine import DEFAULT_MEMORY_BUDGET_GB, Variant, base_run, linear_friendly_weights, metric_columns, run_variants
-from interp.hooks import Positions, _as_index, check_finite, check_layer, position_mask
+from interp.engine import DEFAULT_MEMORY_BUDGET_GB, Metric, Variant, base_run, linear_friendly_weights, metric_columns, run_variants
+from interp.hooks import Positions, act_name, as_index, check_finite, check_layer, position_mask
 from interp.stats import Estimate, bootstrap_ci
 
-# metric: logits at each prompt's last real token [batch d_vocab] -> one number per prompt
-Metric = Callable[[Float[Tensor, "batch d_vocab"]], Float[Tensor, " batch"]]
-
-SITES = {
-    "resid_pre": "blocks.{}.hook_resid_pre",
-    "resid_mid": "blocks.{}.hook_resid_mid",
-    "resid_post": "blocks.{}.hook_resid_post",
-    "attn_out": "blocks.{}.hook_attn_out",
-    "mlp_out": "blocks.{}.hook_mlp_out",
-    "z": "blocks.{}.attn.hook_z",
-}
+# sites by their TransformerLens short names (``act_name(site, layer)`` gives the hook)
+SITES = ("resid_pre", "resid_mid", "resid_post", "attn_out", "mlp_out", "z")
 DIRECTIONS = ("denoise", "noise")
 
 
@@ -168,16 +159,18 @@ class PatchingResult:
 # --------------------------------------------------------------------------- patching
 
 
-def _hook(model: HookedTransformer, site: str, layer: int) -> str:
+def site_hook(model: HookedTransformer, site: str, layer: int) -> str:
+    """Hook name of a patching ``site`` in block ``layer``, checked against the model."""
     if site not in SITES:
         raise ValueError(f"site={site!r}; allowed: {list(SITES)}")
-    name = SITES[site].format(layer)
+    name = act_name(site, layer)
     if name not in model.hook_dict:
         raise ValueError(f"site={site!r} has no hook point {name!r} in this model")
     return name
 
 
-def _layers(model: HookedTransformer, layers: Sequence[int] | None) -> list[int]:
+def resolve_layers(model: HookedTransformer, layers: Sequence[int] | None) -> list[int]:
+    """``layers`` checked against the model (None: every layer)."""
     if layers is None:
         return list(range(model.cfg.n_layers))
     if len(layers) == 0:
@@ -185,7 +178,7 @@ def _layers(model: HookedTransformer, layers: Sequence[int] | None) -> list[int]
     return [check_layer(model, int(layer), "layers") for layer in layers]
 
 
-def _prepare_pair(clean: TokenBatch, corrupted: TokenBatch, positions: Positions, clean_positions: Positions, per_position: bool):
+def prepare_pair(clean: TokenBatch, corrupted: TokenBatch, positions: Positions, clean_positions: Positions, per_position: bool):
     """Validate the pair; return the slot masks and the index maps (or None for all positions)."""
     _check_same_batch(clean, corrupted)
     if positions is None and clean_positions is not None:
@@ -196,14 +189,14 @@ def _prepare_pair(clean: TokenBatch, corrupted: TokenBatch, positions: Positions
     if per_position:
         raise ValueError("per_position=True patches every position separately; it cannot be combined with positions=")
     b = len(corrupted)
-    corr_idx = _as_index(positions, b, corrupted.tokens.shape[1], None)
-    clean_idx = _as_index(positions if clean_positions is None else clean_positions, b, clean.tokens.shape[1], None)
+    corr_idx = as_index(positions, b, corrupted.tokens.shape[1], None)
+    clean_idx = as_index(positions if clean_positions is None else clean_positions, b, clean.tokens.shape[1], None)
     if corr_idx.shape != clean_idx.shape:
         raise ValueError(f"positions select {corr_idx.shape[1]} slots per prompt but clean_positions select {clean_idx.shape[1]}")
     return corr_idx, clean_idx
 
 
-def _align(src: Tensor, src_idx: Tensor | None, base_seq: int, base_idx: Tensor | None) -> Tensor:
+def align_positions(src: Tensor, src_idx: Tensor | None, base_seq: int, base_idx: Tensor | None) -> Tensor:
     """Source activation re-indexed onto the base run's positions (slots outside the map are
     zero and never written, since the slot mask excludes them)."""
     if base_idx is None:
@@ -251,9 +244,9 @@ def patch(
 
 def _patch(model, clean, corrupted, metric, site, per_position, direction, positions, clean_positions, layers, tol,
            memory_budget_gb, progress) -> PatchingResult:  # fmt: skip
-    layer_list = _layers(model, layers)
-    names = [_hook(model, site, layer) for layer in layer_list]
-    corr_idx, clean_idx = _prepare_pair(clean, corrupted, positions, clean_positions, per_position)
+    layer_list = resolve_layers(model, layers)
+    names = [site_hook(model, site, layer) for layer in layer_list]
+    corr_idx, clean_idx = prepare_pair(clean, corrupted, positions, clean_positions, per_position)
     base, source = (corrupted, clean) if direction == "denoise" else (clean, corrupted)
     base_idx, src_idx = (corr_idx, clean_idx) if direction == "denoise" else (clean_idx, corr_idx)
 
@@ -261,7 +254,7 @@ def _patch(model, clean, corrupted, metric, site, per_position, direction, posit
     logits_src, src_acts = base_run(model, source, names, cols, resid=False)
     logits_base, base_acts = base_run(model, base, names, cols)
     seq = base.tokens.shape[1]
-    sources = {n: _align(src_acts[n], src_idx, seq, base_idx) for n in names}
+    sources = {n: align_positions(src_acts[n], src_idx, seq, base_idx) for n in names}
     check_finite(src_acts[names[-1]], f"activations of the {'clean' if direction == 'denoise' else 'corrupted'} run")
     check_finite(base_acts[names[-1]], f"activations of the {'corrupted' if direction == 'denoise' else 'clean'} run")
     slots = None if base_idx is None else position_mask(base_idx, len(base), seq)

@@ -1,14 +1,15 @@
-"""Matplotlib figures. Each function returns a Figure; the caller saves it (``Run.save_figure``)."""
+"""Matplotlib figures. Each function returns a Figure; the caller saves it (``Run.save_figure``).
+
+The backend is not chosen here (a notebook keeps its own); experiment scripts get Agg from
+:func:`interp.runner.main`. Sections: patching and lens figures, then one per study.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-import matplotlib
-
-matplotlib.use("Agg")  # headless: experiments and CI have no display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
 
 def layer_head_heatmap(values, title: str, cbar_label: str = "recovery", center_zero: bool = True):
@@ -93,4 +94,99 @@ def bar_with_ci(labels: Sequence[str], means, lows, highs, title: str, ylabel: s
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     ax.tick_params(axis="x", rotation=45)
+    return fig
+
+
+def grid(n: int, w: float, h: float, cols: int = 4):
+    """Figure with ``n`` panels in rows of at most ``cols`` (seven in one row are unreadable);
+    spare axes hidden. Returns (fig, list of the n axes)."""
+    ncol = min(n, cols)
+    nrow = -(-n // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(w * ncol, h * nrow), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    return fig, list(axes.flat[:n])
+
+
+def _abs_max_floor(*arrays, floor: float = 0.5) -> float:
+    """Largest finite |value|, at least ``floor``: a colour range floor (d = 0.5, "medium";
+    0.5 logits), or a run where nothing moves paints d = 0.09 as dark as a real effect."""
+    finite = np.abs(np.concatenate([np.asarray(a, dtype=float).ravel() for a in arrays]))
+    finite = finite[np.isfinite(finite)]
+    return max(finite.max(initial=0.0), floor)
+
+
+# --------------------------------------------------------------------------- CAA behaviours (seed 003)
+
+
+def caa_effect_heatmap(table: dict, models: list[str], behaviors: list[str]):
+    """Cohen's d at the best layer, next to the +1 − (−1) shift split into its behaviour and
+    letter parts: a d that comes from a push towards one letter (plus a letter-unbalanced test
+    set) shows up as a letter part with no behaviour part. ``table[model][behaviour]`` is a
+    :class:`interp.studies.caa_behaviors.BehaviorSummary`."""
+    d = np.array([[table[m][b].d.d for m in models] for b in behaviors])
+    beh = np.array([[table[m][b].split[0] for m in models] for b in behaviors])
+    let = np.array([[table[m][b].split[1] for m in models] for b in behaviors])
+    fig, axes = plt.subplots(1, 3, figsize=(3 * (2.0 + 1.6 * len(models)), 0.45 * len(behaviors) + 1.8))
+    shift_lim = _abs_max_floor(beh, let)  # one scale for both parts of the shift, so they compare by colour
+    panels = [(d, "Cohen's d (m=+1 vs m=−1)", _abs_max_floor(d)), (beh, "behaviour part of the shift (logits)", shift_lim),
+              (let, "letter part of the shift (logits, + = towards A)", shift_lim)]  # fmt: skip
+    for k, (ax, (vals, title, lim)) in enumerate(zip(axes, panels)):
+        im = ax.imshow(vals, cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
+        for (i, j), v in np.ndenumerate(vals):
+            # white text on the saturated end of the map, or it disappears into dark red / blue
+            colour = "white" if np.isfinite(v) and abs(v) > 0.6 * lim else "black"
+            label = "undef." if np.isnan(v) else f"{v:+.2f}" + (f"\nL{table[models[j]][behaviors[i]].best_layer}" if k == 0 else "")
+            ax.text(j, i, label, ha="center", va="center", fontsize=7, color=colour)
+        ax.set_xticks(range(len(models)), models, fontsize=7)
+        ax.set_yticks(range(len(behaviors)), behaviors if k == 0 else [], fontsize=8)
+        ax.set_title(title, fontsize=8)
+        fig.colorbar(im, ax=ax, shrink=0.8)
+    fig.suptitle("CAA at each behaviour's best layer: effect size, and the m=+1 vs m=−1 shift split by equal-weight letter groups", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def caa_violins(name: str, sweeps: dict, summaries: dict, multipliers: list[float]):
+    """Per-question logit differences at each behaviour's best layer, one violin per multiplier."""
+    behaviors = list(sweeps)
+    fig, axes = grid(len(behaviors), 3.0, 3.0)
+    for ax, b in zip(axes, behaviors):
+        r, s = sweeps[b], summaries[b]
+        li = r.layers.index(s.best_layer)
+        ax.violinplot([r.ld[li, mi] for mi in range(len(multipliers))], showmedians=True)
+        ax.axhline(0, color="0.5", lw=0.8)
+        ax.set_xticks(range(1, len(multipliers) + 1), [f"{m:+g}" for m in multipliers], fontsize=7)
+        ax.set_title(f"{b}\n(L{s.best_layer})", fontsize=8)
+        ax.set_xlabel("multiplier", fontsize=7)
+    axes[0].set_ylabel("logit(matching) − logit(other)")
+    fig.suptitle(f"{name}: per-question logit difference at each behaviour's best layer", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def caa_layer_curves(name: str, sweeps: dict, summaries: dict):
+    """Logit delta by layer, with the generation delta on a twin axis where it was scored."""
+    behaviors = list(sweeps)
+    fig, axes = grid(len(behaviors), 3.2, 2.8)
+    for ax, b in zip(axes, behaviors):
+        r, s = sweeps[b], summaries[b]
+        ax.plot(r.layers, s.delta, color="C0", marker="o", ms=2, label="logit delta")
+        ax.set_xlabel("layer", fontsize=7)
+        ax.tick_params(labelsize=7)
+        title = b
+        if s.gen_delta is not None:
+            ax2 = ax.twinx()
+            ax2.plot(r.gen_layers, s.gen_delta, color="C3", marker="s", ms=2, label="generation delta")
+            ax2.set_ylim(-1.05, 1.05)
+            ax2.tick_params(labelsize=7, colors="C3")
+            c = s.gen_corr
+            title += f"\nr = {c.r:+.2f}" if c.defined else "\nr undefined"
+        ax.set_title(title, fontsize=8)
+        ax.axhline(0, color="0.5", lw=0.6)
+    axes[0].set_ylabel("logit delta (m=+1 − m=−1)", color="C0", fontsize=8)
+    with_gen = any(s.gen_delta is not None for s in summaries.values())
+    fig.suptitle(f"{name}: logit delta (blue) vs generation delta p(matching | +1) − p(matching | −1) (red) by layer" if with_gen
+                 else f"{name}: logit delta by layer (generation score off)", fontsize=9)  # fmt: skip
+    fig.tight_layout()
     return fig

@@ -22,13 +22,11 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import hashlib
 import json
 import os
 import random
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +37,7 @@ import numpy as np
 import torch
 
 from interp.config import dump_yaml, load_config
-from interp.models import cache_dir
+from interp.cache import atomic_write_text, cache_key, disk_cached, file_slug, jsonable
 
 T = TypeVar("T")
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -79,60 +77,6 @@ def git_commit() -> str:
         return head + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    """Write via a temp file and rename, so an interrupt never leaves a truncated file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, torch.Tensor):
-        return _jsonable(obj.detach().cpu().tolist())
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, (np.floating, float)):
-        value = float(obj)
-        return None if np.isnan(value) else value  # NaN = undefined; JSON has no NaN
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj
-
-
-def cache_key(**parts: Any) -> str:
-    """Stable hash of what produced an intermediate (model, data, hook, code version...)."""
-    blob = json.dumps(_jsonable(parts), sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:20]
-
-
-def disk_cached(key: str, compute: Callable[[], T], enabled: bool = True, folder: str = "intermediates") -> T:
-    """Return the object stored under ``key`` or compute, store (atomically) and return it.
-
-    Anything ``torch.save`` can write is allowed; a rerun after an interrupt picks up every
-    step that finished.
-    """
-    path = cache_dir() / folder / f"{key}.pt"
-    if enabled and path.exists():
-        return torch.load(path, map_location="cpu", weights_only=False)
-    value = compute()
-    if enabled:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}")
-        torch.save(value, tmp)
-        os.replace(tmp, path)
-    return value
-
-
-def file_slug(name: str) -> str:
-    """``name`` (e.g. a model name like ``random:tiny-llama``) made safe for a file name."""
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
 
 
 class Report:
@@ -194,15 +138,15 @@ class Run:
             "versions": {"torch": torch.__version__, **{p: _version(p) for p in ("transformer-lens", "sae-lens", "numpy")},
                          "python": sys.version.split()[0]},
         }  # fmt: skip
-        _atomic_write(self.path / "run.json", json.dumps(info, indent=1))
+        atomic_write_text(self.path / "run.json", json.dumps(info, indent=1))
 
     def cached(self, compute: Callable[[], T], **key_parts: Any) -> T:
         """:func:`disk_cached` keyed by ``key_parts``; honours ``run.use_cache``."""
         return disk_cached(cache_key(**key_parts), compute, enabled=self.run_cfg.use_cache)
 
     def log_metrics(self, **metrics: Any) -> None:
-        self.metrics.update(_jsonable(metrics))
-        _atomic_write(self.path / "metrics.json", json.dumps(self.metrics, indent=1))
+        self.metrics.update(jsonable(metrics))
+        atomic_write_text(self.path / "metrics.json", json.dumps(self.metrics, indent=1))
 
     def save_figure(self, fig, filename: str, caption: str) -> Path:
         import matplotlib.pyplot as plt
@@ -220,7 +164,7 @@ class Run:
             f"device {self.device} · wall time {wall:.0f} s.\n\nReproduce: `python -m experiments.{self.name} "
             f"--config <config> ` with the resolved config in `config.yaml`."
         )
-        _atomic_write(self.path / "report.md", self.report.render())
+        atomic_write_text(self.path / "report.md", self.report.render())
         self._write_run_info(status="finished")
         return self.path / "report.md"
 
@@ -235,6 +179,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(name: str, cfg_cls: type[T], body: Callable[[T, Run], None], argv: list[str] | None = None) -> Path:
     """Parse ``--config`` and overrides, run ``body`` in a fresh :class:`Run`, print the report path."""
     args = parse_args(argv)
+    # the one place the backend is chosen: scripts write PNGs with no display; the library's
+    # figure functions stay backend-neutral for notebooks
+    import matplotlib
+
+    matplotlib.use("Agg")
     cfg = load_config(cfg_cls, args.config, args.overrides)
     run_cfg = getattr(cfg, "run", None)
     if not isinstance(run_cfg, RunConfig):

@@ -256,7 +256,7 @@ def spliced_loss(model: HookedTransformer, sae, rows: Tensor, hook: str, layer: 
 
 def sae_dir(model_name: str, cfg: SAETrainConfig, root: Path | None = None) -> Path:
     """The cache folder of the SAE trained with ``cfg`` on ``model_name``."""
-    from interp.models import cache_dir
+    from interp.cache import cache_dir
 
     key = hashlib.sha256(json.dumps([model_name, asdict(cfg), _CODE_VERSION], sort_keys=True).encode()).hexdigest()[:12]
     return (root or cache_dir()) / "saes" / f"{model_name.replace('/', '__')}-{cfg.hook}-L{cfg.layer}-{key}"

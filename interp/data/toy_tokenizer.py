@@ -52,7 +52,7 @@ def toy_tokenizer():
     from tokenizers import Tokenizer
     from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-    from interp.models import cache_dir
+    from interp.cache import cache_dir
 
     path = cache_dir() / "tokenizers" / f"toy-bpe-{VOCAB_SIZE}-v2"
     if not (path / "tokenizer.json").exists():

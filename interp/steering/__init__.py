@@ -17,6 +17,7 @@ from transformer_lens import HookedTransformer
 from interp.hooks import HookRef, Positions, hook_name, hooks, position_mask
 from interp.steering.ace import ACE, ACEConfig
 from interp.steering.base import Adapter, check_pairs
+from interp.steering.batch import Steer, SteeringBatch, last_token_residuals, mean_difference_vectors
 from interp.steering.caa import CAA, CAAConfig
 from interp.steering.loreft import LoReFT, LoReFTConfig
 from interp.steering.lorest import LoReST, LoReSTConfig
@@ -53,4 +54,5 @@ def apply_adapter(model: HookedTransformer, adapter: Adapter, hook: HookRef, pos
 
 
 __all__ = ["ACE", "ACEConfig", "ADAPTERS", "Adapter", "CAA", "CAAConfig", "LoReFT", "LoReFTConfig", "LoReST",
-           "LoReSTConfig", "apply_adapter", "check_pairs", "make_adapter"]  # fmt: skip
+           "LoReSTConfig", "Steer", "SteeringBatch", "apply_adapter", "check_pairs", "last_token_residuals", "make_adapter",
+           "mean_difference_vectors"]  # fmt: skip

@@ -8,6 +8,7 @@ import interp
 from interp.attribution import attribution_patching
 from interp.hooks import hooks, replace_activation
 from interp.mediation import causal_indirect_effect, first_token_ids, icl_prompts, mean_head_outputs
+from interp.hooks import act_name
 from interp.patching import SITES, last_logits, logit_diff_metric, patch
 
 CLEAN = ["The opposite of up is", "The opposite of hot is"]
@@ -39,7 +40,7 @@ def test_attribution_is_the_directional_derivative(tiny_model, pair, site):
     _, corr_cache = tiny_model.run_with_cache(corr.tokens)
     eps = 1e-3
     for layer in range(tiny_model.cfg.n_layers):
-        name = SITES[site].format(layer)
+        name = act_name(site, layer)
         delta = clean_cache[name] - corr_cache[name]
         if site == "z":  # one head: zero the direction on the other heads
             head = 1

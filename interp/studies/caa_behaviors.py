@@ -1,0 +1,259 @@
+"""CAA on Rimsky et al.'s A/B behaviour datasets across layers (seed 003).
+
+Per behaviour: the vector per layer is CAA's (:class:`interp.steering.CAA`) on the residual
+after the layer at the answer-letter token of generate-split questions, answered with the
+behaviour-matching letter (positive) and the other letter (negative); ``balance_letters``
+weighs A-matching and B-matching questions equally. Logit score on test questions: the vector ×
+multiplier added after the layer at the last prompt token (the answer's "("), score =
+logit(matching letter) − logit(other). Generation score: greedy answers of the open prompt,
+steered at the last prompt token and every generated token, parsed into matching / not /
+unparseable (:mod:`interp.behaviors`).
+
+    >>> sweep = behavior_sweep(model, "refusal", CAABehaviorSettings())
+    >>> s = summarize(sweep, CAABehaviorSettings(), model.cfg.n_layers)   # best layer, Cohen's d ...
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+import interp
+from interp.behaviors import MATCHING, UNPARSEABLE, ab_prompt, answer_letter, behaviour_and_letter_shift, letter_ids, oriented_logit_diff, score_generation
+from interp.data import CAA_BEHAVIORS, load_caa
+from interp.stats import Correlation, EffectSize, cohens_d, correlate
+from interp.steering import CAA, SteeringBatch, last_token_residuals
+
+
+@dataclass
+class GenerationConfig:
+    enabled: bool = True
+    layer_stride: int = 2  # generation layers: every layer_stride-th layer
+    n_layers: int | None = None  # instead: about this many, every ceil(depth / n_layers)-th layer (same count across models)
+    multipliers: list[float] = field(default_factory=lambda: [-1.0, 0.0, 1.0])
+    max_new_tokens: int = 8
+
+
+@dataclass
+class CAABehaviorSettings:
+    behaviors: list[str] = field(default_factory=lambda: list(CAA_BEHAVIORS))
+    n_generate: int = 100  # generate-split questions for the vector (each answered both ways)
+    n_test: int = 50  # A/B test questions (the datasets have 50)
+    multipliers: list[float] = field(default_factory=lambda: [-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0])
+    layers: list[int] | None = None  # default: every layer
+    chat: bool = True  # use the chat template where the tokenizer has one
+    too_long: str = "error"  # a question longer than the model's context: "error" or "skip" (counted in the report)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    max_rows: int = 256
+    # True: the vector is the equal-weight mean of the A-matching and the B-matching questions'
+    # differences, so a letter imbalance in the generate split puts no "A vs B" direction into it
+    balance_letters: bool = False
+
+
+@dataclass
+class BehaviorSweep:
+    """One behaviour on one model: per-question logit scores for every layer and multiplier,
+    and (generation on) parsed answers at the generation layers."""
+
+    layers: list[int]
+    ld: np.ndarray  # [layer multiplier question] logit(matching) − logit(other)
+    n_generate: int
+    n_test: int
+    skipped: int  # questions left out as too long for the context
+    matching: list[str]  # the test questions' matching answers, e.g. "(A)"
+    gen_layers: list[int] | None = None
+    gen_labels: np.ndarray | None = None  # [gen layer gen multiplier question] MATCHING / NOT_MATCHING / UNPARSEABLE
+    gen_examples: dict[str, list[str]] | None = None
+
+
+@dataclass
+class BehaviorSummary:
+    delta: np.ndarray  # per layer: mean(m=+1) − mean(m=−1)
+    best_layer: int
+    best_fraction: float
+    d: EffectSize  # +1 vs −1 at the best layer
+    delta_best: float
+    base_matching: float  # share of questions where the matching letter wins at m = 0 (NaN without m = 0)
+    split: tuple[float, float]  # the +1 − (−1) shift at the best layer: behaviour part, letter part
+    gen_p: np.ndarray | None = None  # [gen layer gen multiplier] p(matching) among parseable answers
+    gen_unparseable: np.ndarray | None = None
+    gen_delta: np.ndarray | None = None
+    gen_corr: Correlation | None = None  # logit delta vs generation delta over the generation layers
+
+
+def check_settings(s: CAABehaviorSettings) -> None:
+    if s.too_long not in ("error", "skip"):
+        raise ValueError(f"too_long={s.too_long!r}; allowed: ['error', 'skip']")
+    for m in (1.0, -1.0):
+        if m not in s.multipliers:
+            raise ValueError(f"multipliers={s.multipliers} must contain {m} (delta = mean(+1) − mean(−1))")
+    if s.generation.n_layers is not None and s.generation.n_layers < 1:
+        raise ValueError(f"generation.n_layers={s.generation.n_layers}; must be ≥ 1 (or null for layer_stride)")
+    if s.generation.enabled and not {1.0, -1.0} <= set(s.generation.multipliers):
+        raise ValueError(f"generation.multipliers={s.generation.multipliers} must contain +1 and −1")
+
+
+def gen_stride(g: GenerationConfig, depth: int) -> int:
+    """Every how many layers the generation score is computed."""
+    return -(-depth // g.n_layers) if g.n_layers else g.layer_stride
+
+
+def cache_parts(s: CAABehaviorSettings, depth: int) -> dict:
+    """What a behaviour's sweep depends on, for a cache key (``max_rows`` changes no number)."""
+    key = {k: v for k, v in vars(s).items() if k not in ("behaviors", "max_rows")}
+    if not s.balance_letters:  # the default adds nothing to the key: results cached before the option existed stay valid
+        key.pop("balance_letters")
+    # the resolved stride, not n_layers: same layers, same cached result
+    key["generation"] = {**{k: v for k, v in vars(s.generation).items() if k != "n_layers"}, "layer_stride": gen_stride(s.generation, depth)}
+    return key
+
+
+def fitting_items(model, items: list[dict], s: CAABehaviorSettings, where: str) -> tuple[list[dict], int]:
+    """Items whose prompt (plus answer letter and generated tokens) fits the model's context,
+    and how many did not."""
+    room = model.cfg.n_ctx - 1 - (s.generation.max_new_tokens if s.generation.enabled else 0)
+    keep = []
+    for i, it in enumerate(items):
+        length = len(model.to_tokens(ab_prompt(model, it["question"], s.chat), truncate=False)[0])
+        if length <= room:
+            keep.append(it)
+        elif s.too_long == "error":
+            raise ValueError(f"{where}[{i}] is {length} tokens; the model's context allows {room} here (n_ctx={model.cfg.n_ctx}). "
+                             "Set too_long=skip to leave such questions out (the report counts them).")  # fmt: skip
+    if not keep:
+        raise ValueError(f"{where}: no question fits the model's context (n_ctx={model.cfg.n_ctx})")
+    return keep, len(items) - len(keep)
+
+
+def split_items(model, behavior: str, split: str, s: CAABehaviorSettings) -> tuple[list[dict], int]:
+    """The first n_generate / n_test questions of a split that fit the model's context (and how many did not)."""
+    n = s.n_generate if split == "generate" else s.n_test
+    return fitting_items(model, load_caa(behavior, split)[:n], s, f"{behavior}/{split}")
+
+
+def caa_vectors(model, items: list[dict], layers: list[int], chat: bool, balance_letters: bool, chunk: int = 25) -> torch.Tensor:
+    """CAA vector per layer [layer d_model] from generate-split questions (see module doc)."""
+    tok = lambda prompts: interp.tokenize(model, prompts, padding_side="left")  # noqa: E731
+    open_prompts = [ab_prompt(model, it["question"], chat) for it in items]
+    acts = {}
+    for side, label in (("pos", "answer_matching_behavior"), ("neg", "answer_not_matching_behavior")):
+        texts = [p + answer_letter(it[label]) for p, it in zip(open_prompts, items)]
+        # chunks keep the padded batch small
+        acts[side] = torch.cat([last_token_residuals(model, tok(texts[i : i + chunk]), layers) for i in range(0, len(texts), chunk)])
+    letters = [answer_letter(it["answer_matching_behavior"]) for it in items] if balance_letters else None
+    if letters is not None and len(set(letters)) < 2:
+        raise ValueError(f"balance_letters=true needs generate questions matching on A and on B; got only {sorted(set(letters))}")
+    return torch.stack([CAA().fit(acts["neg"][:, li], acts["pos"][:, li], groups=letters).vector for li in range(len(layers))])
+
+
+def behavior_sweep(model, behavior: str, s: CAABehaviorSettings) -> BehaviorSweep:
+    """Vectors, logit scores at every layer × multiplier and (generation on) steered answers."""
+    gen_items, gen_skipped = split_items(model, behavior, "generate", s)
+    test_items, test_skipped = split_items(model, behavior, "test_ab", s)
+    layers = s.layers if s.layers is not None else list(range(model.cfg.n_layers))
+    vectors = caa_vectors(model, gen_items, layers, s.chat, s.balance_letters)
+    tok = lambda prompts: interp.tokenize(model, prompts, padding_side="left")  # noqa: E731
+    test_prompts = [ab_prompt(model, it["question"], s.chat) for it in test_items]
+    cols = letter_ids(model, test_prompts[0])
+    matching = [it["answer_matching_behavior"] for it in test_items]
+    mult = torch.tensor(s.multipliers)
+    ld = np.zeros((len(layers), len(mult), len(test_items)))
+    nz = mult != 0  # m = 0 is the unsteered score, the same at every layer: computed once
+    with SteeringBatch(model, tok(test_prompts), max_rows=s.max_rows) as sb:
+        if not nz.all():
+            ld[:, ~nz.numpy()] = oriented_logit_diff(sb.logits(layers[0], torch.zeros(1, model.cfg.d_model), columns=cols), matching).numpy()
+        for li, layer in enumerate(tqdm(layers, desc=f"{behavior}: logit", leave=False)):
+            ld[li, nz.numpy()] = oriented_logit_diff(sb.logits(layer, mult[nz, None] * vectors[li], columns=cols), matching).numpy()
+    out = BehaviorSweep(layers, ld, len(gen_items), len(test_items), gen_skipped + test_skipped, matching)
+    if s.generation.enabled:
+        free = [ab_prompt(model, it["question"], s.chat, answer_open=False) for it in test_items]
+        with SteeringBatch(model, tok(free), max_rows=s.max_rows) as gsb:
+            _generation_scores(model, gsb, layers, vectors, matching, s.generation, out)
+    return out
+
+
+def _generation_scores(model, gsb: SteeringBatch, layers, vectors, matching, g: GenerationConfig, out: BehaviorSweep) -> None:
+    gen_layers = layers[:: gen_stride(g, len(layers))]
+    gm = torch.tensor(g.multipliers)
+    labels = np.empty((len(gen_layers), len(gm), len(matching)), dtype=object)
+    texts = {}
+    steered = gm != 0  # m = 0 adds a zero vector: the same unsteered answers at every layer, generated once
+    unsteered = gsb.generate(gen_layers[0], torch.zeros(1, model.cfg.d_model), g.max_new_tokens)[0] if not steered.all() else None
+    for gi, layer in enumerate(tqdm(gen_layers, desc="generation", leave=False)):
+        ids = torch.empty(len(gm), len(matching), g.max_new_tokens, dtype=torch.long)
+        if steered.any():
+            ids[steered] = gsb.generate(layer, gm[steered, None] * vectors[layers.index(layer)], g.max_new_tokens)
+        if unsteered is not None:
+            ids[~steered] = unsteered
+        for mi in range(len(gm)):
+            decoded = model.tokenizer.batch_decode(ids[mi], skip_special_tokens=True)
+            labels[gi, mi] = [score_generation(t, m) for t, m in zip(decoded, matching)]
+            texts[(layer, float(gm[mi]))] = decoded
+    out.gen_layers, out.gen_labels = gen_layers, labels
+    out.gen_examples = {f"L{k[0]} m={k[1]:+g}": v[:3] for k, v in texts.items()}
+
+
+def p_matching(labels) -> float:
+    """Share of matching answers among the parseable ones (NaN when none parses)."""
+    parsed = [x for x in labels if x != UNPARSEABLE]
+    return float(np.mean([x == MATCHING for x in parsed])) if parsed else float("nan")
+
+
+def summarize(r: BehaviorSweep, s: CAABehaviorSettings, n_layers: int) -> BehaviorSummary:
+    """Best layer by logit delta, Cohen's d there, the shift's behaviour / letter split and the
+    generation curves."""
+    mult = list(s.multipliers)
+    plus, minus, zero = mult.index(1.0), mult.index(-1.0), (mult.index(0.0) if 0.0 in mult else None)
+    delta = r.ld[:, plus].mean(-1) - r.ld[:, minus].mean(-1)
+    best = int(np.argmax(delta))
+    out = BehaviorSummary(
+        delta=delta, best_layer=r.layers[best], best_fraction=r.layers[best] / max(n_layers - 1, 1),
+        d=cohens_d(r.ld[best, plus], r.ld[best, minus]), delta_best=float(delta[best]),
+        base_matching=float((r.ld[best, zero] > 0).mean()) if zero is not None else float("nan"),
+        split=behaviour_and_letter_shift(r.ld[best, plus] - r.ld[best, minus], r.matching),
+    )  # fmt: skip
+    if r.gen_labels is not None:
+        gm = list(s.generation.multipliers)
+        gp, gn = gm.index(1.0), gm.index(-1.0)
+        cells = [[r.gen_labels[gi, mi] for mi in range(len(gm))] for gi in range(len(r.gen_layers))]
+        out.gen_p = np.array([[p_matching(c) for c in row] for row in cells])
+        out.gen_unparseable = np.array([[np.mean([x == UNPARSEABLE for x in c]) for c in row] for row in cells])
+        out.gen_delta = out.gen_p[:, gp] - out.gen_p[:, gn]
+        out.gen_corr = correlate(delta[[r.layers.index(layer) for layer in r.gen_layers]], out.gen_delta)
+    return out
+
+
+def dose_response(sweeps: dict[str, BehaviorSweep], summaries: dict[str, BehaviorSummary], multipliers: list[float]) -> tuple[list[str], list[list[str]]]:
+    """Table (header, rows): every multiplier at the best layer, and, when the sweep goes past
+    ±1, the widest symmetric pair's effect at the layer where it is largest (±1 alone can hide
+    a vector that only acts when pushed harder). The shift at the widest multiplier is split
+    into a behaviour part and a letter part (towards "A" on every question,
+    :func:`interp.behaviors.behaviour_and_letter_shift`): a vector can move answers by letter,
+    not content."""
+    mult = list(multipliers)
+    wide = max((m for m in mult if m > 0 and -m in mult), default=1.0)
+    head = ["behaviour", "layer"] + [f"m={m:+g}" for m in mult]
+    if wide > 1:
+        head.append(f"Cohen's d m=±{wide:g} (at its best layer)")
+    if 0.0 in mult:
+        head += [f"m={wide:+g} vs 0 at that layer: behaviour / letter shift", "largest |letter shift| over layers"]
+    rows = []
+    for b, s in summaries.items():
+        r = sweeps[b]
+        li = r.layers.index(s.best_layer)
+        row = [b, f"L{s.best_layer}"] + [f"{r.ld[li, mi].mean():+.2f} ({(r.ld[li, mi] > 0).mean():.2f})" for mi in range(len(mult))]
+        p, n = mult.index(wide), mult.index(-wide)
+        if wide > 1:
+            dl = r.ld[:, p].mean(-1) - r.ld[:, n].mean(-1)
+            li = int(np.argmax(dl))
+            row.append(f"{cohens_d(r.ld[li, p], r.ld[li, n])} (L{r.layers[li]})")
+        if 0.0 in mult:
+            shift = r.ld[:, p] - r.ld[:, mult.index(0.0)]
+            split = np.array([behaviour_and_letter_shift(shift[j], r.matching) for j in range(len(r.layers))])
+            lj = int(np.nanargmax(np.abs(split[:, 1]))) if np.isfinite(split[:, 1]).any() else li
+            row += [f"{split[li, 0]:+.2f} / {split[li, 1]:+.2f}", f"{split[lj, 1]:+.2f} (L{r.layers[lj]}; behaviour {split[lj, 0]:+.2f})"]
+        rows.append(row)
+    return head, rows
