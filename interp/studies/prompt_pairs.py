@@ -1,0 +1,203 @@
+"""Prompt-pairs steering environment scored with SAE features and generated words (seed 002
+§3.2, Figure 4.1), one dataset on one model.
+
+- **Activations**: residual after ``layer`` at the last token of both prompts of every pair
+  (the target word, one token).
+- **Adapters** (:mod:`interp.steering`) fitted on ``n`` pairs for every ``n`` in ``n_train``,
+  ``draws`` random subsets per ``n``; ``n_test`` pairs held out.
+- **SAE metrics** (an SAE Lens SAE, :mod:`interp.sae`): target features = active on (a share
+  ``target_share`` of) the positive examples of the fitting pool; test features = a random
+  ``n_test_features`` of those never active on any pool example. Read from the SAE code of
+  adapter(negative activation) of each held-out pair; baseline: the negative activation itself;
+  reference: the positive one.
+- **Output metric** (:mod:`interp.semantic`): the held-out prompt without its target word is
+  continued greedily with the adapter after ``layer`` at the last prompt token and every
+  generated token; cosine of the first word, and of the first content word, with the positive
+  target; the share of content words that are one of the dataset's positive / negative targets.
+
+    >>> r = dataset_study(model, sae, layer, "sentiment", PromptPairsSettings(), WordEmbedder())
+    >>> per_pair(r.cells, "caa", 1024, "cosine", draws=3)      # per held-out pair, mean over draws
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+import interp
+from interp.data.prompt_pairs import DATASETS, check_single_token, split_pairs
+from interp.hooks import act_name, capture
+from interp.sae import features_active_on_all, features_inactive_on_all
+from interp.semantic import first_content_word, first_word, word_cosines
+from interp.steering import ADAPTERS, SteeringBatch, make_adapter
+
+METRICS = ("target", "test", "cosine", "cosine_content")
+METRIC_TITLES = {"target": "target SAE features (mean activation)", "test": "test SAE features (mean activation)",
+                 "cosine": "cosine(first generated word, target)", "cosine_content": "cosine(first content word, target)"}  # fmt: skip
+
+
+@dataclass
+class SAEConfig:
+    expansion: int = 8
+    k: int = 32
+    n_tokens: int = 200_000
+    generated_share: float = 0.05
+    epochs: int = 2
+    context: int = 128
+    eval_tokens: int = 8192
+    lr: float = 4e-4
+
+
+@dataclass
+class PromptPairsSettings:
+    datasets: list[str] = field(default_factory=lambda: list(DATASETS))
+    layer_fraction: float = 0.5
+    n_test: int = 100
+    n_train: list[int] = field(default_factory=lambda: [4, 8, 16, 32, 64, 128, 256, 512, 1024])
+    draws: int = 3  # random fitting subsets per n (different pairs, different adapter seeds)
+    adapters: dict = field(default_factory=lambda: {"caa": {}, "ace": {}, "loreft": {}, "lorest": {}})
+    n_test_features: int = 100
+    target_share: float = 1.0  # target features: active on this share of the pool's positive examples (seed 002: all)
+    max_new_tokens: int = 5
+    sae: SAEConfig = field(default_factory=SAEConfig)
+    sae_pretrained: dict = field(default_factory=dict)  # model name -> SAE Lens "release:sae_id" or folder
+
+
+@dataclass
+class PromptPairsResult:
+    base: dict  # metric -> per held-out pair, no adapter (plus words, texts, hit_pos, hit_neg)
+    reference: dict  # SAE metrics of the positive activations
+    cells: dict  # (adapter, n, draw) -> metrics as in ``base``
+    n_target: int
+    n_test_features: int
+    n_silent: int  # features never active on the pool
+    n_target_at: dict[float, int]  # features active on at least this share of positives
+    target_also_on_negatives: float  # how often the target features fire on negatives (NaN without target features)
+    n_pool: int
+    n_test: int
+    examples: list[tuple[str, str, str]]  # (prompt, positive target, unsteered continuation)
+
+
+def check_settings(s: PromptPairsSettings) -> None:
+    if not s.datasets:
+        raise ValueError("datasets must be non-empty")
+    for d in s.datasets:
+        if d not in DATASETS:
+            raise ValueError(f"datasets contains {d!r}; allowed: {sorted(DATASETS)}")
+    for a in s.adapters:
+        if a not in ADAPTERS:
+            raise ValueError(f"adapters contains {a!r}; allowed: {list(ADAPTERS)}")
+    if not 0 <= s.layer_fraction < 1:
+        raise ValueError(f"layer_fraction={s.layer_fraction}; must be in [0, 1)")
+    if not s.n_train or min(s.n_train) < 1:
+        raise ValueError(f"n_train={s.n_train}; need sizes ≥ 1")
+    if s.draws < 1 or s.n_test < 1:
+        raise ValueError(f"draws={s.draws}, n_test={s.n_test}; both must be ≥ 1")
+
+
+def study_layer(n_layers: int, fraction: float) -> int:
+    """The block at ``fraction`` of depth (rounded, at most the last)."""
+    return min(int(round(fraction * n_layers)), n_layers - 1)
+
+
+@torch.no_grad()
+def target_token_residuals(model, texts: list[str], layer: int, target_ids: list[int], batch: int = 64) -> torch.Tensor:
+    """Residual after ``layer`` at each text's last token [n d_model], checking that token is the target."""
+    out = []
+    for i in range(0, len(texts), batch):
+        b = interp.tokenize(model, texts[i : i + batch])
+        last = b.tokens[torch.arange(len(b)), b.last_index]
+        want = torch.tensor(target_ids[i : i + batch])
+        if not torch.equal(last, want):
+            j = int((last != want).nonzero()[0])
+            raise ValueError(f"prompt {texts[i + j]!r} does not end in its target token (got {model.tokenizer.decode([int(last[j])])!r})")
+        with capture(model, [act_name("resid_post", layer)], positions=b.last_index.to(model.cfg.device)) as acts:
+            interp.run_batch(model, b, stop_at_layer=layer + 1)
+        out.append(next(iter(acts.values())).reshape(len(b), -1).float().cpu())
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def sae_codes(sae, acts: torch.Tensor) -> torch.Tensor:
+    """The SAE's feature activations [n d_sae] of residuals [n d_model] (float, CPU)."""
+    return sae.encode(acts.to(sae.W_enc.device)).float().cpu()
+
+
+class _Scorer:
+    """SAE metrics of steered activations and word metrics of steered continuations for one dataset."""
+
+    def __init__(self, model, sae, name: str, test, pool_codes: tuple, s: PromptPairsSettings, seed: int, embed):
+        self.model, self.sae, self.embed = model, sae, embed
+        pos_codes, neg_codes = pool_codes
+        self.target = features_active_on_all(pos_codes, min_share=s.target_share)
+        self.test_f = features_inactive_on_all(pos_codes, neg_codes, n=s.n_test_features, seed=seed)
+        self.pos_words = [p.positive for p in test]
+        targets = DATASETS[name]["targets"]
+        self.pos_set, self.neg_set = {targets[i][0] for i in range(8)}, {targets[i][1] for i in range(8)}
+
+    def sae_metrics(self, steered: torch.Tensor) -> dict:
+        codes = sae_codes(self.sae, steered)
+        t = codes[:, self.target].mean(1).numpy() if len(self.target) else np.full(len(codes), np.nan)
+        return {"target": t, "test": codes[:, self.test_f].mean(1).numpy()}
+
+    def output_metrics(self, tokens: torch.Tensor) -> dict:
+        texts = [self.model.tokenizer.decode(t) for t in tokens]
+        gen, content = [first_word(t) for t in texts], [first_content_word(t) for t in texts]
+        return {"cosine": word_cosines(self.embed, gen, self.pos_words), "cosine_content": word_cosines(self.embed, content, self.pos_words),
+                "words": gen, "texts": texts,
+                "hit_pos": np.mean([g in self.pos_set for g in content]), "hit_neg": np.mean([g in self.neg_set for g in content])}  # fmt: skip
+
+
+def dataset_study(model, sae, layer: int, name: str, s: PromptPairsSettings, embed, seed: int = 0) -> PromptPairsResult:
+    """Every adapter × fitting size × draw on one dataset (see module doc)."""
+    test, pool = split_pairs(name, s.n_test, max(s.n_train), seed=seed)
+    ids = check_single_token(model.tokenizer, [w for p in test + pool for w in (p.positive, p.negative)])
+    acts = {(split, side): target_token_residuals(model, [p.pos_text if side == "positive" else p.neg_text for p in pairs], layer,
+                                                  [ids[getattr(p, side)] for p in pairs])
+            for split, pairs in (("test", test), ("pool", pool)) for side in ("positive", "negative")}  # fmt: skip
+    pos_codes, neg_codes = sae_codes(sae, acts["pool", "positive"]), sae_codes(sae, acts["pool", "negative"])
+    scorer = _Scorer(model, sae, name, test, (pos_codes, neg_codes), s, seed, embed)
+    sb = SteeringBatch(model, interp.tokenize(model, [p.prefix for p in test], padding_side="left"))
+    base = {**scorer.sae_metrics(acts["test", "negative"]), **scorer.output_metrics(sb.generate(layer, lambda a: a, s.max_new_tokens)[0])}
+    rng = np.random.default_rng(seed)
+    cells = {}
+    for a, n, d in tqdm([(a, n, d) for a in s.adapters for n in s.n_train for d in range(s.draws)], desc=f"{name}: adapters", leave=False):
+        idx = torch.as_tensor(rng.permutation(len(pool))[:n])
+        acfg = ADAPTERS[a][1](**s.adapters[a])
+        if hasattr(acfg, "seed"):
+            acfg.seed = seed + d
+        adapter = make_adapter(a, acfg).fit(acts["pool", "negative"][idx], acts["pool", "positive"][idx])
+        with torch.no_grad():
+            steered = adapter(acts["test", "negative"])
+        cells[a, n, d] = {**scorer.sae_metrics(steered), **scorer.output_metrics(sb.generate(layer, adapter, s.max_new_tokens)[0])}
+    active_share = (pos_codes > 0).float().mean(0)
+    target = scorer.target
+    return PromptPairsResult(
+        base=base, reference=scorer.sae_metrics(acts["test", "positive"]), cells=cells, n_target=len(target),
+        n_test_features=len(scorer.test_f), n_silent=len(features_inactive_on_all(pos_codes, neg_codes)),
+        n_target_at={sh: int((active_share >= sh - 1e-9).sum()) for sh in (1.0, 0.95, 0.9, 0.8, 0.5)},
+        target_also_on_negatives=float((neg_codes[:, target] > 0).float().mean()) if len(target) else float("nan"),
+        n_pool=len(pool), n_test=len(test), examples=[(p.prefix, p.positive, base["texts"][i]) for i, p in enumerate(test[:5])],
+    )  # fmt: skip
+
+
+def mean_ci(values: np.ndarray) -> tuple[float, float, float]:
+    """Mean and normal 95% CI over the defined values (NaN: undefined, left out)."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if len(v) == 0:
+        return float("nan"), float("nan"), float("nan")
+    half = 1.96 * v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else float("nan")
+    return float(v.mean()), float(v.mean() - half), float(v.mean() + half)
+
+
+def per_pair(cells: dict, adapter: str, n: int, metric: str, draws: int) -> np.ndarray:
+    """A metric per held-out pair, averaged over the fitting draws (NaN where undefined in all)."""
+    stack = np.stack([np.asarray(cells[adapter, n, d][metric], dtype=float) for d in range(draws)])
+    ok = np.isfinite(stack)
+    count = ok.sum(0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, np.where(ok, stack, 0.0).sum(0) / count, np.nan)
