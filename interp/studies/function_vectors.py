@@ -1,0 +1,139 @@
+"""Function vectors and task vectors on word-pair tasks (seed 001 §4), one task on one model.
+
+Clean ICL prompts (``n_shots`` demonstrations) and their shuffled-label twins give each head's
+mean output and its causal indirect effect (:mod:`interp.mediation`); the top-k heads make the
+function vector (:func:`interp.function_vectors.function_vector`). FVs (k × λ) and task vectors
+(replace) go into the residual after every layer at the last token of zero-shot prompts
+(:class:`interp.steering.SteeringBatch`); accuracy is the first answer token at top-1.
+Recovery = accuracy(layer) / 5-shot accuracy. Also zero / 5 / 10-shot baselines, the default FV
+on shuffled-label prompts, and resid / attn / mlp patching recovery by layer (clean ICL into
+shuffled, last token).
+
+    >>> r = task_study(model, "antonym", FVSettings(), seed=0)
+    >>> peak_recovery(recovery_curves(r, min_reference=0.1))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+import interp
+from interp.data import load_fv_task
+from interp.function_vectors import function_vector, task_vectors, top1_accuracy
+from interp.mediation import causal_indirect_effect, first_token_ids, icl_prompts, mean_head_outputs
+from interp.patching import patch, prob_metric
+from interp.steering import SteeringBatch
+
+THRESHOLDS = (0.5, 0.75, 0.9, 1.0)
+
+
+@dataclass
+class FVSettings:
+    tasks: list[str] = field(default_factory=lambda: ["antonym", "capitalize", "country-capital", "present-past",
+                                                      "english-french", "english-spanish", "sentiment"])  # fmt: skip
+    n_icl: int = 25  # clean / shuffled ICL prompts for mean head outputs, CIE and task vectors
+    n_shots: int = 10
+    n_eval: int = 50  # zero-shot queries (and 5/10-shot baselines) to measure accuracy on
+    ks: list[int] = field(default_factory=lambda: [2, 5, 10, 20, 50])
+    scales: list[float] = field(default_factory=lambda: [0.5, 1.0, 2.0, 4.0, 8.0, 16.0])
+    default_k: int = 10  # Todd et al.'s defaults: k = 10, λ = 1
+    default_scale: float = 1.0
+    layers: list[int] | None = None  # default: every layer
+    patching: bool = True  # resid / attn / mlp recovery by layer per task
+    min_reference: float = 0.1  # recovery is undefined where 5-shot accuracy is below this (a ratio to ~0 says nothing)
+    memory_budget_gb: float = 4.0
+
+
+@dataclass
+class FVTaskResult:
+    layers: list[int]
+    baselines: dict[str, np.ndarray]  # "zero-shot", "5-shot", "10-shot", "10-shot shuffled" -> correctness per query
+    fv: dict[int, np.ndarray]  # k -> [scale layer] accuracy of λ · FV_k
+    fv_default: np.ndarray  # [layer] accuracy of the default (k, λ)
+    fv_shuffled: np.ndarray  # [layer] the default FV on 10-shot shuffled-label prompts
+    tv: np.ndarray  # [layer] task vector (replace)
+    cie: np.ndarray  # [layer head] causal indirect effect
+    top_heads: list  # (layer, head, CIE) of the default k
+    patching: dict[str, np.ndarray] | None = None  # site -> [layer prompt] recovery (NaN: undefined)
+
+
+def recovery_ratio(acc: np.ndarray, ref: float, floor: float) -> np.ndarray:
+    """``acc / ref``, undefined (NaN) when the reference accuracy is below ``floor``."""
+    # undefined when 5-shot accuracy is below the floor: 1 correct of 50 would turn 3 correct into "300%"
+    return acc / ref if ref > 0 and ref >= floor else np.full_like(acc, np.nan)
+
+
+def task_study(model, task: str, cfg: FVSettings, seed: int) -> FVTaskResult:
+    """Baselines, CIE, FV (k × λ) / default FV / FV on shuffled prompts / TV accuracy at every layer, and patching recovery."""
+    pairs = load_fv_task(task)
+    clean = icl_prompts(pairs, cfg.n_icl, cfg.n_shots, seed=seed)
+    shuffled = icl_prompts(pairs, cfg.n_icl, cfg.n_shots, seed=seed, shuffle_labels=True)
+    ans = first_token_ids(model, clean.answers)
+    clean_b = interp.tokenize(model, clean.prompts)  # right padding: patched runs share the prompt prefix
+    shuf_b = interp.tokenize(model, shuffled.prompts)
+    mean_z = mean_head_outputs(model, clean_b)
+    cie = causal_indirect_effect(model, shuf_b, ans, mean_z, memory_budget_gb=cfg.memory_budget_gb, progress=False)
+    # evaluation queries: a different seed; zero-shot prompts carry the same queries as the 5-shot ones
+    five = icl_prompts(pairs, cfg.n_eval, 5, seed=seed + 1)
+    ten = icl_prompts(pairs, cfg.n_eval, 10, seed=seed + 2)
+    ten_shuf = icl_prompts(pairs, cfg.n_eval, 10, seed=seed + 2, shuffle_labels=True)
+    zero = [f"Q: {q}\nA:" for q in five.queries]
+    ans_eval, ans_ten = first_token_ids(model, five.answers), first_token_ids(model, ten.answers)
+    zero_b = interp.tokenize(model, zero, padding_side="left")  # left: SteeringBatch recomputes one column
+    zero_sb = SteeringBatch(model, zero_b, ans_eval)
+    shuf_sb = SteeringBatch(model, interp.tokenize(model, ten_shuf.prompts, padding_side="left"), ans_ten)
+    base = {
+        "zero-shot": zero_sb.baseline_accuracy().numpy(),
+        "5-shot": top1_accuracy(model, interp.tokenize(model, five.prompts), ans_eval).numpy(),
+        "10-shot": top1_accuracy(model, interp.tokenize(model, ten.prompts), ans_ten).numpy(),
+        "10-shot shuffled": shuf_sb.baseline_accuracy().numpy(),
+    }
+    layers = cfg.layers if cfg.layers is not None else list(range(model.cfg.n_layers))
+    fvs = {k: function_vector(model, mean_z, [(lay, h) for lay, h, _ in cie.top(k)]) for k in [*cfg.ks, cfg.default_k]}
+    grid = torch.stack([s * fvs[k] for k in cfg.ks for s in cfg.scales] + [cfg.default_scale * fvs[cfg.default_k]])
+    tv = task_vectors(model, clean_b, layers)
+    fv_grid, default_acc, shuf_fv, tv_acc = (np.zeros((len(cfg.ks), len(cfg.scales), len(layers))),
+                                             np.zeros(len(layers)), np.zeros(len(layers)), np.zeros(len(layers)))  # fmt: skip
+    with zero_sb, shuf_sb:  # one fast weight layout for the whole sweep
+        for li, layer in enumerate(layers):
+            acc = zero_sb.accuracy(layer, grid).mean(1).numpy()
+            fv_grid[:, :, li], default_acc[li] = acc[:-1].reshape(len(cfg.ks), len(cfg.scales)), acc[-1]
+            shuf_fv[li] = float(shuf_sb.accuracy(layer, grid[-1:]).mean())
+            tv_acc[li] = float(zero_sb.accuracy(layer, tv[li][None], mode="replace").mean())
+    out = FVTaskResult(layers, base, {k: fv_grid[i] for i, k in enumerate(cfg.ks)}, default_acc, shuf_fv, tv_acc, cie.cie.numpy(), cie.top(cfg.default_k))
+    if cfg.patching:
+        metric = prob_metric(ans)
+        out.patching = {}
+        for site in ("resid_pre", "attn_out", "mlp_out"):
+            res = patch(model, clean_b, shuf_b, metric, site=site, positions=shuf_b.last_index, clean_positions=clean_b.last_index,
+                        memory_budget_gb=cfg.memory_budget_gb, progress=False)  # fmt: skip
+            out.patching[site] = res.recovery.numpy()  # [layer batch]; NaN = undefined
+    return out
+
+
+def recovery_curves(r: FVTaskResult, min_reference: float) -> dict[str, np.ndarray]:
+    """Per layer, accuracy / 5-shot accuracy of the default FV, the FV with the best (k, λ) at
+    that layer, and the TV (seed 001's recovery); undefined where 5-shot accuracy < ``min_reference``."""
+    five = float(r.baselines["5-shot"].mean())
+    search = np.max(np.stack([a.max(0) for a in r.fv.values()]), 0)  # per layer, max over (k, λ)
+    return {"FV default": recovery_ratio(r.fv_default, five, min_reference), "FV search": recovery_ratio(search, five, min_reference),
+            "TV": recovery_ratio(r.tv, five, min_reference)}  # fmt: skip
+
+
+def peak_recovery(curves: dict[str, np.ndarray]) -> dict[str, float]:
+    """Max over layers per method (NaN when undefined everywhere)."""
+    return {m: (float(np.nanmax(c)) if np.isfinite(c).any() else float("nan")) for m, c in curves.items()}
+
+
+def peak_shares(peaks: list[dict[str, float]], thresholds=THRESHOLDS) -> dict[str, tuple[list[float], int]]:
+    """Per method, the share of model × task combinations whose peak reaches each threshold
+    (over the defined ones), and how many are undefined (seed 001 Table 3)."""
+    out = {}
+    for method in ("FV default", "FV search", "TV"):
+        vals = np.array([p[method] for p in peaks])
+        ok = np.isfinite(vals)
+        out[method] = ([float((vals[ok] >= t).mean()) if ok.any() else float("nan") for t in thresholds], int((~ok).sum()))
+    return out
