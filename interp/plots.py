@@ -410,3 +410,22 @@ def fv_patching_curves(name: str, results: dict):
         ax.set_title(f"{task} ({n_undef} of {rec.shape[1]} prompts undefined)" if n_undef else task, fontsize=9)
     return _finish_fv_grid(fig, axes, len(tasks), "recovery (clean ICL → shuffled)",
                         f"{name}: patching recovery at the last token by layer (mean, 95% CI; undefined prompts left out)")
+
+
+# --------------------------------------------------------------------------- correctness direction (seed 004)
+
+
+def correctness_accuracy(name: str, r, alphas: list[float]):
+    """Test accuracy vs α per layer, 95% bootstrap CI (``r``: :class:`interp.studies.correctness.CorrectnessResult`)."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    for layer in r.layers:
+        est = [bootstrap_ci(row.astype(float), n_boot=1000) for row in r.correct[layer]]
+        (line,) = ax.plot(alphas, [e.mean for e in est], marker="o", ms=3, label=f"layer {layer}")
+        ax.fill_between(alphas, [e.ci_low for e in est], [e.ci_high for e in est], color=line.get_color(), alpha=0.12)
+    ax.set_xlabel("α (multiple of the correct − wrong direction)")
+    ax.set_ylabel("test accuracy")
+    ax.set_title(f"{name}: {r.kind} accuracy under steering (95% bootstrap CI, n={r.n_test})", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

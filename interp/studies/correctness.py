@@ -1,0 +1,142 @@
+"""Correctness-direction steering (seed 004), one model.
+
+Pick the arithmetic kind the model solves closest to half the time (on calibration problems,
+or the configured kind), solve ``n_problems`` others greedily, split them train/test
+(stratified by correctness). Direction at early / middle / late layers = mean residual at the
+last prompt token over correctly solved train problems minus over wrongly solved ones. On the
+test problems, add α·direction after the layer at the last prompt token and every generated
+token, decode greedily and parse the answer. :func:`alpha_tests` gives the exact McNemar test
+of each α against α = 0, and :func:`invariance_flags` flags byte-identical outputs across α.
+
+    >>> r = correctness_study(model, CorrectnessSettings(), seed=0)
+    >>> tests = alpha_tests(r, CorrectnessSettings().alphas)
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+import interp
+from interp.data.arithmetic import KINDS, parse_answer, problems, prompt
+from interp.function_vectors import task_vectors
+from interp.stats import McNemar, identical_outputs, mcnemar_exact
+from interp.steering import SteeringBatch
+
+
+@dataclass
+class CorrectnessSettings:
+    task: str = "auto"  # an arithmetic kind, or "auto": the kind whose calibration accuracy is closest to 0.5
+    kinds: list[str] = field(default_factory=lambda: list(KINDS))  # candidates for "auto"
+    n_calibrate: int = 60
+    n_problems: int = 400
+    test_fraction: float = 0.25
+    layer_fractions: list[float] = field(default_factory=lambda: [0.25, 0.5, 0.875])
+    alphas: list[float] = field(default_factory=lambda: [-3.0, -2.5, -2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0])
+    max_new_tokens: int = 4
+    control_alpha: float = 50.0  # positive control: at this |α| the outputs must change, else the intervention is not reaching the model
+    max_rows: int = 256
+
+
+@dataclass
+class CorrectnessResult:
+    kind: str
+    calibration: dict[str, float]  # kind -> accuracy on the calibration problems ("auto" only)
+    too_few_problems: dict[str, int]  # kinds left out: fewer distinct problems than needed
+    layers: list[int]
+    n_layers: int
+    n_train: tuple[int, int]  # correct, wrong train problems
+    n_test: int
+    test_base: np.ndarray  # unsteered correctness of the test problems
+    base_accuracy: float  # on all problems
+    norms: np.ndarray  # [layer] norm of the direction
+    texts: dict[int, list[list[str]]]  # layer -> [alpha][problem] decoded answers
+    correct: dict[int, np.ndarray]  # layer -> [alpha problem] correctness
+    control: dict[int, list[int]]  # layer -> outputs changed at +control_alpha, −control_alpha
+
+
+def check_settings(cfg: CorrectnessSettings) -> None:
+    if 0.0 not in cfg.alphas:
+        raise ValueError(f"alphas={cfg.alphas} must contain 0.0 (the tests compare every α against it)")
+    if cfg.task != "auto" and cfg.task not in KINDS:
+        raise ValueError(f"task={cfg.task!r}; allowed: 'auto' or one of {list(KINDS)}")
+    if not 0 < cfg.test_fraction < 1:
+        raise ValueError(f"test_fraction={cfg.test_fraction}; must lie in (0, 1)")
+
+
+def _steering_batch(model, prompts: list[str], max_rows: int) -> SteeringBatch:
+    return SteeringBatch(model, interp.tokenize(model, prompts, padding_side="left"), max_rows=max_rows)
+
+
+def solve(model, sb: SteeringBatch, answers: list[int], max_new_tokens: int, layer: int = 0, vectors=None):
+    """Greedy answers (decoded strings) and correctness, per vector (row) and problem (no vector: unsteered)."""
+    vectors = torch.zeros(1, model.cfg.d_model) if vectors is None else vectors
+    ids = sb.generate(layer, vectors, max_new_tokens)
+    texts = [model.tokenizer.batch_decode(row, skip_special_tokens=True) for row in ids]
+    correct = np.array([[parse_answer(t) == a for t, a in zip(row, answers)] for row in texts])
+    return texts, correct
+
+
+def correctness_study(model, cfg: CorrectnessSettings, seed: int) -> CorrectnessResult:
+    """Kind calibration, baseline solve, stratified split, direction, steered solves at every layer × α (and the control)."""
+    calib = {}
+    kinds = cfg.kinds if cfg.task == "auto" else [cfg.task]
+    need = cfg.n_calibrate + cfg.n_problems
+    pools = {k: problems(k, need, seed) for k in kinds}
+    short = {k: len(p) for k, p in pools.items() if len(p) < need}  # add1 / mul1 have fewer than 100 distinct problems
+    if len(short) == len(kinds):
+        raise ValueError(f"no kind in {kinds} has n_calibrate + n_problems = {need} distinct problems ({short}); lower n_problems or add a kind")
+    kinds = [k for k in kinds if k not in short]
+    if cfg.task == "auto":
+        for k in tqdm(kinds, desc="calibration", leave=False):
+            cal = pools[k][: cfg.n_calibrate]
+            sb = _steering_batch(model, [prompt(p, k) for p in cal], cfg.max_rows)
+            calib[k] = float(solve(model, sb, [p.answer for p in cal], cfg.max_new_tokens)[1].mean())
+        kind = min(calib, key=lambda k: abs(calib[k] - 0.5))
+    else:
+        kind = cfg.task
+    probs = pools[kind][cfg.n_calibrate :]
+    prompts, answers = [prompt(p, kind) for p in probs], [p.answer for p in probs]
+    _, base = solve(model, _steering_batch(model, prompts, cfg.max_rows), answers, cfg.max_new_tokens)
+    base = base[0]
+    # stratified split: the same test share of correct and of wrong problems
+    rng = random.Random(seed + 1)
+    test = []
+    for flag in (True, False):
+        idx = [i for i in range(len(probs)) if base[i] == flag]
+        rng.shuffle(idx)
+        test += idx[: round(cfg.test_fraction * len(idx))]
+    test = sorted(test)
+    test_set = set(test)
+    train = [i for i in range(len(probs)) if i not in test_set]
+    good, bad = [i for i in train if base[i]], [i for i in train if not base[i]]
+    if not good or not bad:
+        raise ValueError(f"kind {kind!r}: the train split has {len(good)} correct and {len(bad)} wrong problems; a direction needs both")
+    n = model.cfg.n_layers
+    layers = sorted({min(n - 1, round(f * n)) for f in cfg.layer_fractions})
+    tok = lambda idx: interp.tokenize(model, [prompts[i] for i in idx], padding_side="left")  # noqa: E731
+    direction = task_vectors(model, tok(good), layers) - task_vectors(model, tok(bad), layers)  # [layer d_model]
+    alphas = torch.tensor([*cfg.alphas, cfg.control_alpha, -cfg.control_alpha])
+    texts, correct, control = {}, {}, {}
+    with _steering_batch(model, [prompts[i] for i in test], cfg.max_rows) as test_sb:  # shared by every layer
+        for li, layer in enumerate(tqdm(layers, desc=f"{kind}: layers", leave=False)):
+            t, c = solve(model, test_sb, [answers[i] for i in test], cfg.max_new_tokens, layer, alphas[:, None] * direction[li])
+            texts[layer], correct[layer] = t[: len(cfg.alphas)], c[: len(cfg.alphas)]
+            control[layer] = [sum(x != y for x, y in zip(t[j], t[cfg.alphas.index(0.0)])) for j in (len(cfg.alphas), len(cfg.alphas) + 1)]
+    return CorrectnessResult(kind, calib, short, layers, n, (len(good), len(bad)), len(test), base[test], float(base.mean()),
+                             direction.norm(dim=-1).numpy(), texts, correct, control)  # fmt: skip
+
+
+def alpha_tests(r: CorrectnessResult, alphas: list[float]) -> dict[tuple[int, float], McNemar]:
+    """Exact McNemar of every α against α = 0 at the same layer, on the same test problems."""
+    zero = alphas.index(0.0)
+    return {(layer, a): mcnemar_exact(r.correct[layer][zero], r.correct[layer][ai]) for ai, a in enumerate(alphas) for layer in r.layers}
+
+
+def invariance_flags(r: CorrectnessResult, alphas: list[float]) -> dict[int, bool]:
+    """Per layer: are the decoded outputs byte-identical across every α ("suspicious invariance")?"""
+    return {layer: identical_outputs({a: r.texts[layer][ai] for ai, a in enumerate(alphas)}) for layer in r.layers}
