@@ -429,3 +429,29 @@ def correctness_accuracy(name: str, r, alphas: list[float]):
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+# --------------------------------------------------------------------------- toy steering (seed 002 §3.1)
+
+
+def toy_steering_curves(rows: list[dict], n_pairs: list[int], adapters: list[str], m: int, repeats: int):
+    """Steered-attribute accuracy and disturbance vs number of pairs per adapter (mean, 95% CI over repeats)."""
+    from interp.toy.study import cell_estimate
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    for ax, key in zip(axes, ["accuracy", "disturbance"]):
+        for a in ["none"] + adapters:
+            est = [cell_estimate(rows, a, n, key) for n in n_pairs]
+            mean = [e.mean for e in est]
+            style = dict(ls="--", color="0.4") if a == "none" else dict(marker="o", ms=3)
+            (line,) = ax.plot(n_pairs, mean, label=a, **style)
+            ax.fill_between(n_pairs, [e.ci_low for e in est], [e.ci_high for e in est], color=line.get_color(), alpha=0.2)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("number of example pairs")
+        ax.set_ylabel("steered-attribute accuracy" if key == "accuracy" else "disturbance of other attributes")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"m = {m}: mean and 95% CI over {repeats} repeats", fontsize=10)
+    fig.tight_layout()
+    return fig
+
