@@ -16,15 +16,11 @@ import torch
 
 import interp
 from interp import plots
+from interp.config import ModelConfig, PatchingConfig
 from interp.lens import logit_lens
 from interp.patching import last_logits, logit_diff_metric, patch_heads
 from interp.runner import Run, RunConfig, main
 from interp.stats import bootstrap_ci
-
-
-@dataclass
-class ModelConfig:
-    name: str = "smollm2-135m-instruct"
 
 
 @dataclass
@@ -33,13 +29,6 @@ class TaskConfig:
     # [subject, answer]; the corrupted prompt of pair i uses the subject of pair i+1
     pairs: list[list[str]] = field(default_factory=lambda: [["France", "Paris"], ["Italy", "Rome"]])
     answer_prefix: str = " "  # answers are scored as single tokens with this prefix
-
-
-@dataclass
-class PatchingConfig:
-    tol: float = 1e-3  # |m_clean - m_corr| below this -> recovery undefined
-    n_boot: int = 2000
-    top_k_heads: int = 10
 
 
 @dataclass

@@ -23,16 +23,12 @@ import torch
 
 import interp
 from interp import plots
+from interp.config import ModelConfig, PatchingConfig
 from interp.attribution import attribution_patching
 from interp.data.ioi import DEFAULT_NAMES, DEFAULT_TEMPLATES, ioi_pairs
 from interp.patching import PatchingResult, component_patching, component_positions, last_logits, logit_diff_metric, patch
 from interp.runner import Run, RunConfig, main
 from interp.stats import bootstrap_ci
-
-
-@dataclass
-class ModelConfig:
-    name: str = "smollm2-135m-instruct"
 
 
 @dataclass
@@ -44,10 +40,7 @@ class TaskConfig:
 
 
 @dataclass
-class PatchingConfig:
-    tol: float = 1e-3  # |m_clean - m_corr| below this -> recovery undefined
-    n_boot: int = 2000
-    top_k_heads: int = 10
+class HeadPatchingSettings(PatchingConfig):
     memory_budget_gb: float = 4.0
     # per-layer components; resid_* sites are patched at the last token, the others everywhere
     components: list[str] = field(default_factory=lambda: ["resid_pre", "attn_out", "mlp_out"])
@@ -59,7 +52,7 @@ class HeadPatchingConfig:
     run: RunConfig = field(default_factory=RunConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     task: TaskConfig = field(default_factory=TaskConfig)
-    patching: PatchingConfig = field(default_factory=PatchingConfig)
+    patching: HeadPatchingSettings = field(default_factory=HeadPatchingSettings)
 
 
 def run(cfg: HeadPatchingConfig, run: Run) -> None:

@@ -99,3 +99,22 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequenc
 
 def dump_yaml(cfg: Any) -> str:
     return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+
+
+# --------------------------------------------------------------------------- pieces several experiments share
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    """``model:`` — the model to load (:func:`interp.load_model` name)."""
+
+    name: str = "smollm2-135m-instruct"
+
+
+@dataclasses.dataclass
+class PatchingConfig:
+    """``patching:`` — settings every patching study has; studies extend it."""
+
+    tol: float = 1e-3  # |m_clean - m_corr| below this -> recovery undefined
+    n_boot: int = 2000
+    top_k_heads: int = 10
