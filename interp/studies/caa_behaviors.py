@@ -226,34 +226,65 @@ def summarize(r: BehaviorSweep, s: CAABehaviorSettings, n_layers: int) -> Behavi
     return out
 
 
-def dose_response(sweeps: dict[str, BehaviorSweep], summaries: dict[str, BehaviorSummary], multipliers: list[float]) -> tuple[list[str], list[list[str]]]:
-    """Table (header, rows): every multiplier at the best layer, and, when the sweep goes past
-    ±1, the widest symmetric pair's effect at the layer where it is largest (±1 alone can hide
-    a vector that only acts when pushed harder). The shift at the widest multiplier is split
-    into a behaviour part and a letter part (towards "A" on every question,
-    :func:`interp.behaviors.behaviour_and_letter_shift`): a vector can move answers by letter,
-    not content."""
+@dataclass
+class DoseRow:
+    """One behaviour's dose response at its best layer (see :func:`dose_response_rows`)."""
+
+    behavior: str
+    layer: int  # the best layer (by the ±1 delta)
+    means: list[float]  # per multiplier: mean logit difference
+    shares: list[float]  # per multiplier: share of questions where the matching letter wins
+    wide: float  # the widest symmetric multiplier pair ±wide
+    wide_d: EffectSize | None = None  # Cohen's d at ±wide at the layer where it is largest (only when wide > 1)
+    wide_layer: int | None = None
+    split: tuple[float, float] | None = None  # m=+wide vs 0 at the best layer: behaviour / letter part (needs m = 0)
+    letter_peak: tuple[int, float, float] | None = None  # (layer, letter part, behaviour part) of the largest |letter part|
+
+
+def dose_response_rows(sweeps: dict[str, BehaviorSweep], summaries: dict[str, BehaviorSummary], multipliers: list[float]) -> list[DoseRow]:
+    """Every multiplier at the best layer, and, when the sweep goes past ±1, the widest symmetric
+    pair's effect at the layer where it is largest (±1 alone can hide a vector that only acts
+    when pushed harder). The shift at the widest multiplier is split into a behaviour part and a
+    letter part (towards "A" on every question, :func:`interp.behaviors.behaviour_and_letter_shift`):
+    a vector can move answers by letter, not content."""
     mult = list(multipliers)
     wide = max((m for m in mult if m > 0 and -m in mult), default=1.0)
-    head = ["behaviour", "layer"] + [f"m={m:+g}" for m in mult]
-    if wide > 1:
-        head.append(f"Cohen's d m=±{wide:g} (at its best layer)")
-    if 0.0 in mult:
-        head += [f"m={wide:+g} vs 0 at that layer: behaviour / letter shift", "largest |letter shift| over layers"]
+    p, n = mult.index(wide), mult.index(-wide)
     rows = []
     for b, s in summaries.items():
         r = sweeps[b]
         li = r.layers.index(s.best_layer)
-        row = [b, f"L{s.best_layer}"] + [f"{r.ld[li, mi].mean():+.2f} ({(r.ld[li, mi] > 0).mean():.2f})" for mi in range(len(mult))]
-        p, n = mult.index(wide), mult.index(-wide)
+        row = DoseRow(b, s.best_layer, [float(r.ld[li, mi].mean()) for mi in range(len(mult))], [float((r.ld[li, mi] > 0).mean()) for mi in range(len(mult))], wide)
         if wide > 1:
             dl = r.ld[:, p].mean(-1) - r.ld[:, n].mean(-1)
             li = int(np.argmax(dl))
-            row.append(f"{cohens_d(r.ld[li, p], r.ld[li, n])} (L{r.layers[li]})")
+            row.wide_d, row.wide_layer = cohens_d(r.ld[li, p], r.ld[li, n]), r.layers[li]
         if 0.0 in mult:
             shift = r.ld[:, p] - r.ld[:, mult.index(0.0)]
             split = np.array([behaviour_and_letter_shift(shift[j], r.matching) for j in range(len(r.layers))])
             lj = int(np.nanargmax(np.abs(split[:, 1]))) if np.isfinite(split[:, 1]).any() else li
-            row += [f"{split[li, 0]:+.2f} / {split[li, 1]:+.2f}", f"{split[lj, 1]:+.2f} (L{r.layers[lj]}; behaviour {split[lj, 0]:+.2f})"]
+            row.split = (float(split[li, 0]), float(split[li, 1]))
+            row.letter_peak = (r.layers[lj], float(split[lj, 1]), float(split[lj, 0]))
         rows.append(row)
-    return head, rows
+    return rows
+
+
+def dose_response(sweeps: dict[str, BehaviorSweep], summaries: dict[str, BehaviorSummary], multipliers: list[float]) -> tuple[list[str], list[list[str]]]:
+    """:func:`dose_response_rows` as a report table (header, rows)."""
+    rows = dose_response_rows(sweeps, summaries, multipliers)
+    wide = rows[0].wide if rows else 1.0
+    head = ["behaviour", "layer"] + [f"m={m:+g}" for m in multipliers]
+    if wide > 1:
+        head.append(f"Cohen's d m=±{wide:g} (at its best layer)")
+    if 0.0 in multipliers:
+        head += [f"m={wide:+g} vs 0 at that layer: behaviour / letter shift", "largest |letter shift| over layers"]
+    table = []
+    for r in rows:
+        row = [r.behavior, f"L{r.layer}"] + [f"{m:+.2f} ({sh:.2f})" for m, sh in zip(r.means, r.shares)]
+        if r.wide_d is not None:
+            row.append(f"{r.wide_d} (L{r.wide_layer})")
+        if r.split is not None:
+            lj, let, beh = r.letter_peak
+            row += [f"{r.split[0]:+.2f} / {r.split[1]:+.2f}", f"{let:+.2f} (L{lj}; behaviour {beh:+.2f})"]
+        table.append(row)
+    return head, table

@@ -19,62 +19,80 @@ def test_ab_prompt_and_letter_ids(tiny_llama):
         ab_prompt(tiny_llama, "  ")
 
 
-def test_caa_experiment_smoke(tmp_path):
-    from experiments.caa_behaviors import CAAConfig, run
-    from interp.runner import main
-
-    main("caa_behaviors", CAAConfig, run, ["--config", "configs/caa_behaviors.smoke.yaml", f"run.results_dir={tmp_path}", "run.run_id=smoke"])
-    folder = tmp_path / "caa_behaviors" / "smoke"
+def test_caa_experiment_smoke(smoke_run, tiny_llama):
+    folder, metrics = smoke_run("caa_behaviors")
     for png in ("effect_sizes.png", "violins_random_tiny-llama.png", "layers_random_tiny-gpt2.png"):
         assert (folder / png).stat().st_size > 1000
-    metrics = json.loads((folder / "metrics.json").read_text())
     entry = metrics["random:tiny-llama"]["refusal"]
     assert len(entry["delta"]) == 2 and np.isfinite(entry["delta"]).all()
     assert 0.0 <= entry["best_fraction"] <= 1.0
     report = (folder / "report.md").read_text()
     assert "Cohen's d" in report and "random:tiny-gpt2 (plain prompt, 2 layers)" in report
+    # the reported delta is mean(m=+1) − mean(m=−1) of the library sweep, recomputed here by hand
+    from interp.studies.caa_behaviors import CAABehaviorSettings, behavior_sweep
+
+    s = CAABehaviorSettings(behaviors=["refusal"], n_generate=6, n_test=5, multipliers=[-1.0, 0.0, 1.0], too_long="skip")
+    s.generation.enabled = False
+    r = behavior_sweep(tiny_llama, "refusal", s)
+    np.testing.assert_allclose(entry["delta"], r.ld[:, 2].mean(-1) - r.ld[:, 0].mean(-1), rtol=1e-5, atol=1e-6)
 
 
-def test_caa_config_errors(tmp_path):
-    from experiments.caa_behaviors import CAAConfig, run
-    from interp.runner import main
-
+def test_caa_config_errors(smoke_run):
     with pytest.raises(ValueError, match="must contain -1.0"):
-        main("caa_behaviors", CAAConfig, run, ["--config", "configs/caa_behaviors.smoke.yaml", f"run.results_dir={tmp_path}",
-                                                "multipliers=[0.0, 1.0]"])  # fmt: skip
+        smoke_run("caa_behaviors", "multipliers=[0.0, 1.0]")
     with pytest.raises(ValueError, match=r"too_long=skip"):
-        main("caa_behaviors", CAAConfig, run, ["--config", "configs/caa_behaviors.smoke.yaml", f"run.results_dir={tmp_path}",
-                                                "too_long=error", "behaviors=[sycophancy]"])  # fmt: skip
+        smoke_run("caa_behaviors", "too_long=error", "behaviors=[sycophancy]")
+
+
+def _sweep(ld, matching):
+    from interp.studies.caa_behaviors import BehaviorSweep
+
+    return BehaviorSweep(layers=[0, 1, 2], ld=ld, n_generate=10, n_test=ld.shape[-1], skipped=0, matching=matching)
 
 
 def test_dose_response_finds_effect_only_past_one():
-    """A vector that does nothing at ±1 but separates at ±4 on layer 2: the table must show it, at layer 2."""
-    from experiments.caa_behaviors import CAAConfig, _dose_response
+    """A vector that does nothing at ±1 but separates at ±4 on layer 2: the rows must show it, at layer 2."""
+    from interp.studies.caa_behaviors import CAABehaviorSettings, dose_response, dose_response_rows, summarize
 
-    cfg = CAAConfig(models=["x"], behaviors=["b"], multipliers=[-4.0, -1.0, 0.0, 1.0, 4.0])
+    mult = [-4.0, -1.0, 0.0, 1.0, 4.0]
     rng = np.random.default_rng(0)
     ld = rng.normal(0, 1, size=(3, 5, 40))
     ld[2, 4] += 3.0  # m=+4 at layer 2 only
     ld[2, 0] -= 3.0  # m=-4 at layer 2 only
-    results = {"b": {"layers": [0, 1, 2], "ld": ld}}
-    summaries = {"b": {"best_layer": 0}}
-    matching = {"b": ["(A)", "(B)"] * 20}
-    head, rows = _dose_response(results, summaries, cfg, matching)
-    assert head[-3].startswith("Cohen's d m=±4") and rows[0][-3].endswith("(L2)")
-    d = float(rows[0][-3].split("d=")[1].split()[0])
-    assert d > 2.0  # planted shift 6 over unit SD
-    assert len(rows[0]) == 2 + 5 + 3
+    matching = ["(A)", "(B)"] * 20
+    sweeps = {"b": _sweep(ld, matching)}
+    summaries = {"b": summarize(sweeps["b"], CAABehaviorSettings(multipliers=mult), 3)}
+    (row,) = dose_response_rows(sweeps, summaries, mult)
+    assert row.wide == 4.0 and row.wide_layer == 2
+    assert row.wide_d.d > 2.0  # planted shift 6 over unit SD
     # the planted +3 at m=+4 is behaviour (same sign on A and B questions), not letter
-    beh, let = (float(x) for x in rows[0][-2].split(" / "))
-    assert abs(beh - 3.0) < 0.8 and abs(let) < 0.8
+    assert abs(row.split[0] - 3.0) < 0.8 and abs(row.split[1]) < 0.8
+    head, table = dose_response(sweeps, summaries, mult)
+    assert head[-3].startswith("Cohen's d m=±4") and table[0][-3].endswith("(L2)") and len(table[0]) == 2 + 5 + 3
     # now a pure letter push at layer 1: +3 on A-questions, -3 on B-questions at m=+4
     ld2 = ld.copy()
-    ld2[1, 4] += np.where(np.array(matching["b"]) == "(A)", 3.0, -3.0)
-    _, rows2 = _dose_response({"b": {"layers": [0, 1, 2], "ld": ld2}}, summaries, cfg, matching)
-    assert rows2[0][-1].startswith("+3") or rows2[0][-1].startswith("+2")
-    assert "(L1;" in rows2[0][-1]
-    _, narrow = _dose_response(results, summaries, CAAConfig(models=["x"], behaviors=["b"], multipliers=[-1.0, 0.0, 1.0]), matching)
-    assert len(narrow[0]) == 2 + 3 + 2  # no Cohen's d column without a pair wider than ±1
+    ld2[1, 4] += np.where(np.array(matching) == "(A)", 3.0, -3.0)
+    (row2,) = dose_response_rows({"b": _sweep(ld2, matching)}, summaries, mult)
+    layer, letter, behaviour = row2.letter_peak
+    assert layer == 1 and abs(letter - 3.0) < 0.8 and abs(behaviour) < 0.8
+    (narrow,) = dose_response_rows(sweeps, summaries, [-4.0, -1.0, 0.0, 1.0, 4.0][1:4])
+    assert narrow.wide_d is None  # no Cohen's d without a pair wider than ±1
+
+
+def test_caa_groups_weigh_each_group_equally():
+    """CAA with groups: the mean of per-group mean differences; a planted imbalance (5 pairs of
+    group A shifted by +1, 1 pair of group B by −1) gives 0 balanced, 2/3 plain."""
+    import torch
+
+    from interp.steering import CAA
+
+    neg = torch.zeros(6, 2)
+    pos = torch.tensor([[1.0, 0.0]] * 5 + [[-1.0, 0.0]])
+    groups = ["A"] * 5 + ["B"]
+    assert CAA().fit(neg, pos).vector[0] == pytest.approx(4 / 6)
+    assert CAA().fit(neg, pos, groups=groups).vector[0] == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="one label per pair"):
+        CAA().fit(neg, pos, groups=groups[:3])
 
 
 def test_balance_letters_changes_the_vector_only_when_the_split_is_unbalanced(tmp_path):
