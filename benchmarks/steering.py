@@ -22,7 +22,7 @@ import torch
 import interp
 from interp.data import load_fv_task
 from interp.engine import final_logits, linear_friendly_weights
-from interp.function_vectors import SteeringBatch
+from interp.steering import SteeringBatch
 from interp.hooks import act_name, add_vector
 from interp.mediation import first_token_ids
 

@@ -70,17 +70,10 @@ def test_steering_errors_name_the_argument(tiny_llama):
     assert active_hook_count(tiny_llama) == 0
 
 
-def test_function_vectors_experiment_smoke(tmp_path):
-    import json
-
-    from experiments.function_vectors import FVConfig, run
-    from interp.runner import main
-
-    main("function_vectors", FVConfig, run, ["--config", "configs/function_vectors.smoke.yaml", f"run.results_dir={tmp_path}", "run.run_id=smoke"])
-    folder = tmp_path / "function_vectors" / "smoke"
+def test_function_vectors_experiment_smoke(smoke_run):
+    folder, metrics = smoke_run("function_vectors")
     assert (folder / "recovery_random_tiny-llama.png").stat().st_size > 1000
     assert (folder / "patching_random_tiny-gpt2.png").stat().st_size > 1000
-    metrics = json.loads((folder / "metrics.json").read_text())
     entry = metrics["random:tiny-llama/antonym"]
     assert set(entry["baselines"]) == {"zero-shot", "5-shot", "10-shot", "10-shot shuffled"}
     assert len(entry["top_heads"]) == 2
@@ -88,25 +81,20 @@ def test_function_vectors_experiment_smoke(tmp_path):
     assert "Share of model × task combinations" in report
 
 
-def test_fv_transfer_experiment_smoke(tmp_path):
-    import json
-
-    from experiments.fv_transfer import TransferConfig, run
-    from interp.runner import main
-
-    main("fv_transfer", TransferConfig, run, ["--config", "configs/fv_transfer.smoke.yaml", f"run.results_dir={tmp_path}", "run.run_id=smoke"])
-    folder = tmp_path / "fv_transfer" / "smoke"
+def test_fv_transfer_experiment_smoke(smoke_run, tmp_path):
+    folder, metrics = smoke_run("fv_transfer")
     for png in ("transfer_random_tiny-llama.png", "cos_vs_transfer_random_tiny-gpt2.png", "layers_random_tiny-gpt2.png"):
         assert (folder / png).stat().st_size > 1000
-    metrics = json.loads((folder / "metrics.json").read_text())
     entry = metrics["random:tiny-llama"]
     assert set(entry["iid"]) == {"antonym", "capitalize"}
     m = np.array(entry["per_task"]["antonym"]["transfer_best_layer"])
     assert m.shape == (3, 3) and ((m >= 0) & (m <= 1)).all()
     report = (folder / "report.md").read_text()
     assert "dissociation cases" in report and "`'{x} ↔ {y}'`" in report
-    main("fv_transfer", TransferConfig, run, ["--config", "configs/fv_transfer.smoke.yaml", f"run.results_dir={tmp_path}", "run.run_id=zs",
-                                              "models=[random:tiny-llama]", "extraction=zero_shot"])  # fmt: skip
-    assert "minus over the same queries without demonstrations" in (tmp_path / "fv_transfer" / "zs" / "report.md").read_text()
+    # the IID diagonal is the steered test accuracy of each template's own vector: it can never
+    # exceed 1 or fall below 0, and the reported IID is its mean at the validation-chosen layer
+    assert entry["iid"]["antonym"] == pytest.approx(float(np.diag(m).mean()))
+    zs, _ = smoke_run("fv_transfer", "models=[random:tiny-llama]", "extraction=zero_shot", run_id="zs")
+    assert "minus over the same queries without demonstrations" in (zs / "report.md").read_text()
     with pytest.raises(ValueError, match="extraction='mean'"):
-        main("fv_transfer", TransferConfig, run, ["--config", "configs/fv_transfer.smoke.yaml", f"run.results_dir={tmp_path}", "extraction=mean"])
+        smoke_run("fv_transfer", "extraction=mean", run_id="bad")

@@ -9,7 +9,7 @@ import pytest
 
 @pytest.mark.slow
 def test_word_embedder_orders_related_words():
-    from experiments.prompt_pairs import WordEmbedder, word_cosines
+    from interp.semantic import WordEmbedder, word_cosines
 
     embed = WordEmbedder()
     c = word_cosines(embed, ["happy", "table", "happy"], ["glad", "glad", "happy"])

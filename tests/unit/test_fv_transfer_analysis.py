@@ -5,8 +5,9 @@ which the IID gate drops."""
 
 import numpy as np
 
-from experiments.fv_transfer import TransferConfig, _best_layer, _diagnostics, _pairs, _subset
 from interp.stats import iid_gate
+from interp.studies.fv_transfer import TransferResult, TransferSettings
+from interp.transfer import best_layer, subset_pairs, transfer_diagnostics, transfer_pairs
 
 
 def _planted(rng, k=6, layers=(0, 2, 4)):
@@ -23,30 +24,33 @@ def _planted(rng, k=6, layers=(0, 2, 4)):
                 np.fill_diagonal(t, 0.9)
             cos.append(c)
             tr.append(t)
-        results[task] = {"layers": list(layers), "kinds": [f"t{i}" for i in range(k)], "cos": np.array(cos), "transfer": np.array(tr),
-                         "val_acc": np.array([[0.1, 0.5, 0.2]] * k)}  # fmt: skip
+        results[task] = TransferResult(layers=list(layers), kinds=[f"t{i}" for i in range(k)], templates={}, transfer=np.array(tr),
+                                       cos=np.array(cos), pc1=np.zeros(len(layers)), alpha_star=np.ones((k, len(layers))),
+                                       val_acc=np.array([[0.1, 0.5, 0.2]] * k), zero_shot={}, icl={})  # fmt: skip
     return results
 
 
 def test_planted_simpson_case_is_flagged_and_gated():
-    cfg = TransferConfig()
+    cfg = TransferSettings()
     results = _planted(np.random.default_rng(0))
-    pairs = _pairs(results)
-    assert len(pairs["cos"]) == 2 * 3 * 30  # tasks x layers x ordered pairs of 6 templates
-    diag = _diagnostics(pairs, cfg)
-    assert diag["pearson"]["pooled"].r < -0.5
-    assert diag["pearson"]["by_task"]["works"].r > 0.5
-    assert diag["pearson"]["simpson_task_layer"].flagged
-    assert diag["dissociation"]["broken"] == 90 and diag["dissociation"]["works"] == 0
-    assert diag["auroc"] > 0.85  # cosine "predicts" failure only because it identifies the broken task
-    iid = {t: float(np.diag(r["transfer"][_best_layer(r)]).mean()) for t, r in results.items()}
+    pairs = transfer_pairs(results)
+    assert len(pairs) == 2 * 3 * 30  # tasks x layers x ordered pairs of 6 templates
+    diag = transfer_diagnostics(pairs, cfg.cos_min, cfg.transfer_max)
+    assert diag.pearson.pooled.r < -0.5
+    assert diag.pearson.by_task["works"].r > 0.5
+    assert diag.pearson.simpson_task_layer.flagged
+    assert diag.dissociation["broken"] == 90 and diag.dissociation["works"] == 0
+    assert diag.auroc > 0.85  # cosine "predicts" failure only because it identifies the broken task
+    iid = {t: float(np.diag(r.transfer[best_layer(r)]).mean()) for t, r in results.items()}
     kept, dropped = iid_gate(iid, cfg.iid_threshold)
     assert kept == ["works"] and dropped == ["broken"]
-    gated = _diagnostics(_subset(pairs, kept), cfg)
-    assert gated["pearson"]["pooled"].r > 0.5 and not gated["pearson"]["simpson_task"].flagged
-    assert gated["dissociation"]["total"] == 0
+    gated = transfer_diagnostics(subset_pairs(pairs, kept), cfg.cos_min, cfg.transfer_max)
+    assert gated.pearson.pooled.r > 0.5 and not gated.pearson.simpson_task.flagged
+    assert gated.dissociation["total"] == 0
+    assert set(gated.to_json()) >= {"pearson", "spearman", "auroc", "dissociation"}
+    assert transfer_diagnostics(subset_pairs(pairs, [])) is None  # no pairs: no diagnostics, not zeros
 
 
 def test_best_layer_is_chosen_on_validation_accuracy():
     results = _planted(np.random.default_rng(1))
-    assert _best_layer(results["works"]) == 1  # val_acc peaks at the second studied layer
+    assert best_layer(results["works"]) == 1  # val_acc peaks at the second studied layer

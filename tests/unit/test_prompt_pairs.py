@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from experiments.prompt_pairs import first_word, per_pair, word_cosines
+from interp.semantic import first_content_word, first_word, word_cosines
+from interp.studies.prompt_pairs import mean_ci, per_pair
 from interp.data.prompt_pairs import DATASETS, all_pairs, check_single_token, split_pairs
 
 
@@ -52,13 +53,14 @@ def test_word_cosines_undefined_without_a_word():
 
 
 def test_per_pair_averages_draws_and_keeps_undefined():
-    result = {"cells": {("caa", 4, 0): {"cosine": [0.2, np.nan, np.nan]}, ("caa", 4, 1): {"cosine": [0.4, 0.6, np.nan]}}}
-    got = per_pair(result, "caa", 4, "cosine", draws=2)
+    cells = {("caa", 4, 0): {"cosine": [0.2, np.nan, np.nan]}, ("caa", 4, 1): {"cosine": [0.4, 0.6, np.nan]}}
+    got = per_pair(cells, "caa", 4, "cosine", draws=2)
     assert got[0] == pytest.approx(0.3) and got[1] == pytest.approx(0.6) and np.isnan(got[2])
+    m, lo, hi = mean_ci(got)  # over the two defined pairs only
+    assert m == pytest.approx(0.45) and lo < m < hi
+    assert all(np.isnan(mean_ci(np.array([np.nan]))))
 
 
 @pytest.mark.parametrize("text, want", [(" a great experience", "great"), (" was not able", "able"), (" to be honest", "honest"), (" the a to", "")])
 def test_first_content_word(text, want):
-    from experiments.prompt_pairs import first_content_word
-
     assert first_content_word(text) == want
