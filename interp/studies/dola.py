@@ -102,7 +102,6 @@ def best_alpha(cfg: DolaSettings, metrics, bucket: str, key: str) -> float:
     return max(cfg.alphas, key=lambda a: metrics[f"dola|{bucket}|{a:g}"][key].mean())
 
 
-@torch.no_grad()
 @dataclass
 class LensApathy:
     probs: dict[str, np.ndarray]  # "correct" / "incorrect" / "top-1" -> [layer prompt]
@@ -110,6 +109,7 @@ class LensApathy:
     skipped: int  # questions whose correct and incorrect answers share a first token
 
 
+@torch.no_grad()
 def lens_and_apathy(model, questions, n: int, primer: str) -> LensApathy:
     """Logit lens at the answer position of the primed prompt: the first token of the MC1
     correct answer and of the first incorrect one (questions where the two share their first
