@@ -18,40 +18,23 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 
 import interp
 from interp import plots
-from interp.config import ModelConfig, PatchingConfig
-from interp.attribution import attribution_patching
-from interp.data.ioi import DEFAULT_NAMES, DEFAULT_TEMPLATES, ioi_pairs
-from interp.patching import PatchingResult, component_patching, component_positions, last_logits, logit_diff_metric, patch
+from interp.config import ModelConfig
+from interp.data.ioi import ioi_pairs
+from interp.patching import PatchingResult, component_patching, logit_diff_metric, patch
 from interp.runner import Run, RunConfig, main
 from interp.stats import bootstrap_ci
-
-
-@dataclass
-class TaskConfig:
-    n_pairs: int = 48
-    seed: int = 0
-    templates: list[str] = field(default_factory=lambda: list(DEFAULT_TEMPLATES))
-    names: list[str] = field(default_factory=lambda: list(DEFAULT_NAMES))
-
-
-@dataclass
-class HeadPatchingSettings(PatchingConfig):
-    memory_budget_gb: float = 4.0
-    # per-layer components; resid_* sites are patched at the last token, the others everywhere
-    components: list[str] = field(default_factory=lambda: ["resid_pre", "attn_out", "mlp_out"])
-    per_position_pairs: int = 8  # pairs of the first template used for the layer x position maps
+from interp.studies.head_patching import HeadPatchingSettings, IOITaskConfig, agreement, attribution_all_sites, clean_runs, first_template_pairs, site_label
 
 
 @dataclass
 class HeadPatchingConfig:
     run: RunConfig = field(default_factory=RunConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
-    task: TaskConfig = field(default_factory=TaskConfig)
+    task: IOITaskConfig = field(default_factory=IOITaskConfig)
     patching: HeadPatchingSettings = field(default_factory=HeadPatchingSettings)
 
 
@@ -70,35 +53,29 @@ def run(cfg: HeadPatchingConfig, run: Run) -> None:
         "Metric: logit(IO) - logit(S) at the last token. Recovery `(m_patched - m_corr)/(m_clean - m_corr)`, "
         f"undefined (NaN) when `|m_clean - m_corr| < {pc.tol}`."
     )
-    usable = clean_section(model, run, clean, corr, io, s, metric, pc.tol)
+    usable = clean_section(model, run, clean, corr, io, metric, pc.tol)
     heads = head_section(cfg, model, run, clean, corr, metric, usable)
     comp = component_section(cfg, model, run, clean, corr, metric, usable)
     position_section(cfg, model, run, pairs, metric_ids=(io, s))
     attribution_section(cfg, model, run, clean, corr, metric, usable, heads, comp)
 
 
-@torch.no_grad()
-def clean_section(model, run: Run, clean, corr, io, s, metric, tol: float) -> torch.Tensor:
-    logits = last_logits(model, clean)
-    top = logits.argmax(-1).cpu()
-    ok = top == io
-    m_clean, m_corr = metric(logits).cpu(), metric(last_logits(model, corr)).cpu()
-    usable = ok & ((m_clean - m_corr).abs() >= tol)
-    acc = bootstrap_ci(ok.float().numpy())
+def clean_section(model, run: Run, clean, corr, io, metric, tol: float) -> torch.Tensor:
+    c = clean_runs(model, clean, corr, io, metric, tol)
+    acc = bootstrap_ci(c.correct.float().numpy())
     run.report.add_text(
         "## 1. Does the clean run succeed?\n\n"
-        f"The top-1 next token is the indirect object for **{int(ok.sum())} of {len(ok)}** clean prompts "
-        f"(accuracy {acc}). Mean logit difference: clean {m_clean.mean():.2f}, corrupted {m_corr.mean():.2f}. "
-        f"Recovery figures below average over the **{int(usable.sum())}** pairs whose clean run is correct "
+        f"The top-1 next token is the indirect object for **{int(c.correct.sum())} of {len(c.correct)}** clean prompts "
+        f"(accuracy {acc}). Mean logit difference: clean {c.m_clean.mean():.2f}, corrupted {c.m_corr.mean():.2f}. "
+        f"Recovery figures below average over the **{int(c.usable.sum())}** pairs whose clean run is correct "
         "and whose clean-corrupted gap is defined."
     )
-    rows = [[clean.prompts[i], repr(model.tokenizer.decode([int(top[i])])), f"{m_clean[i]:.2f}", f"{m_corr[i]:.2f}",
-             "yes" if ok[i] else "**no**"] for i in range(min(len(ok), 12))]  # fmt: skip
-    run.report.add_table(["clean prompt", "top-1", "m_clean", "m_corr", "correct"], rows,
-                         caption=f"First {len(rows)} of {len(ok)} pairs")  # fmt: skip
-    run.log_metrics(clean_accuracy=float(ok.float().mean()), n_pairs=len(ok), n_usable_pairs=int(usable.sum()),
-                    m_clean_mean=float(m_clean.mean()), m_corr_mean=float(m_corr.mean()))  # fmt: skip
-    return usable
+    rows = [[clean.prompts[i], repr(model.tokenizer.decode([int(c.top[i])])), f"{c.m_clean[i]:.2f}", f"{c.m_corr[i]:.2f}",
+             "yes" if c.correct[i] else "**no**"] for i in range(min(len(c.correct), 12))]  # fmt: skip
+    run.report.add_table(["clean prompt", "top-1", "m_clean", "m_corr", "correct"], rows, caption=f"First {len(rows)} of {len(c.correct)} pairs")
+    run.log_metrics(clean_accuracy=float(c.correct.float().mean()), n_pairs=len(c.correct), n_usable_pairs=int(c.usable.sum()),
+                    m_clean_mean=float(c.m_clean.mean()), m_corr_mean=float(c.m_corr.mean()))  # fmt: skip
+    return c.usable
 
 
 def _timed(fn):
@@ -142,10 +119,6 @@ def head_section(cfg, model, run: Run, clean, corr, metric, usable) -> PatchingR
     return res
 
 
-def _label(site: str) -> str:
-    return f"{site} @ last token" if site.startswith("resid") else site
-
-
 def component_section(cfg, model, run: Run, clean, corr, metric, usable) -> dict[str, PatchingResult]:
     pc = cfg.patching
     summary = run.cached(lambda: component_patching(model, clean, corr, metric, sites=pc.components, include=usable,
@@ -153,9 +126,9 @@ def component_section(cfg, model, run: Run, clean, corr, metric, usable) -> dict
                          step="components", model=cfg.model.name, clean=clean.prompts, corr=corr.prompts, tol=pc.tol,
                          sites=pc.components, usable=usable.tolist())  # fmt: skip
     layers = list(range(model.cfg.n_layers))
-    curves = {_label(site): ([e.mean for e in ests], [e.ci_low for e in ests], [e.ci_high for e in ests])
+    curves = {site_label(site): ([e.mean for e in ests], [e.ci_low for e in ests], [e.ci_high for e in ests])
               for site, ests in summary.estimates.items()}  # fmt: skip
-    rows = [[_label(row[0])] + row[1:] for row in summary.table(3)]
+    rows = [[site_label(row[0])] + row[1:] for row in summary.table(3)]
     run.report.add_text(
         "## 3. Component patching\n\nPer layer: the residual stream before the layer at the last token, and the "
         "layer's attention output and MLP output at every position, patched clean -> corrupted (mean and 95% "
@@ -170,7 +143,7 @@ def component_section(cfg, model, run: Run, clean, corr, metric, usable) -> dict
 
 def position_section(cfg, model, run: Run, pairs, metric_ids) -> None:
     pc = cfg.patching
-    first = [i for i, p in enumerate(pairs.clean) if i % len(cfg.task.templates) == 0][: pc.per_position_pairs]
+    first = first_template_pairs(len(pairs.clean), len(cfg.task.templates), pc.per_position_pairs)
     clean = interp.tokenize(model, [pairs.clean[i] for i in first])
     corr = interp.tokenize(model, [pairs.corrupted[i] for i in first])
     io, s = (ids[first] for ids in metric_ids)
@@ -190,23 +163,9 @@ def position_section(cfg, model, run: Run, pairs, metric_ids) -> None:
 def attribution_section(cfg, model, run: Run, clean, corr, metric, usable, heads: PatchingResult, comp) -> None:
     pc = cfg.patching
     t0 = time.perf_counter()
-    everywhere = ["z"] + [site for site in pc.components if not component_positions(site, clean, corr)]
-    at_last = [site for site in pc.components if component_positions(site, clean, corr)]
-    attr = attribution_patching(model, clean, corr, metric, sites=everywhere, tol=pc.tol)
-    if at_last:
-        attr |= attribution_patching(model, clean, corr, metric, sites=at_last, tol=pc.tol,
-                                     positions=corr.last_index, clean_positions=clean.last_index)  # fmt: skip
+    attr, n_calls = attribution_all_sites(model, clean, corr, metric, pc.components, pc.tol)
     t_attr = time.perf_counter() - t0
-    n_calls = 1 + bool(at_last)
-    exact = {"z": heads} | comp
-    rows, xs, ys = [], [], []
-    for site in exact:
-        x, y = exact[site].mean_recovery(usable).flatten().numpy(), attr[site].mean_recovery(usable).flatten().numpy()
-        ok = np.isfinite(x) & np.isfinite(y)
-        small = ok & (np.abs(x) < 0.5)
-        rows.append([_label(site), int(ok.sum()), _pearson(x[ok], y[ok]), int(small.sum()), _pearson(x[small], y[small])])
-        xs.append(x)
-        ys.append(y)
+    agree = agreement({"z": heads} | comp, attr, usable)
     run.report.add_text(
         "## 5. Attribution patching vs exact patching\n\nAttribution estimates every patch at once from the "
         "gradient at the corrupted run, `(a_clean - a_corr) . dm/da` (positive = the patch is predicted to "
@@ -216,17 +175,13 @@ def attribution_section(cfg, model, run: Run, clean, corr, metric, usable, heads
         "miss large, saturating effects (cells with |exact recovery| >= 0.5), so the table gives Pearson r over "
         "all cells and over the small-effect cells."
     )
-    run.save_figure(plots.exact_vs_attribution(xs, ys, [_label(s) for s in exact], "Mean recovery: exact vs attribution"),
+    run.save_figure(plots.exact_vs_attribution([a.exact for a in agree], [a.attribution for a in agree], [site_label(a.site) for a in agree],
+                                               "Mean recovery: exact vs attribution"),
                     "attribution_vs_exact.png", "Attribution patching against exact patching (one point per layer/head)")  # fmt: skip
+    rows = [[site_label(a.site), a.n_cells, a.r, a.n_small, a.r_small] for a in agree]
     run.report.add_table(["site", "cells", "Pearson r", "cells |exact| < 0.5", "Pearson r there"], rows,
                          caption="Agreement over the grid of mean recoveries")  # fmt: skip
-    run.log_metrics(attribution_s=t_attr, attribution_pearson={r[0].split(" ")[0]: r[2] for r in rows})
-
-
-def _pearson(x, y) -> float:
-    if len(x) < 3 or np.std(x) == 0 or np.std(y) == 0:
-        return float("nan")  # undefined, not 0
-    return round(float(np.corrcoef(x, y)[0, 1]), 3)
+    run.log_metrics(attribution_s=t_attr, attribution_pearson={a.site: a.r for a in agree})
 
 
 if __name__ == "__main__":
