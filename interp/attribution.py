@@ -31,7 +31,7 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from interp.data.tokenize import TokenBatch
-from interp.engine import Metric, base_run, batch_mask, batch_tokens, final_logits, last_rows, linear_friendly_weights, metric_columns
+from interp.engine import Metric, apply_metric, base_run, batch_mask, batch_tokens, final_logits, last_rows, linear_friendly_weights, metric_columns
 from interp.hooks import Positions, act_name, capture, check_finite, hooks, position_mask
 from interp.patching import SITES, PatchingResult, align_positions, prepare_pair, recovery, resolve_layers, site_hook, str_tokens
 
@@ -69,7 +69,7 @@ def attribution_patching(
     slots = torch.ones(len(corrupted), seq, dtype=torch.bool)
     if corr_idx is not None:
         slots = position_mask(corr_idx, len(corrupted), seq)
-    m_clean, m_corr = metric(logits_clean).float().cpu(), metric(logits_corr).float().cpu()
+    m_clean, m_corr = apply_metric(metric, logits_clean).float().cpu(), apply_metric(metric, logits_corr).float().cpu()
 
     out = {}
     for site, site_names in names.items():
@@ -118,7 +118,7 @@ def _gradients(model: HookedTransformer, batch: TokenBatch, metric: Metric, name
     with torch.enable_grad(), _frozen(model), hooks(model, [(first, leaf)]), capture(model, names, detach=False) as acts:
         resid = model(batch_tokens(model, batch), stop_at_layer=model.cfg.n_layers, attention_mask=batch_mask(model, batch))
         logits = final_logits(model, last_rows(resid, batch), metric_columns(metric))
-        total = metric(logits).sum()
+        total = apply_metric(metric, logits).sum()
         tensors = [acts[n] for n in names]
         grads = torch.autograd.grad(total, tensors, allow_unused=True)
     out_grads = {n: (g if g is not None else torch.zeros_like(t)).detach().cpu() for n, g, t in zip(names, grads, tensors)}

@@ -1,11 +1,13 @@
-"""The on-disk cache every part of ``interp`` shares: where it lives, how entries are keyed and
-written.
+"""The on-disk cache every part of ``interp`` shares: where it lives, how entries are keyed,
+written and checked.
 
 - :func:`cache_dir`: ``$INTERP_CACHE`` or ``~/.cache/interp`` (converted model weights,
   tokenizers, SAEs and experiment intermediates all live under it).
 - :func:`cache_key` / :func:`disk_cached`: an intermediate stored under a hash of what produced
-  it, so an interrupted run resumes from the steps it finished.
-- :func:`atomic_write_text`: temp file + rename, so an interrupt never leaves a truncated file.
+  it — its inputs and the code that computed it (:func:`code_fingerprint`), so an interrupted
+  run resumes from the steps it finished and a library fix invalidates the entries it affects.
+- Every entry is written atomically (temp file + rename) with a SHA-256 sidecar; a truncated or
+  altered entry is named in a warning, removed and recomputed (:func:`verify_checksum`).
 
 This module imports nothing else from ``interp``: models, data and the runner all depend on it,
 never the other way round.
@@ -13,11 +15,19 @@ never the other way round.
 
 from __future__ import annotations
 
+import ast
+import datetime as dt
+import functools
 import hashlib
+import importlib.util
+import io
 import json
 import os
 import tempfile
+import types
+import warnings
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,6 +35,7 @@ import numpy as np
 import torch
 
 T = TypeVar("T")
+PACKAGE = "interp"
 
 
 def cache_dir() -> Path:
@@ -35,10 +46,18 @@ def cache_dir() -> Path:
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Write via a temp file in the same folder and rename, so an interrupt never leaves a truncated file."""
+    atomic_write_bytes(path, text.encode())
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def jsonable(obj: Any) -> Any:
@@ -61,27 +80,224 @@ def jsonable(obj: Any) -> Any:
 
 
 def cache_key(**parts: Any) -> str:
-    """Stable hash of what produced an intermediate (model, data, hook, config...)."""
+    """Stable hash of what produced an intermediate (model, data, hook, config, code...)."""
     blob = json.dumps(jsonable(parts), sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
-def disk_cached(key: str, compute: Callable[[], T], enabled: bool = True, folder: str = "intermediates") -> T:
-    """Return the object stored under ``key`` or compute, store (atomically) and return it.
+# --------------------------------------------------------------------------- checksums
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def checksum_path(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def write_checksum(path: Path, digest: str | None = None) -> str:
+    """Record ``path``'s SHA-256 next to it (``<name>.sha256``); returns the digest."""
+    digest = digest or file_sha256(path)
+    atomic_write_text(checksum_path(path), digest)
+    return digest
+
+
+def verify_checksum(path: Path, data: bytes | None = None) -> str | None:
+    """None when ``path`` (or its already-read ``data``) matches its recorded SHA-256, else why not."""
+    side = checksum_path(path)
+    if not side.exists():
+        return "no recorded checksum (an interrupted write or a file from elsewhere)"
+    digest = hashlib.sha256(data).hexdigest() if data is not None else file_sha256(path)
+    if digest != side.read_text().strip():
+        return "its SHA-256 does not match the one recorded when it was written (truncated or altered)"
+    return None
+
+
+def remove_entry(path: Path, reason: str) -> None:
+    """Warn that a cache entry is unusable, naming it, and delete it (and its checksum)."""
+    warnings.warn(f"cache entry {path} is unusable: {reason}; removed, recomputing", RuntimeWarning, stacklevel=3)
+    path.unlink(missing_ok=True)
+    checksum_path(path).unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------- code fingerprints
+
+
+def _strip_docstrings(tree: ast.AST) -> ast.AST:
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) and isinstance(body[0].value.value, str):
+                node.body = body[1:] or [ast.Pass()]
+    return tree
+
+
+def source_digest(source: str) -> str:
+    """SHA-256 of Python source as code: comments, docstrings and formatting do not count."""
+    return hashlib.sha256(ast.dump(_strip_docstrings(ast.parse(source))).encode()).hexdigest()
+
+
+@functools.lru_cache(maxsize=None)
+def _module_info(name: str) -> tuple[str, frozenset[str]]:
+    """(:func:`source_digest` of the module, the interp modules it imports). Read once per process."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
+        return "", frozenset()
+    source = Path(spec.origin).read_text()
+    tree = ast.parse(source)
+    deps = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            deps |= {a.name for a in node.names if a.name.split(".")[0] == PACKAGE}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and node.module.split(".")[0] == PACKAGE:
+            deps.add(node.module)
+            # `from interp.x import y`: y may be a submodule
+            deps |= {f"{node.module}.{a.name}" for a in node.names if _spec_exists(f"{node.module}.{a.name}")}
+    parents = {".".join(d.split(".")[:i]) for d in deps for i in range(1, d.count(".") + 1)}  # packages run their __init__
+    return source_digest(source), frozenset((deps | parents) - {name})
+
+
+def _spec_exists(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ModuleNotFoundError, ValueError):
+        return False
+
+
+def module_closure(modules) -> list[str]:
+    """``modules`` and every ``interp`` module they import, transitively (static imports)."""
+    todo, seen = [m for m in modules if m.split(".")[0] == PACKAGE], set()
+    while todo:
+        m = todo.pop()
+        if m in seen or not _spec_exists(m):
+            continue
+        seen.add(m)
+        todo += sorted(_module_info(m)[1])
+    return sorted(seen)
+
+
+def code_fingerprint(modules) -> str:
+    """Hash of the code of ``modules`` and the ``interp`` modules they import (comments,
+    docstrings and formatting ignored): a library change to any of them changes it."""
+    h = hashlib.sha256()
+    for m in module_closure(modules):
+        h.update(f"{m}:{_module_info(m)[0]}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def _owner_module(obj: Any) -> str | None:
+    if isinstance(obj, types.ModuleType):
+        return obj.__name__
+    if isinstance(obj, (types.FunctionType, types.BuiltinFunctionType, type)):
+        return getattr(obj, "__module__", None)
+    return getattr(type(obj), "__module__", None)
+
+
+def callable_modules(fn: Callable, _seen: set | None = None) -> set[str]:
+    """The ``interp`` modules a computation reaches directly: the modules of the globals its code
+    (and nested lambdas) names, of the objects its closure holds, and — through helper functions
+    defined outside ``interp`` (e.g. in an experiment script) — of theirs."""
+    seen = _seen if _seen is not None else set()
+    if id(fn) in seen or not isinstance(fn, types.FunctionType):
+        return set()
+    seen.add(id(fn))
+    out: set[str] = set()
+    if fn.__module__ and fn.__module__.split(".")[0] == PACKAGE:
+        out.add(fn.__module__)
+
+    def names(code: types.CodeType):
+        yield from code.co_names
+        for c in code.co_consts:
+            if isinstance(c, types.CodeType):
+                yield from names(c)
+
+    objs = [fn.__globals__[n] for n in names(fn.__code__) if n in fn.__globals__]
+    objs += [c.cell_contents for c in (fn.__closure__ or ()) if _has_contents(c)]
+    for obj in objs:
+        mod = _owner_module(obj)
+        if mod and mod.split(".")[0] == PACKAGE:
+            out.add(mod)
+        elif isinstance(obj, types.FunctionType):
+            out |= callable_modules(obj, seen)
+    return out
+
+
+def _has_contents(cell) -> bool:
+    try:
+        cell.cell_contents
+    except ValueError:
+        return False
+    return True
+
+
+# --------------------------------------------------------------------------- the disk cache
+
+
+@dataclass
+class CacheStats:
+    """What a run's cached steps did: entries reused (by the commit that wrote them), computed,
+    and found corrupt."""
+
+    reused: dict[str, int] = field(default_factory=dict)
+    computed: int = 0
+    corrupt: int = 0
+
+    @property
+    def n_reused(self) -> int:
+        return sum(self.reused.values())
+
+    def summary(self) -> str:
+        if not self.n_reused and not self.computed:
+            return "no cached steps"
+        src = ", ".join(f"{c[:12]} ×{n}" for c, n in sorted(self.reused.items()))
+        out = f"{self.n_reused} of {self.n_reused + self.computed} cached steps reused" + (f" (written by commit {src})" if src else "")
+        return out + (f"; {self.corrupt} corrupt entries recomputed" if self.corrupt else "")
+
+
+def disk_cached(key: str, compute: Callable[[], T], enabled: bool = True, folder: str = "intermediates",
+                stats: CacheStats | None = None, commit: str = "unknown") -> T:  # fmt: skip
+    """Return the object stored under ``key`` or compute, store (atomically, with a checksum)
+    and return it. A corrupt or truncated entry is named in a warning, removed and recomputed.
 
     Anything ``torch.save`` can write is allowed; a rerun after an interrupt picks up every
-    step that finished.
+    step that finished. ``stats`` counts reuse (and the commit that wrote each reused entry).
     """
     path = cache_dir() / folder / f"{key}.pt"
     if enabled and path.exists():
-        return torch.load(path, map_location="cpu", weights_only=False)
+        data = path.read_bytes()
+        reason = verify_checksum(path, data)
+        if reason is None:
+            try:
+                entry = torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
+            except Exception as err:  # noqa: BLE001 - any unreadable entry is recomputed
+                reason = f"unreadable ({type(err).__name__}: {err})"
+        if reason is None and isinstance(entry, dict) and entry.get("format") == _ENTRY_FORMAT:
+            if stats is not None:
+                stats.reused[entry["commit"]] = stats.reused.get(entry["commit"], 0) + 1
+            return entry["value"]
+        remove_entry(path, reason or "not an entry of this cache format")
+        if stats is not None:
+            stats.corrupt += 1
     value = compute()
+    if stats is not None:
+        stats.computed += 1
     if enabled:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}")
-        torch.save(value, tmp)
-        os.replace(tmp, path)
+        buf = io.BytesIO()
+        entry = {"format": _ENTRY_FORMAT, "value": value, "commit": commit, "created": dt.datetime.now().isoformat(timespec="seconds")}
+        torch.save(entry, buf)
+        data = buf.getvalue()
+        write_checksum(path, hashlib.sha256(data).hexdigest())  # the checksum first: a crash leaves a checksum without entry, never the reverse
+        atomic_write_bytes(path, data)
     return value
+
+
+_ENTRY_FORMAT = 2
 
 
 def file_slug(name: str) -> str:

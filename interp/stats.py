@@ -25,7 +25,12 @@ class Estimate:
 
 
 def bootstrap_ci(values, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> Estimate:
-    """Mean and percentile bootstrap CI over the non-NaN entries of ``values``."""
+    """Mean and percentile bootstrap CI over the non-NaN entries of ``values`` (NaN = undefined,
+    counted in ``n_undefined``, never treated as 0)."""
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
+        raise ValueError(f"n_boot={n_boot!r}; need a positive integer number of bootstrap resamples")
+    if not 0 < level < 1:
+        raise ValueError(f"level={level!r}; must lie in (0, 1)")
     x = np.asarray(values, dtype=float).ravel()
     defined = x[~np.isnan(x)]
     n_undef = int(x.size - defined.size)
@@ -145,21 +150,21 @@ def dissociation_cases(cosine, transfer, groups, cos_min: float = 0.8, transfer_
 
 
 def auroc(scores, positive) -> float:
-    """Area under the ROC curve of ``scores`` for the boolean ``positive`` labels (ties count
-    half: the Mann-Whitney U / (n_pos · n_neg)). NaN when either class is empty."""
-    from scipy.stats import rankdata
+    """Area under the ROC curve of ``scores`` for the binary ``positive`` labels (scikit-learn's
+    ``roc_auc_score``; ties count half). Items with a NaN score are left out; labels must be
+    bool or 0/1 (a NaN label is an error, not a positive). NaN (undefined) when either class is
+    empty."""
+    from sklearn.metrics import roc_auc_score
 
     s = np.asarray(scores, dtype=float).ravel()
-    pos = np.asarray(positive, dtype=bool).ravel()
+    pos = binary_outcomes(positive, "positive")
     if s.shape != pos.shape:
         raise ValueError(f"scores has {s.size} values but positive has {pos.size}")
     ok = ~np.isnan(s)
     s, pos = s[ok], pos[ok]
-    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
-    if n_pos == 0 or n_neg == 0:
+    if pos.all() or not pos.any():
         return float("nan")
-    ranks = rankdata(s)
-    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    return float(roc_auc_score(pos, s))
 
 
 def pc1_variance(vectors) -> float:
@@ -238,11 +243,24 @@ class McNemar:
     n: int
 
 
+def binary_outcomes(values, name: str) -> np.ndarray:
+    """``values`` as a bool array, accepting only bool or 0/1 entries: NaN, strings and other
+    numbers are errors (``"False"`` or 0.4 must not count as correct)."""
+    raw = np.asarray(values, dtype=object).ravel()
+    bad = [v for v in raw if not (isinstance(v, (bool, np.bool_)) or (isinstance(v, (int, float, np.integer, np.floating)) and v in (0, 1)))]
+    if bad:
+        raise ValueError(f"{name} must hold bool or 0/1 outcomes; got {bad[0]!r} ({sum(1 for _ in bad)} such entries)")
+    return raw.astype(bool)
+
+
 def mcnemar_exact(control, treatment) -> McNemar:
+    """Exact McNemar test (scipy's binomial test on the discordant pairs) of paired binary
+    outcomes under the control and the treatment."""
     from scipy.stats import binomtest
 
-    c = np.asarray(control, dtype=bool).ravel()
-    t = np.asarray(treatment, dtype=bool).ravel()
+    c, t = binary_outcomes(control, "control"), binary_outcomes(treatment, "treatment")
+    if c.size == 0:
+        raise ValueError("control and treatment are empty; the test needs at least one paired item")
     if c.shape != t.shape:
         raise ValueError(f"control has {c.size} items but treatment has {t.size}; the test needs the same items under both")
     gained, lost = int((t & ~c).sum()), int((c & ~t).sum())

@@ -66,6 +66,12 @@ def tokenize(
     if model.tokenizer is None:
         raise ValueError("model has no tokenizer; pass token tensors to it directly")
     rows = [model.to_tokens(p, prepend_bos=prepend_bos, truncate=False)[0].cpu() for p in prompts]
+    n_ctx = model.cfg.n_ctx
+    too_long = [i for i, r in enumerate(rows) if len(r) > n_ctx]
+    if too_long:
+        i = too_long[0]
+        raise ValueError(f"prompts[{i}] is {len(rows[i])} tokens; the model's context is n_ctx={n_ctx} "
+                         f"({len(too_long)} prompt(s) too long). Shorten or leave out such prompts.")  # fmt: skip
     return pad_token_rows(rows, _pad_id(model), padding_side, list(prompts))
 
 

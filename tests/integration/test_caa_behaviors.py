@@ -39,9 +39,9 @@ def test_caa_experiment_smoke(smoke_run, tiny_llama):
 
 def test_caa_config_errors(smoke_run):
     with pytest.raises(ValueError, match="must contain -1.0"):
-        smoke_run("caa_behaviors", "multipliers=[0.0, 1.0]")
+        smoke_run("caa_behaviors", "multipliers=[0.0, 1.0]", run_id="e1")
     with pytest.raises(ValueError, match=r"too_long=skip"):
-        smoke_run("caa_behaviors", "too_long=error", "behaviors=[sycophancy]")
+        smoke_run("caa_behaviors", "too_long=error", "behaviors=[sycophancy]", run_id="e2")
 
 
 def _sweep(ld, matching):

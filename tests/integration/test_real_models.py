@@ -37,12 +37,20 @@ def test_smollm2_says_paris():
 
 
 @pytest.mark.parametrize("name", sorted(GGUF))
-def test_cached_load_in_new_process_is_fast(name):
+def test_cached_load_in_new_process_reads_no_gguf(name):
+    """Once converted, a new process loads from the cache: every GGUF reader and converter is
+    replaced by one that fails. (How long that takes is measured by benchmarks/model_load.py,
+    not asserted here: a loaded CI machine made a time limit fail once.)"""
     interp.load_model(name, device="cpu")  # make sure the cache exists
-    code = f"import time, interp; t = time.time(); interp.load_model({name!r}, device='cpu'); print(time.time() - t)"
+    code = (
+        "import interp, interp.models as m\n"
+        "def boom(*a, **k): raise AssertionError('the cached load read the GGUF')\n"
+        "for f in ('load_hf_from_gguf', 'smollm2_gguf_path', 'gemma3_gguf_path', '_convert_smollm2', '_convert_gemma3'): setattr(m, f, boom)\n"
+        f"model = interp.load_model({name!r}, device='cpu')\n"
+        "print(model.cfg.n_layers)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    seconds = float(out.stdout.strip().splitlines()[-1])
-    assert seconds <= 5.0, f"cached load of {name} took {seconds:.1f} s"
+    assert int(out.stdout.strip().splitlines()[-1]) == interp.load_model(name, device="cpu").cfg.n_layers
 
 
 @pytest.mark.parametrize("name", sorted(GGUF))
