@@ -2,7 +2,8 @@
 
 - **Function vector**: the top-k heads by causal indirect effect (:mod:`interp.mediation`);
   ``FV = Σ_{(l,h) in top-k} ā_{l,h} W_O^{l,h}`` — each head's mean last-token output ``z``
-  over clean ICL prompts, mapped to the residual stream by its own slice of ``W_O``.
+  over clean ICL prompts, mapped to the residual stream by its own slice of ``W_O`` (and, in
+  Gemma-2/3 blocks, through the post-attention norm with its scale frozen: :mod:`interp.heads`).
   Steering adds ``λ · FV`` to the residual stream after layer ``l`` (``resid_post``) at the
   last token of a zero-shot (or shuffled-label) prompt.
 - **Task vector**: the mean over ICL prompts of the residual after layer ``l`` at the last
@@ -25,13 +26,22 @@ from transformer_lens import HookedTransformer
 
 from interp.data.tokenize import TokenBatch, run_batch
 from interp.engine import final_logits
+from interp.heads import has_post_attn_norm, head_contributions
 from interp.hooks import act_name, add_vector, capture, check_layer, replace_activation
 
 
 def function_vector(model: HookedTransformer, mean_z: Float[Tensor, "layer head_index d_head"],
-                    heads: Sequence[tuple[int, int]]) -> Float[Tensor, " d_model"]:  # fmt: skip
-    """Sum over ``heads`` ((layer, head) pairs, e.g. ``CIEResult.top(k)``) of each head's mean
-    output through its slice of ``W_O``."""
+                    heads: Sequence[tuple[int, int]], post_scale: Float[Tensor, " layer"] | None = None) -> Float[Tensor, " d_model"]:  # fmt: skip
+    """Sum over ``heads`` ((layer, head) pairs, e.g. ``CIEResult.top(k)``) of each head's
+    contribution to the residual stream from its mean output: ``ā W_O[h]`` through its slice of
+    ``W_O``, and — in blocks with a post-attention norm (Gemma-2/3) — through that norm with its
+    scale frozen at ``post_scale[layer]`` (:mod:`interp.heads`; e.g. the mean over the clean
+    prompts at the last token, ``post_attn_scales(model, clean).mean(1)``). The attention bias
+    ``b_O`` belongs to no head and is not added (Todd et al.'s code adds o_proj's bias per head)."""
+    if has_post_attn_norm(model):
+        if post_scale is None or tuple(post_scale.shape) != (model.cfg.n_layers,):
+            raise ValueError(f"this model puts attention output through a post norm (ln1_post): pass post_scale [n_layers={model.cfg.n_layers}], "
+                             f"e.g. interp.heads.post_attn_scales(model, clean_batch).mean(1); got {None if post_scale is None else tuple(post_scale.shape)}")  # fmt: skip
     n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
     if tuple(mean_z.shape) != (n_layers, n_heads, model.cfg.d_head):
         raise ValueError(f"mean_z has shape {tuple(mean_z.shape)}; expected [{n_layers}, {n_heads}, {model.cfg.d_head}]")
@@ -42,8 +52,11 @@ def function_vector(model: HookedTransformer, mean_z: Float[Tensor, "layer head_
         layer, head = check_layer(model, item[0]), operator.index(item[1])
         if not 0 <= head < n_heads:
             raise ValueError(f"head={head} out of range 0..{n_heads - 1}")
-        w_o = model.blocks[layer].attn.W_O[head].detach().float().cpu()  # [d_head d_model]
-        fv += mean_z[layer, head].float() @ w_o
+        if post_scale is not None and has_post_attn_norm(model):
+            fv += head_contributions(model, layer, mean_z[layer].cpu(), float(post_scale[layer]))[head].cpu()
+        else:
+            w_o = model.blocks[layer].attn.W_O[head].detach().float().cpu()  # [d_head d_model]
+            fv += mean_z[layer, head].float() @ w_o
     return fv
 
 

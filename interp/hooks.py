@@ -53,9 +53,13 @@ _HEAD_SUFFIXES = ("hook_z", "hook_result", "hook_q", "hook_k", "hook_v", "hook_r
 def act_name(site: str, layer: int) -> str:
     """Full hook name of a TransformerLens short ``site`` name in block ``layer``:
     ``act_name("resid_post", 3) == "blocks.3.hook_resid_post"``, ``act_name("z", 3) ==
-    "blocks.3.attn.hook_z"``. No model needed; :func:`hook_name` also checks it exists."""
+    "blocks.3.attn.hook_z"``; a dotted path inside the block is taken as is:
+    ``act_name("ln1_post.hook_scale", 3) == "blocks.3.ln1_post.hook_scale"``. No model needed;
+    :func:`hook_name` also checks it exists."""
     from transformer_lens.utilities import get_act_name
 
+    if "." in site:
+        return f"blocks.{layer}.{site}"
     return get_act_name(site, layer)
 
 

@@ -395,6 +395,13 @@ def _tiny_cfg(arch: str, d_vocab: int) -> HookedTransformerConfig:
             positional_embedding_type="rotary", rotary_dim=16, gated_mlp=True, final_rms=True,
             original_architecture="LlamaForCausalLM",
         )  # fmt: skip
+    if arch == "gemma3":
+        # Gemma-3's block shape: RMSNorm before *and after* attention and MLP (ln1_post / ln2_post)
+        return HookedTransformerConfig(
+            **common, n_key_value_heads=2, d_mlp=128, act_fn="gelu_pytorch_tanh", normalization_type="RMS",
+            positional_embedding_type="rotary", rotary_dim=16, gated_mlp=True, final_rms=True,
+            use_normalization_before_and_after=True, original_architecture="Gemma3ForCausalLM",
+        )  # fmt: skip
     return HookedTransformerConfig(**common, d_mlp=256, act_fn="gelu_new", normalization_type="LN")
 
 
@@ -412,6 +419,8 @@ def _tiny_model(arch: str) -> HookedTransformer:
         for name, param in model.named_parameters():
             if param.ndim >= 2:
                 param.mul_(4.0)
+            elif name.endswith("_post.w"):  # post-norm gains away from 1, so a missed norm shows in the tests
+                param.copy_(0.5 + torch.rand(param.shape, generator=torch.Generator().manual_seed(len(name))))
     return model
 
 
@@ -423,6 +432,11 @@ def _tiny_llama() -> HookedTransformer:
 @register_model("random:tiny-gpt2", "random 2-layer GPT-2-style model, 4 heads, LayerNorm, learned positions")
 def _tiny_gpt2() -> HookedTransformer:
     return _tiny_model("gpt2")
+
+
+@register_model("random:tiny-gemma3", "random 2-layer Gemma-3-style model: RMSNorm before and after attention and MLP, GQA, rotary")
+def _tiny_gemma3() -> HookedTransformer:
+    return _tiny_model("gemma3")
 
 
 def describe_models() -> dict[str, str]:

@@ -23,6 +23,7 @@ import torch
 import interp
 from interp.data import load_fv_task
 from interp.function_vectors import function_vector, task_vectors, top1_accuracy
+from interp.heads import has_post_attn_norm, post_attn_scales
 from interp.mediation import causal_indirect_effect, first_token_ids, icl_prompts, mean_head_outputs
 from interp.patching import patch, prob_metric
 from interp.steering import SteeringBatch
@@ -92,7 +93,9 @@ def task_study(model, task: str, cfg: FVSettings, seed: int) -> FVTaskResult:
         "10-shot shuffled": shuf_sb.baseline_accuracy().numpy(),
     }
     layers = cfg.layers if cfg.layers is not None else list(range(model.cfg.n_layers))
-    fvs = {k: function_vector(model, mean_z, [(lay, h) for lay, h, _ in cie.top(k)]) for k in [*cfg.ks, cfg.default_k]}
+    # Gemma-2/3: head outputs reach the residual through ln1_post, scale frozen at the clean prompts' mean
+    post = post_attn_scales(model, clean_b).mean(1) if has_post_attn_norm(model) else None
+    fvs = {k: function_vector(model, mean_z, [(lay, h) for lay, h, _ in cie.top(k)], post) for k in [*cfg.ks, cfg.default_k]}
     grid = torch.stack([s * fvs[k] for k in cfg.ks for s in cfg.scales] + [cfg.default_scale * fvs[cfg.default_k]])
     tv = task_vectors(model, clean_b, layers)
     fv_grid, default_acc, shuf_fv, tv_acc = (np.zeros((len(cfg.ks), len(cfg.scales), len(layers))),
