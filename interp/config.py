@@ -56,7 +56,9 @@ def _coerce(tp: Any, value: Any, path: str) -> Any:
             return None
         inner = [a for a in args if a is not type(None)]
         return _coerce(inner[0], value, path) if len(inner) == 1 else value
-    if origin in (list, tuple) and isinstance(value, (list, tuple)):
+    if origin in (list, tuple) and not isinstance(value, (list, tuple)):
+        raise ConfigError(f"config key {path!r} expects a list, got {value!r} ({type(value).__name__}); write [{value!r}] for one item")
+    if origin in (list, tuple):
         (arg, *_) = typing.get_args(tp) or (Any,)
         items = [_coerce(arg, v, f"{path}[{i}]") for i, v in enumerate(value)]
         return items if origin is list else tuple(items)

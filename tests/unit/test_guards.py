@@ -159,3 +159,12 @@ def test_code_fingerprint_follows_imports(monkeypatch):
     assert code_fingerprint(["interp.patching"]) != before
     monkeypatch.setattr(cache, "_module_info", altered("interp.plots"))
     assert code_fingerprint(["interp.patching"]) == before
+
+
+def test_a_scalar_for_a_list_key_is_named(tmp_path):
+    """`steps: 300` for a list field used to pass the loader and fail deep in the study."""
+    from interp.toy.study import ToySettings
+
+    with pytest.raises(ConfigError, match=r"grid.steps' expects a list, got 300"):
+        load_config(ToySettings, None, ["grid.steps=300"])
+    assert load_config(ToySettings, None, ["grid.steps=[300]"]).grid.steps == [300]
