@@ -159,3 +159,34 @@ def test_steering_batch_generate_with_an_adapter_equals_naive_adapter_decoding(t
     with pytest.raises(RuntimeError, match="not fitted"):
         sb.logits(layer, CAA())
     assert active_hook_count(tiny_model) == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["smollm2-135m-instruct", "gemma-3-270m"])
+def test_steering_batch_generate_equals_hooked_generate_on_real_models(name):
+    """On both real architectures (Gemma-3: local attention layers, post-norms): the greedy
+    tokens of SteeringBatch.generate equal TransformerLens' own model.generate with the vector
+    added after the layer at the last prompt token and at every generated token."""
+    model = interp.load_model(name, device="cpu")
+    prompts = ["The capital of France is", "Q: What is the opposite of hot?\nA:"]
+    g = torch.Generator().manual_seed(0)
+    changed = 0
+    for layer in (2, model.cfg.n_layers // 2, model.cfg.n_layers - 2):
+        v = torch.randn(model.cfg.d_model, generator=g)
+        v = v / v.norm() * 8.0  # large enough to change the continuation
+        for prompt in prompts:
+            one = interp.tokenize(model, [prompt], padding_side="left")
+            sb = SteeringBatch(model, one)
+            got = sb.generate(layer, v[None], max_new_tokens=6)[0, 0].tolist()
+            changed += got != sb.generate(layer, torch.zeros(1, model.cfg.d_model), max_new_tokens=6)[0, 0].tolist()
+
+            def add_last(act, hook, v=v):
+                act[:, -1] += v.to(act)  # first forward: the last prompt token; then each new token
+                return act
+
+            with hooks(model, [(act_name("resid_post", layer), add_last)]), torch.no_grad():
+                out = model.generate(one.tokens, max_new_tokens=6, do_sample=False, use_past_kv_cache=True, verbose=False,
+                                     stop_at_eos=False, prepend_bos=False)  # fmt: skip
+            assert got == out[0, one.tokens.shape[1] :].tolist(), (name, layer, prompt)
+    assert changed > 0, "the vector never changed a continuation: the comparison would not test steering"
+    assert active_hook_count(model) == 0
