@@ -40,7 +40,8 @@ class HeadPatchingConfig:
 
 def run(cfg: HeadPatchingConfig, run: Run) -> None:
     model = interp.load_model(cfg.model.name, device=run.device)
-    pairs = ioi_pairs(cfg.task.n_pairs, cfg.task.seed, cfg.task.templates, cfg.task.names)
+    pairs = ioi_pairs(cfg.task.n_pairs, cfg.task.seed, cfg.task.templates, cfg.task.names, cfg.task.orders)
+    orders = {o: torch.tensor([x == o for x in pairs.order]) for o in cfg.task.orders}
     clean, corr = interp.tokenize(model, pairs.clean), interp.tokenize(model, pairs.corrupted)
     io = interp.data.single_token_ids(model, pairs.io, "task.names (IO)")
     s = interp.data.single_token_ids(model, pairs.s, "task.names (S)")
@@ -48,25 +49,27 @@ def run(cfg: HeadPatchingConfig, run: Run) -> None:
     pc = cfg.patching
     run.report.add_text(
         f"Model `{cfg.model.name}` ({model.cfg.n_layers} layers x {model.cfg.n_heads} heads). "
-        f"{len(pairs.clean)} IOI pairs from {len(cfg.task.templates)} templates (seed {cfg.task.seed}); "
-        "the corrupted prompt replaces the second mention of the subject by a third name (ABC). "
+        f"{len(pairs.clean)} IOI pairs from {len(cfg.task.templates)} templates (seed {cfg.task.seed}), {cfg.task.n_pairs} in each name order "
+        f"{cfg.task.orders} (ABBA: the indirect object named first; BABA: the subject named first, so a 'first name' heuristic "
+        "cannot pass); the corrupted prompt replaces the second mention of the subject by a third name (ABC). "
         "Metric: logit(IO) - logit(S) at the last token. Recovery `(m_patched - m_corr)/(m_clean - m_corr)`, "
         f"undefined (NaN) when `|m_clean - m_corr| < {pc.tol}`."
     )
-    usable = clean_section(model, run, clean, corr, io, metric, pc.tol)
-    heads = head_section(cfg, model, run, clean, corr, metric, usable)
+    usable = clean_section(model, run, clean, corr, io, metric, pc.tol, orders)
+    heads = head_section(cfg, model, run, clean, corr, metric, usable, orders)
     comp = component_section(cfg, model, run, clean, corr, metric, usable)
-    position_section(cfg, model, run, pairs, metric_ids=(io, s))
+    position_section(cfg, model, run, pairs, metric_ids=(io, s), order=cfg.task.orders[0])
     attribution_section(cfg, model, run, clean, corr, metric, usable, heads, comp)
 
 
-def clean_section(model, run: Run, clean, corr, io, metric, tol: float) -> torch.Tensor:
+def clean_section(model, run: Run, clean, corr, io, metric, tol: float, orders: dict) -> torch.Tensor:
     c = clean_runs(model, clean, corr, io, metric, tol)
     acc = bootstrap_ci(c.correct.float().numpy())
+    by_order = {o: bootstrap_ci(c.correct[m].float().numpy()) for o, m in orders.items()}
     run.report.add_text(
         "## 1. Does the clean run succeed?\n\n"
         f"The top-1 next token is the indirect object for **{int(c.correct.sum())} of {len(c.correct)}** clean prompts "
-        f"(accuracy {acc}). Mean logit difference: clean {c.m_clean.mean():.2f}, corrupted {c.m_corr.mean():.2f}. "
+        f"(accuracy {acc}; " + "; ".join(f"{o}: {e}" for o, e in by_order.items()) + f"). Mean logit difference: clean {c.m_clean.mean():.2f}, corrupted {c.m_corr.mean():.2f}. "
         f"Recovery figures below average over the **{int(c.usable.sum())}** pairs whose clean run is correct "
         "and whose clean-corrupted gap is defined."
     )
@@ -74,7 +77,8 @@ def clean_section(model, run: Run, clean, corr, io, metric, tol: float) -> torch
              "yes" if c.correct[i] else "**no**"] for i in range(min(len(c.correct), 12))]  # fmt: skip
     run.report.add_table(["clean prompt", "top-1", "m_clean", "m_corr", "correct"], rows, caption=f"First {len(rows)} of {len(c.correct)} pairs")
     run.log_metrics(clean_accuracy=float(c.correct.float().mean()), n_pairs=len(c.correct), n_usable_pairs=int(c.usable.sum()),
-                    m_clean_mean=float(c.m_clean.mean()), m_corr_mean=float(c.m_corr.mean()))  # fmt: skip
+                    m_clean_mean=float(c.m_clean.mean()), m_corr_mean=float(c.m_corr.mean()),
+                    by_order={o: {"clean_accuracy": e.mean, "n_usable_pairs": int((c.usable & orders[o]).sum())} for o, e in by_order.items()})  # fmt: skip
     return c.usable
 
 
@@ -84,7 +88,7 @@ def _timed(fn):
     return out, time.perf_counter() - t0
 
 
-def head_section(cfg, model, run: Run, clean, corr, metric, usable) -> PatchingResult:
+def head_section(cfg, model, run: Run, clean, corr, metric, usable, orders: dict) -> PatchingResult:
     pc = cfg.patching
     key = dict(model=cfg.model.name, clean=clean.prompts, corr=corr.prompts, tol=pc.tol)
     (res, t_exact) = run.cached(lambda: _timed(lambda: patch(model, clean, corr, metric, site="z", tol=pc.tol,
@@ -111,11 +115,13 @@ def head_section(cfg, model, run: Run, clean, corr, metric, usable) -> PatchingR
     rows = []
     for (layer, head), est in res.top(pc.top_k_heads, pc.n_boot, include=usable):
         noise_est = bootstrap_ci(1 - noise.recovery[layer, head, usable].numpy(), n_boot=pc.n_boot)
-        rows.append([layer, head, str(est), str(noise_est)])
-    run.report.add_table(["layer", "head", "denoising recovery [95% CI]", "noising damage [95% CI]"], rows,
-                         caption=f"Top {len(rows)} heads by denoising recovery")  # fmt: skip
+        per_order = [str(res.estimate((layer, head), pc.n_boot, include=usable & m)) for m in orders.values()]
+        rows.append([layer, head, str(est), str(noise_est), *per_order])
+    run.report.add_table(["layer", "head", "denoising recovery [95% CI], pooled", "noising damage [95% CI]", *[f"denoising, {o} only" for o in orders]], rows,
+                         caption=f"Top {len(rows)} heads by pooled denoising recovery, with each name order alone")  # fmt: skip
     run.log_metrics(head_recovery_mean=mean, head_noising_damage_mean=damage, top_heads=rows, heads_exact_s=t_exact,
-                    undefined_pairs=int(res.undefined.sum()))  # fmt: skip
+                    undefined_pairs=int(res.undefined.sum()),
+                    head_recovery_mean_by_order={o: res.mean_recovery(usable & m) for o, m in orders.items()})  # fmt: skip
     return res
 
 
@@ -141,15 +147,15 @@ def component_section(cfg, model, run: Run, clean, corr, metric, usable) -> dict
     return summary.results
 
 
-def position_section(cfg, model, run: Run, pairs, metric_ids) -> None:
+def position_section(cfg, model, run: Run, pairs, metric_ids, order: str) -> None:
     pc = cfg.patching
-    first = first_template_pairs(len(pairs.clean), len(cfg.task.templates), pc.per_position_pairs)
+    first = [i for i in first_template_pairs(len(pairs.clean), len(cfg.task.templates), len(pairs.clean)) if pairs.order[i] == order][: pc.per_position_pairs]
     clean = interp.tokenize(model, [pairs.clean[i] for i in first])
     corr = interp.tokenize(model, [pairs.corrupted[i] for i in first])
     io, s = (ids[first] for ids in metric_ids)
     metric = logit_diff_metric(io, s)
     run.report.add_text(
-        f"## 4. Which positions matter?\n\nPer (layer, position) patching on the {len(first)} pairs of the first "
+        f"## 4. Which positions matter?\n\nPer (layer, position) patching on the {len(first)} {order} pairs of the first "
         f"template (`{cfg.task.templates[0]}`); x labels are the tokens of the first corrupted prompt."
     )
     for site in pc.components:

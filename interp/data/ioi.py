@@ -1,7 +1,9 @@
 """Indirect-object-identification (IOI) prompt pairs, in the style of Wang et al. (2022).
 
 Clean: "When Mary and John went to the store, John gave a drink to" → " Mary" (the indirect
-object, IO; John is the subject, S). Corrupted ("ABC"): the second subject mention is replaced
+object, IO; John is the subject, S). Two name orders: ABBA (the IO named first, as above) and
+BABA ("When John and Mary went to the store, John gave a drink to" → " Mary"), so a "pick the
+first name" heuristic cannot pass for IOI. Corrupted ("ABC"): the second subject mention is replaced
 by a third name, "…, Tom gave a drink to", which removes the cue that tells IO from S while
 keeping every token position aligned. Metric: logit(IO) − logit(S).
 
@@ -12,7 +14,8 @@ by :func:`interp.data.single_token_ids` when the answers are built).
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 
 DEFAULT_TEMPLATES = [
     "When{A} and{B} went to the store,{B} gave a drink to",
@@ -32,10 +35,23 @@ class IOIPairs:
     io: list[str]  # indirect object (the right answer in the clean prompt)
     s: list[str]  # subject (the wrong answer)
     third: list[str]  # the name that replaces S2 in the corrupted prompt
+    order: list[str] = field(default_factory=list)  # "ABBA" (IO first) or "BABA" (S first), per pair
 
 
-def ioi_pairs(n: int, seed: int = 0, templates: list[str] | None = None, names: list[str] | None = None) -> IOIPairs:
-    """``n`` clean/ABC-corrupted pairs, templates cycled, names drawn without replacement per pair."""
+ORDERS = ("ABBA", "BABA")
+
+
+def _fill(template: str, first: str, second: str, third: str) -> str:
+    """The template with its three name slots ({A}, {B}, {B} in reading order) filled."""
+    parts = re.split(r"\{A\}|\{B\}", template)
+    return parts[0] + first + parts[1] + second + parts[2] + third + parts[3]
+
+
+def ioi_pairs(n: int, seed: int = 0, templates: list[str] | None = None, names: list[str] | None = None,
+              orders: list[str] | tuple[str, ...] = ("ABBA",)) -> IOIPairs:  # fmt: skip
+    """``n`` clean/ABC-corrupted pairs per name order, templates cycled, names drawn without
+    replacement per pair. The ABBA pairs are the same for every ``orders`` (their own seeded
+    draw); BABA pairs swap the first two names of a draw from ``seed + 1``."""
     templates = DEFAULT_TEMPLATES if templates is None else templates
     names = DEFAULT_NAMES if names is None else names
     if n < 1:
@@ -47,15 +63,19 @@ def ioi_pairs(n: int, seed: int = 0, templates: list[str] | None = None, names: 
             raise ValueError(f"template {t!r} must contain {{A}} once and {{B}} twice (IO, S1, S2)")
     if len(set(names)) < 3:
         raise ValueError(f"names has {len(set(names))} distinct entries; IOI pairs need at least 3")
-    rng = random.Random(seed)
-    out = IOIPairs([], [], [], [], [])
-    for i in range(n):
-        t = templates[i % len(templates)]
-        a, b, c = rng.sample(sorted(set(names)), 3)
-        out.clean.append(t.format(A=a, B=b))
-        head, _, tail = t.rpartition("{B}")  # the second {B} is S2
-        out.corrupted.append(head.format(A=a, B=b) + c + tail.format(A=a, B=b))
-        out.io.append(a)
-        out.s.append(b)
-        out.third.append(c)
+    if not orders or any(o not in ORDERS for o in orders) or len(set(orders)) != len(orders):
+        raise ValueError(f"orders={list(orders)!r}; allowed: a non-empty list of distinct {list(ORDERS)}")
+    out = IOIPairs([], [], [], [], [], [])
+    for order in orders:
+        rng = random.Random(seed + ORDERS.index(order))
+        for i in range(n):
+            t = templates[i % len(templates)]
+            a, b, c = rng.sample(sorted(set(names)), 3)  # a: IO, b: S, c: the corrupting third name
+            first, second = (a, b) if order == "ABBA" else (b, a)
+            out.clean.append(_fill(t, first, second, b))
+            out.corrupted.append(_fill(t, first, second, c))  # S2 replaced: positions stay aligned
+            out.io.append(a)
+            out.s.append(b)
+            out.third.append(c)
+            out.order.append(order)
     return out

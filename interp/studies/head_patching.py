@@ -26,6 +26,7 @@ class IOITaskConfig:
     seed: int = 0
     templates: list[str] = field(default_factory=lambda: list(DEFAULT_TEMPLATES))
     names: list[str] = field(default_factory=lambda: list(DEFAULT_NAMES))
+    orders: list[str] = field(default_factory=lambda: ["ABBA", "BABA"])  # n_pairs of each name order
 
 
 @dataclass

@@ -17,6 +17,8 @@ def test_head_patching_smoke(tmp_path):
     for fig in ["heads_denoise.png", "heads_noise.png", "components.png", "positions_resid_pre.png", "attribution_vs_exact.png"]:
         assert (folder / fig).stat().st_size > 1000, fig
     metrics = json.loads((folder / "metrics.json").read_text())
-    assert metrics["n_pairs"] == 6
+    assert metrics["n_pairs"] == 12  # 6 per name order
+    assert set(metrics["by_order"]) == {"ABBA", "BABA"} and set(metrics["head_recovery_mean_by_order"]) == {"ABBA", "BABA"}
+    assert "denoising, BABA only" in text and "6 in each name order" in text
     assert len(metrics["head_recovery_mean"]) == 2 and len(metrics["head_recovery_mean"][0]) == 4
     assert set(metrics["attribution_pearson"]) == {"z", "resid_pre", "attn_out", "mlp_out"}
