@@ -19,7 +19,7 @@ from interp import plots
 from interp.data import load_factor, load_truthfulqa_mc
 from interp.dola import ContinuationScorer, TruthfulQAItem, candidate_layers, factor_item, mc_metrics, summarise, truthfulqa_primer
 from interp.runner import Run, RunConfig, file_slug, main
-from interp.studies.dola import DolaSettings, best_alpha, best_bucket, item_subset, lens_and_apathy, per_item_metrics, score_items
+from interp.studies.dola import DolaSettings, best_alpha, best_bucket, bucket_diagnostics, item_subset, lens_and_apathy, per_item_metrics, score_items
 
 MC = ("mc1", "mc2", "mc3")
 
@@ -46,7 +46,9 @@ def _intro(cfg: DolaConfig, nq: tuple[int, int], nf: tuple[int, int]) -> str:
     return (f"DoLa vs baseline on TruthfulQA {cfg.truthfulqa_version} MC ({nq[0]} of {nq[1]} questions{sub(nq, cfg.truthfulqa.seed)}; "
             f"{cfg.truthfulqa_shots}-shot QA primer) and FACTOR {cfg.factor_split} ({nf[0]} of {nf[1]} items{sub(nf, cfg.factor.seed)}). "
             f"Answer score = sum over its tokens. **Base** = log-softmax of the final layer (correct scoring); **DoLa** = log-softmax of "
-            f"log q_N − log q_M over the plausible set (post-softmax, correct); **DoLa w/o softmax** and **raw logits** = "
+            f"log q_N − log q_M over the plausible set (post-softmax, the paper's equation; the default: it is a distribution over the tokens DoLa "
+            f"may pick); **DoLa, vocabulary normaliser** = the DoLa reference code's lm_score (log-softmax over the whole vocabulary, then "
+            f"implausible tokens set to −1000; seed 001's numbers follow it), scored in the same forward; **DoLa w/o softmax** and **raw logits** = "
             f"the un-normalised sums seed 001 shows to carry a length bias. Buckets {cfg.buckets} (even layers, hidden-state "
             f"numbering, 0 = embeddings); α ∈ {cfg.alphas}. As in seed 001 the best bucket is chosen by MC1 (FACTOR: "
             f"accuracy) at α = {cfg.select_alpha} and the best α on that bucket — on the evaluation items themselves, so "
@@ -81,6 +83,21 @@ def _factor_table(run: Run, cfg: DolaConfig, name: str, fa: dict, layers_by_buck
     return row, (fb, fal)
 
 
+def _normalisation_and_buckets(run: Run, cfg: DolaConfig, name: str, tq: dict, fa: dict, tq_scored, layers_by_bucket: dict) -> dict:
+    a = cfg.select_alpha
+    rows = [[b, *[f"{_fmt(tq[f'dola|{b}|{a:g}'][k])} / {_fmt(tq[f'dola_vocab|{b}|{a:g}'][k])}" for k in MC],
+             f"{_fmt(fa[f'dola|{b}|{a:g}']['acc'])} / {_fmt(fa[f'dola_vocab|{b}|{a:g}']['acc'])}"] for b in cfg.buckets]  # fmt: skip
+    run.report.add_table(["bucket", "MC1: plausible set / vocabulary", "MC2", "MC3", "FACTOR"], rows,
+                         caption=f"{name}: the two post-softmax normalisers at α = {a} (default: plausible set)")  # fmt: skip
+    diag = bucket_diagnostics(tq_scored, layers_by_bucket)
+    rows = [[b, f"{d.layers}", ", ".join(f"L{j}: {sh:.0%}" for j, sh in sorted(d.shares.items(), key=lambda x: -x[1])[:3]),
+             "DEGENERATE (one layer > 90%)" if d.degenerate else "no", ", ".join(d.same_scores_as) or "-"] for b, d in diag.items()]  # fmt: skip
+    run.report.add_table(["bucket", "candidate layers", "chosen for (top 3)", "degenerate", "same scores as"], rows,
+                         caption=f"{name}: premature-layer choices on TruthfulQA answer tokens; a degenerate bucket is one setting, "
+                                 "and buckets with equal scores are one setting counted twice in the bucket search")  # fmt: skip
+    return diag
+
+
 def _score_model(run: Run, cfg: DolaConfig, name: str, model, tq_items, f_items, q_idx, f_idx):
     key = dict(model=name, buckets=cfg.buckets, alphas=cfg.alphas)
     if not model.cfg.default_prepend_bos:
@@ -112,6 +129,7 @@ def run(cfg: DolaConfig, run: Run) -> None:
         bias_rows.append(bias)
         f_row, (fb, fal) = _factor_table(run, cfg, name, fa, layers_by_bucket)
         f_rows.append(f_row)
+        diag = _normalisation_and_buckets(run, cfg, name, tq, fa, tq_scored, layers_by_bucket)
         la = run.cached(lambda: lens_and_apathy(model, [questions[i] for i in q_idx], cfg.lens_questions, truthfulqa_primer(cfg.truthfulqa_shots)),
                         step="dola.lens.v2", model=name, n=cfg.lens_questions, idx=q_idx, shots=cfg.truthfulqa_shots)  # fmt: skip
         n_lens = next(iter(la.probs.values())).shape[1]
@@ -122,7 +140,8 @@ def run(cfg: DolaConfig, run: Run) -> None:
                         f"{name}: which premature layer DoLa picked, per bucket")  # fmt: skip
         run.log_metrics(**{name: {"truthfulqa": {v: {k: float(x.mean()) for k, x in d.items()} for v, d in tq.items()},
                                   "factor": {v: float(d["acc"].mean()) for v, d in fa.items()}, "best_bucket_truthfulqa": [bb, ba],
-                                  "best_bucket_factor": [fb, fal], "lens_prompts": n_lens, "lens_skipped": la.skipped}})  # fmt: skip
+                                  "best_bucket_factor": [fb, fal], "lens_prompts": n_lens, "lens_skipped": la.skipped,
+                                  "buckets": {b: vars(d) for b, d in diag.items()}}})  # fmt: skip
         del model
     _summary_tables(run, cfg, per_model_tq, best_rows, f_rows, bias_rows)
 

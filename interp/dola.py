@@ -103,16 +103,34 @@ def jsd(logp: Float[Tensor, "... vocab"], logq: Float[Tensor, "... vocab"]) -> F
     return out
 
 
+NORMALISATIONS = ("plausible", "vocab")
+
+
 def dola_scores(
     layer_logprobs: Float[Tensor, "cand ... vocab"],
     final_logprobs: Float[Tensor, "... vocab"],
     alpha: float = 0.1,
     post_softmax: bool = True,
     implausible: float = IMPLAUSIBLE,
+    normalisation: str = "plausible",
 ) -> tuple[Float[Tensor, "... vocab"], Int[Tensor, "..."]]:
     """DoLa next-token scores over the whole vocabulary for one configuration, and the index
     (into ``layer_logprobs``) of the premature layer chosen at each position. The reference
-    definition; :func:`dola_sweep` computes the same numbers for many configurations at once."""
+    definition; :func:`dola_sweep` computes the same numbers for many configurations at once.
+
+    With ``F = log q_N − log q_M`` (M the chosen premature layer) and the plausible set
+    ``V = {x : q_N(x) ≥ α·max q_N}``, the post-softmax score of a plausible token is
+
+    - ``normalisation="plausible"`` (the paper's equation; our default):
+      ``F(x) − log Σ_{y∈V} exp F(y)`` — a distribution over the plausible tokens;
+    - ``normalisation="vocab"`` (the DoLa reference code's ``lm_score``, whose convention seed
+      001's numbers follow): ``F(x) − log Σ_{y} exp F(y)`` over the whole vocabulary, then
+      implausible tokens set to ``implausible``.
+
+    They differ by ``log Σ_V exp F − log Σ_all exp F`` per token, hundreds of nats per answer at
+    α = 0.1 on real models. Implausible tokens score ``implausible`` (−1000) either way."""
+    if normalisation not in NORMALISATIONS:
+        raise ValueError(f"normalisation={normalisation!r}; allowed: {list(NORMALISATIONS)}")
     if layer_logprobs.shape[1:] != final_logprobs.shape:
         raise ValueError(f"layer_logprobs {tuple(layer_logprobs.shape)} must be [candidates, *final_logprobs.shape "
                          f"{tuple(final_logprobs.shape)}]")  # fmt: skip
@@ -121,8 +139,10 @@ def dola_scores(
     chosen = layer_logprobs.gather(0, premature[None, ..., None].expand(1, *final_logprobs.shape))[0]
     diff = final_logprobs - chosen
     mask = relative_top_mask(final_logprobs, alpha)
+    if post_softmax and normalisation == "vocab":
+        diff = diff.log_softmax(-1)  # over every token, implausible ones included
     diff = diff.masked_fill(~mask, float("-inf"))
-    if post_softmax:
+    if post_softmax and normalisation == "plausible":
         diff = diff.log_softmax(-1)
     return diff.masked_fill(~mask, implausible), premature
 
@@ -135,8 +155,11 @@ def dola_sweep(
     alphas: Iterable[float] = ALPHAS,
     implausible: float = IMPLAUSIBLE,
 ) -> tuple[dict[tuple[str, float, bool], Float[Tensor, " pos"]], dict[str, Int[Tensor, " pos"]]]:
-    """Scores of ``targets`` for every (bucket, α, post_softmax), and per bucket the index
-    (into ``layer_logprobs``) of the premature layer chosen at each position; sharing the work.
+    """Scores of ``targets`` for every (bucket, α, post) and per bucket the index (into
+    ``layer_logprobs``) of the premature layer chosen at each position; sharing the work.
+    ``post``: ``False`` (no softmax), ``True`` (log-softmax over the plausible set, the paper's
+    equation) or ``"vocab"`` (over the whole vocabulary, the reference code's; see
+    :func:`dola_scores`).
 
     ``buckets`` maps a name to indices into ``layer_logprobs``. The JSD of each candidate is
     computed once; the premature choice does not depend on α; the post-softmax normaliser for
@@ -159,10 +182,11 @@ def dola_sweep(
         chosen = idx_t[div[idx_t].argmax(0)]  # [pos] index into layer_logprobs
         premature[name] = chosen
         f_target = tgt_final - layer_logprobs[chosen, pos, targets]
+        lse_vocab = (final_logprobs - layer_logprobs[chosen, pos]).logsumexp(-1)  # the same for every α
         for alpha in alphas:
             if alpha == 0.0:
                 plausible = torch.ones_like(f_target, dtype=torch.bool)
-                lse = (final_logprobs - layer_logprobs[chosen, pos]).logsumexp(-1)
+                lse = lse_vocab
             else:
                 cutoff = final_logprobs.max(-1).values + math.log(alpha)
                 plausible = tgt_final >= cutoff
@@ -172,6 +196,7 @@ def dola_sweep(
             fill = torch.full_like(f_target, implausible)
             out[(name, alpha, False)] = torch.where(plausible, f_target, fill)
             out[(name, alpha, True)] = torch.where(plausible, f_target - lse, fill)
+            out[(name, alpha, "vocab")] = torch.where(plausible, f_target - lse_vocab, fill)
     return out, premature
 
 

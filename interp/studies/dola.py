@@ -77,9 +77,45 @@ def variants(cfg: DolaSettings, scores: dict, n_tokens: np.ndarray) -> dict[str,
         out[f"base_raw{c:+g}"] = length_bias_scores(scores[("raw_logit",)], n_tokens, c)
     for b in cfg.buckets:
         for a in cfg.alphas:
-            out[f"dola|{b}|{a:g}"] = scores[("dola", b, a, True)]
+            out[f"dola|{b}|{a:g}"] = scores[("dola", b, a, True)]  # post-softmax over the plausible set (default)
+            out[f"dola_vocab|{b}|{a:g}"] = scores[("dola", b, a, "vocab")]  # the reference code's normaliser
             out[f"dola_raw|{b}|{a:g}"] = scores[("dola", b, a, False)]
     return out
+
+
+@dataclass
+class BucketDiagnostics:
+    """Which candidate layers a bucket's JSD choice actually uses on the scored answer tokens."""
+
+    layers: list[int]
+    shares: dict[int, float]  # candidate layer -> share of tokens it was chosen for
+    top_layer: int
+    top_share: float
+    degenerate: bool  # one layer chosen for more than ``threshold`` of the tokens
+    same_scores_as: list[str]  # other buckets whose DoLa scores equal this one's on every item, α and normalisation
+
+
+def bucket_diagnostics(scored, layers_by_bucket: dict[str, list[int]], threshold: float = 0.9) -> dict[str, BucketDiagnostics]:
+    """Per bucket: the share of answer tokens each candidate layer is chosen for, a flag when
+    one layer takes more than ``threshold`` of them (the bucket is then really one layer), and
+    the buckets with identical scores (e.g. SmolLM2's "0-50" and "all" both picking the
+    embedding layer: one setting counted twice in a bucket search)."""
+    out = {}
+    for b, layers in layers_by_bucket.items():
+        chosen = np.concatenate([np.asarray(p[b]) for _, _, p in scored]) if scored else np.array([])
+        shares = {j: float(np.mean(chosen == j)) if len(chosen) else float("nan") for j in layers}
+        top = max(shares, key=lambda j: shares[j])
+        same = [o for o in layers_by_bucket if o != b and _same_scores(scored, b, o)]
+        out[b] = BucketDiagnostics(layers, shares, top, shares[top], bool(shares[top] > threshold), same)
+    return out
+
+
+def _same_scores(scored, a: str, b: str) -> bool:
+    for scores, _, _ in scored:
+        keys = [k for k in scores if k[0] == "dola" and k[1] == a]
+        if not keys or any(not np.array_equal(scores[k], scores[("dola", b, *k[2:])]) for k in keys):
+            return False
+    return bool(scored)
 
 
 def per_item_metrics(cfg: DolaSettings, scored, metric_fn) -> dict[str, dict[str, np.ndarray]]:

@@ -156,7 +156,10 @@ def test_dola_experiment_smoke(tmp_path):
         assert (folder / f).stat().st_size > 1000, f
     metrics = json.loads((folder / "metrics.json").read_text())
     tq = metrics["random:tiny-llama"]["truthfulqa"]
-    assert {"base", "base_raw", "dola|0-50|0.1", "dola_raw|all|0.5", "base_raw+5"} <= set(tq)
+    assert {"base", "base_raw", "dola|0-50|0.1", "dola_vocab|0-50|0.1", "dola_raw|all|0.5", "base_raw+5"} <= set(tq)
+    # the tiny models have 2 layers: both buckets are layer 0 alone, so both are flagged and equal
+    buckets = metrics["random:tiny-llama"]["buckets"]
+    assert buckets["0-50"]["degenerate"] and buckets["0-50"]["same_scores_as"] == ["all"]
     for variant in tq.values():
         assert 0.0 <= variant["mc1"] <= 1.0 and 0.0 <= variant["mc2"] <= 1.0
     report = (folder / "report.md").read_text()

@@ -64,6 +64,23 @@ def test_dola_scores_by_hand():
     assert (post[2:] == -1000.0).all()
 
 
+def test_the_two_normalisations_by_hand():
+    """Plausible-set normaliser (the paper's equation) vs the reference code's lm_score: log-softmax
+    of F over the whole vocabulary, implausible tokens then set to −1000 (planted numbers)."""
+    from interp.dola import dola_scores
+
+    qn = torch.tensor([0.5, 0.3, 0.15, 0.05], dtype=torch.float64)
+    qm = torch.tensor([0.25, 0.25, 0.25, 0.25], dtype=torch.float64)
+    f = (qn / qm).log()  # the contrast on every token
+    plaus, _ = dola_scores(qm.log()[None], qn.log(), alpha=0.5, normalisation="plausible")
+    vocab, _ = dola_scores(qm.log()[None], qn.log(), alpha=0.5, normalisation="vocab")
+    np.testing.assert_allclose(plaus.numpy()[:2], (f[:2] - f[:2].exp().sum().log()).numpy(), rtol=1e-12)
+    np.testing.assert_allclose(vocab.numpy()[:2], (f[:2] - f.exp().sum().log()).numpy(), rtol=1e-12)
+    assert (plaus[2:] == -1000).all() and (vocab[2:] == -1000).all()
+    with pytest.raises(ValueError, match="normalisation='softmax'"):
+        dola_scores(qm.log()[None], qn.log(), normalisation="softmax")
+
+
 def test_one_pass_sweep_equals_per_config_recomputation():
     from interp.dola import ALPHAS, dola_scores, dola_sweep
 
@@ -78,8 +95,9 @@ def test_one_pass_sweep_equals_per_config_recomputation():
     ar = torch.arange(pos)
     for name, idx in buckets.items():
         for alpha in ALPHAS:
-            for post in (False, True):
-                ref, prem = dola_scores(layers[idx], final, alpha, post_softmax=post)
+            for post in (False, True, "vocab"):
+                ref, prem = dola_scores(layers[idx], final, alpha, post_softmax=post is not False,
+                                        normalisation="vocab" if post == "vocab" else "plausible")  # fmt: skip
                 torch.testing.assert_close(sweep[(name, alpha, post)], ref[ar, targets], rtol=1e-9, atol=1e-9)
                 assert chosen[name].tolist() == [idx[i] for i in prem.tolist()]
 
@@ -133,3 +151,18 @@ def test_mc_item_validation():
         MCItem("Q", ["a", "b"], [1])
     with pytest.raises(ValueError, match="at least one true and one false"):
         MCItem("Q", ["a", "b"], [0, 0])
+
+
+def test_bucket_diagnostics_on_planted_choices():
+    """Bucket "a" picks layer 0 for 19 of 20 tokens (degenerate); "b" splits 10/10; "c" has the
+    same scores as "a" on every item and setting, "b" does not."""
+    from interp.studies.dola import bucket_diagnostics
+
+    sa = {("dola", "a", 0.1, True): np.array([-1.0, -2.0]), ("dola", "a", 0.1, "vocab"): np.array([-3.0, -4.0])}
+    scores = {**sa, **{("dola", "c", *k[2:]): v.copy() for k, v in sa.items()},
+              **{("dola", "b", *k[2:]): v + 1 for k, v in sa.items()}}  # fmt: skip
+    premature = {"a": [0] * 19 + [2], "b": [0] * 10 + [2] * 10, "c": [0] * 19 + [2]}
+    diag = bucket_diagnostics([(scores, np.array([10, 10]), premature)], {"a": [0, 2], "b": [0, 2], "c": [0, 2]})
+    assert diag["a"].degenerate and diag["a"].top_layer == 0 and diag["a"].shares[0] == pytest.approx(0.95)
+    assert not diag["b"].degenerate and diag["b"].shares == {0: 0.5, 2: 0.5}
+    assert diag["a"].same_scores_as == ["c"] and diag["b"].same_scores_as == []
