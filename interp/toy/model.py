@@ -1,6 +1,12 @@
 """The toy classifier: a residual MLP 512-512-256-512 with GELU and LayerNorm, and a linear
 head to m×8 logits; trained with Adam and cross-entropy on an 80/20 split, keeping the best
-validation checkpoint (cached on disk)."""
+validation checkpoint (cached on disk).
+
+Residual connections (seed 002: "residual connections across all layers"): ``residual="all"``
+(the default) gives every block one, through a bias-free linear projection where the width
+changes (m·8 → 512, 512 → 256, 256 → 512) and the identity where it is kept;
+``residual="matching"`` keeps the earlier model, with a residual only where widths match.
+"""
 
 from __future__ import annotations
 
@@ -16,25 +22,33 @@ from interp.toy.data import N_VALUES, AttributeWorld
 HIDDEN = (512, 512, 256, 512)
 
 
-class Block(nn.Module):
-    """Linear -> GELU -> LayerNorm, with a residual connection when the width is kept."""
+RESIDUALS = ("all", "matching")
 
-    def __init__(self, d_in: int, d_out: int):
+
+class Block(nn.Module):
+    """Linear -> GELU -> LayerNorm, plus a skip connection: the identity where the width is
+    kept, a bias-free linear projection where it changes (``residual="all"``), or none there
+    (``residual="matching"``)."""
+
+    def __init__(self, d_in: int, d_out: int, residual: str = "all"):
         super().__init__()
+        if residual not in RESIDUALS:
+            raise ValueError(f"residual={residual!r}; allowed: {list(RESIDUALS)}")
         self.linear, self.norm = nn.Linear(d_in, d_out), nn.LayerNorm(d_out)
-        self.residual = d_in == d_out
+        self.residual = d_in == d_out or residual == "all"
+        self.skip = nn.Identity() if d_in == d_out else (nn.Linear(d_in, d_out, bias=False) if residual == "all" else None)
 
     def forward(self, x: Tensor) -> Tensor:
         h = self.norm(nn.functional.gelu(self.linear(x)))
-        return x + h if self.residual else h
+        return self.skip(x) + h if self.residual else h
 
 
 class ToyMLP(nn.Module):
-    def __init__(self, m: int, hidden: tuple[int, ...] = HIDDEN):
+    def __init__(self, m: int, hidden: tuple[int, ...] = HIDDEN, residual: str = "all"):
         super().__init__()
         dims = (m * 8, *hidden)
         self.m = m
-        self.blocks = nn.ModuleList(Block(a, b) for a, b in zip(dims[:-1], dims[1:]))
+        self.blocks = nn.ModuleList(Block(a, b, residual) for a, b in zip(dims[:-1], dims[1:]))
         self.head = nn.Linear(hidden[-1], m * N_VALUES)
 
     @property
@@ -68,6 +82,7 @@ class TrainConfig:
     batch_size: int = 512
     lr: float = 1e-3
     seed: int = 0
+    residual: str = "all"  # skip connections in every block ("all", seed 002) or only where widths match ("matching")
 
 
 @torch.no_grad()
@@ -87,7 +102,7 @@ def train_toy(world: AttributeWorld, cfg: TrainConfig, progress: bool = True) ->
         raise ValueError(f"n_samples={cfg.n_samples} too small for an 80/20 split")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
-        model = ToyMLP(world.m)
+        model = ToyMLP(world.m, residual=cfg.residual)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     best, best_acc, history = None, -1.0, []
     for epoch in tqdm(range(cfg.epochs), desc=f"toy MLP m={world.m}", disable=not progress):

@@ -21,6 +21,25 @@ def test_pairs_differ_only_in_the_steered_attribute():
         example_pairs(world, SteerTask(attribute=9), 4, torch.Generator())
 
 
+def test_every_block_has_a_residual_connection():
+    """Seed 002: residual connections across all layers — a bias-free projection where the
+    width changes (24 -> 512, 512 -> 256, 256 -> 512), the identity where it is kept. With the
+    main branch's output zeroed, each block passes its input through the skip alone."""
+    model = ToyMLP(3).eval()
+    kinds = [type(b.skip).__name__ for b in model.blocks]
+    assert kinds == ["Linear", "Identity", "Linear", "Linear"] and all(b.residual for b in model.blocks)
+    x = torch.randn(5, 24, generator=torch.Generator().manual_seed(0))
+    block = model.blocks[0]
+    with torch.no_grad():
+        block.norm.weight.zero_()
+        block.norm.bias.zero_()
+        torch.testing.assert_close(block(x), x @ block.skip.weight.T)
+    old = ToyMLP(3, residual="matching")
+    assert [b.residual for b in old.blocks] == [False, True, False, False]
+    with pytest.raises(ValueError, match="residual='some'"):
+        ToyMLP(3, residual="some")
+
+
 def test_evaluate_with_a_perfect_edit():
     world = AttributeWorld.create(3, seed=0)
     model = ToyMLP(3).eval()
