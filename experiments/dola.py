@@ -91,8 +91,9 @@ def _normalisation_and_buckets(run: Run, cfg: DolaConfig, name: str, tq: dict, f
                          caption=f"{name}: the two post-softmax normalisers at α = {a} (default: plausible set)")  # fmt: skip
     diag = bucket_diagnostics(tq_scored, layers_by_bucket)
     rows = [[b, f"{d.layers}", ", ".join(f"L{j}: {sh:.0%}" for j, sh in sorted(d.shares.items(), key=lambda x: -x[1])[:3]),
-             "DEGENERATE (one layer > 90%)" if d.degenerate else "no", ", ".join(d.same_scores_as) or "-"] for b, d in diag.items()]  # fmt: skip
-    run.report.add_table(["bucket", "candidate layers", "chosen for (top 3)", "degenerate", "same scores as"], rows,
+             "DEGENERATE (one layer > 90%)" if d.degenerate else "no", ", ".join(d.same_scores_as) or "-",
+             ", ".join(f"{o} ({a:.0%})" for o, a in d.same_choice_as.items()) or "-"] for b, d in diag.items()]  # fmt: skip
+    run.report.add_table(["bucket", "candidate layers", "chosen for (top 3)", "degenerate", "same scores as", "same layer as (share of tokens ≥ 90%)"], rows,
                          caption=f"{name}: premature-layer choices on TruthfulQA answer tokens; a degenerate bucket is one setting, "
                                  "and buckets with equal scores are one setting counted twice in the bucket search")  # fmt: skip
     return diag

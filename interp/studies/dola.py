@@ -93,6 +93,7 @@ class BucketDiagnostics:
     top_share: float
     degenerate: bool  # one layer chosen for more than ``threshold`` of the tokens
     same_scores_as: list[str]  # other buckets whose DoLa scores equal this one's on every item, α and normalisation
+    same_choice_as: dict[str, float] = field(default_factory=dict)  # other buckets picking the same layer on ≥ threshold of tokens -> that share
 
 
 def bucket_diagnostics(scored, layers_by_bucket: dict[str, list[int]], threshold: float = 0.9) -> dict[str, BucketDiagnostics]:
@@ -101,12 +102,14 @@ def bucket_diagnostics(scored, layers_by_bucket: dict[str, list[int]], threshold
     the buckets with identical scores (e.g. SmolLM2's "0-50" and "all" both picking the
     embedding layer: one setting counted twice in a bucket search)."""
     out = {}
+    chosen = {b: np.concatenate([np.asarray(p[b]) for _, _, p in scored]) if scored else np.array([]) for b in layers_by_bucket}
     for b, layers in layers_by_bucket.items():
-        chosen = np.concatenate([np.asarray(p[b]) for _, _, p in scored]) if scored else np.array([])
-        shares = {j: float(np.mean(chosen == j)) if len(chosen) else float("nan") for j in layers}
+        shares = {j: float(np.mean(chosen[b] == j)) if len(chosen[b]) else float("nan") for j in layers}
         top = max(shares, key=lambda j: shares[j])
         same = [o for o in layers_by_bucket if o != b and _same_scores(scored, b, o)]
-        out[b] = BucketDiagnostics(layers, shares, top, shares[top], bool(shares[top] > threshold), same)
+        agree = {o: float(np.mean(chosen[b] == chosen[o])) for o in layers_by_bucket if o != b and len(chosen[b])}
+        out[b] = BucketDiagnostics(layers, shares, top, shares[top], bool(shares[top] > threshold), same,
+                                   {o: a for o, a in agree.items() if a >= threshold})  # fmt: skip
     return out
 
 

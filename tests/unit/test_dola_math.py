@@ -166,3 +166,4 @@ def test_bucket_diagnostics_on_planted_choices():
     assert diag["a"].degenerate and diag["a"].top_layer == 0 and diag["a"].shares[0] == pytest.approx(0.95)
     assert not diag["b"].degenerate and diag["b"].shares == {0: 0.5, 2: 0.5}
     assert diag["a"].same_scores_as == ["c"] and diag["b"].same_scores_as == []
+    assert diag["a"].same_choice_as == {"c": 1.0} and diag["b"].same_choice_as == {}  # a vs b agree on 11 of 20 tokens only
