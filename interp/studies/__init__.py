@@ -9,5 +9,8 @@ result, and the analysis of that result. Experiments add the run folder and the 
 | :mod:`~interp.studies.prompt_pairs` | 002 §3.2 | :func:`dataset_study` → :class:`PromptPairsResult` |
 | :mod:`~interp.studies.function_vectors` | 001 §4 | :func:`task_study` → :class:`FVTaskResult`, :func:`recovery_summary` |
 | :mod:`~interp.studies.correctness` | 004 | :func:`correctness_study` → :class:`CorrectnessResult`, :func:`alpha_tests` |
-| :mod:`~interp.studies.dola` | 001 §3 | :func:`score_items`, :func:`per_item_metrics`, :func:`lens_and_apathy` |
+| :mod:`~interp.studies.dola` | 001 §3 | :func:`score_items`, :func:`per_item_metrics`, :func:`bucket_diagnostics`, :func:`lens_and_apathy` |
+| :mod:`~interp.studies.head_patching` | IOI | :func:`clean_runs` → :class:`CleanRuns`, :func:`attribution_all_sites`, :func:`agreement` |
+
+The toy steering study's cell is :mod:`interp.toy.study`.
 """
