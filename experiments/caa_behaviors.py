@@ -16,7 +16,8 @@ import numpy as np
 import interp
 from interp import plots
 from interp.behaviors import uses_chat_template
-from interp.runner import Run, RunConfig, file_slug, main
+from interp.cache import file_slug
+from interp.runner import Run, RunConfig, main
 from interp.studies.caa_behaviors import CAABehaviorSettings, behavior_sweep, cache_parts, check_settings, dose_response, summarize
 
 

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 import interp
 from interp import plots
-from interp.runner import Run, RunConfig, file_slug, main
+from interp.cache import file_slug
+from interp.runner import Run, RunConfig, main
 from interp.stats import mcnemar_min_detectable
 from interp.studies.correctness import CorrectnessSettings, alpha_tests, check_settings, correctness_study, invariance_flags
 

@@ -18,7 +18,8 @@ import interp
 from interp import plots
 from interp.data import load_factor, load_truthfulqa_mc
 from interp.dola import ContinuationScorer, TruthfulQAItem, candidate_layers, factor_item, mc_metrics, summarise, truthfulqa_primer
-from interp.runner import Run, RunConfig, file_slug, main
+from interp.cache import file_slug
+from interp.runner import Run, RunConfig, main
 from interp.studies.dola import DolaSettings, best_alpha, best_bucket, bucket_diagnostics, item_subset, lens_and_apathy, per_item_metrics, score_items
 
 MC = ("mc1", "mc2", "mc3")

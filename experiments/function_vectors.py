@@ -15,7 +15,8 @@ import numpy as np
 
 import interp
 from interp import plots
-from interp.runner import Run, RunConfig, file_slug, main
+from interp.cache import file_slug
+from interp.runner import Run, RunConfig, main
 from interp.studies.function_vectors import THRESHOLDS, FVSettings, peak_recovery, peak_shares, recovery_curves, task_study
 
 

@@ -17,7 +17,8 @@ import numpy as np
 
 import interp
 from interp import plots
-from interp.runner import Run, RunConfig, file_slug, main
+from interp.cache import file_slug
+from interp.runner import Run, RunConfig, main
 from interp.stats import bootstrap_ci, iid_gate
 from interp.studies.fv_transfer import TransferSettings, cache_parts, check_settings, task_transfer, templates_for
 from interp.transfer import best_layer, subset_pairs, transfer_diagnostics, transfer_pairs

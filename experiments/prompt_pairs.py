@@ -17,7 +17,8 @@ import numpy as np
 
 import interp
 from interp import plots
-from interp.runner import Run, RunConfig, file_slug, main
+from interp.cache import file_slug
+from interp.runner import Run, RunConfig, main
 from interp.sae import SAETrainConfig, get_sae
 from interp.semantic import WordEmbedder
 from interp.studies.prompt_pairs import METRIC_TITLES, METRICS, PromptPairsSettings, check_settings, dataset_study, mean_ci, per_pair, study_layer

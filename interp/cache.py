@@ -184,6 +184,12 @@ def module_closure(modules) -> list[str]:
 def code_fingerprint(modules) -> str:
     """Hash of the code of ``modules`` and the ``interp`` modules they import (comments,
     docstrings and formatting ignored): a library change to any of them changes it."""
+    return _fingerprint(frozenset(modules))
+
+
+@functools.lru_cache(maxsize=None)
+def _fingerprint(modules: frozenset[str]) -> str:
+    # once per module set and process: every cached step of a run asks again (DoLa: per chunk)
     h = hashlib.sha256()
     for m in module_closure(modules):
         h.update(f"{m}:{_module_info(m)[0]}\n".encode())

@@ -52,6 +52,8 @@ def function_vector(model: HookedTransformer, mean_z: Float[Tensor, "layer head_
         layer, head = check_layer(model, item[0]), operator.index(item[1])
         if not 0 <= head < n_heads:
             raise ValueError(f"head={head} out of range 0..{n_heads - 1}")
+        # pre-norm blocks keep the plain product (what head_contributions gives there, without
+        # the einsum's different summation order, so earlier FV numbers stay bit-identical)
         if post_scale is not None and has_post_attn_norm(model):
             fv += head_contributions(model, layer, mean_z[layer].cpu(), float(post_scale[layer]))[head].cpu()
         else:

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from interp.config import dump_yaml, load_config
-from interp.cache import CacheStats, atomic_write_text, cache_key, callable_modules, code_fingerprint, disk_cached, file_slug, jsonable
+from interp.cache import CacheStats, atomic_write_text, cache_key, callable_modules, code_fingerprint, disk_cached, jsonable
 
 T = TypeVar("T")
 REPO_ROOT = Path(__file__).resolve().parent.parent

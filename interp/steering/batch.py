@@ -149,26 +149,27 @@ class SteeringBatch:
         vectors = self._vectors(steer)
         b = len(self.batch)
         cols = None if columns is None else columns.to(self.last_resid.device)
-        if vectors is None:
-            return self._finish(layer, steer(self.last_resid[layer])[:, None], 1, cols)
-        per = max(1, self.max_rows // b)  # vectors per stacked forward
-        out = []
-        for start in range(0, vectors.shape[0], per):
-            vec = vectors[start : start + per].to(self.last_resid)
-            c = vec.shape[0]
-            x = vec.repeat_interleave(b, 0)
-            x = (x if mode == "replace" else self.last_resid[layer].repeat(c, 1) + x)[:, None]  # [c*b 1 d_model]
-            out.append(self._finish(layer, x, c, cols))
+        with self._fast():  # one weight-layout swap per call (none inside `with sb:`)
+            if vectors is None:
+                return self._finish(layer, steer(self.last_resid[layer])[:, None], 1, cols)
+            per = max(1, self.max_rows // b)  # vectors per stacked forward
+            out = []
+            for start in range(0, vectors.shape[0], per):
+                vec = vectors[start : start + per].to(self.last_resid)
+                c = vec.shape[0]
+                x = vec.repeat_interleave(b, 0)
+                x = (x if mode == "replace" else self.last_resid[layer].repeat(c, 1) + x)[:, None]  # [c*b 1 d_model]
+                out.append(self._finish(layer, x, c, cols))
         return torch.cat(out)
 
     def _finish(self, layer: int, x: Tensor, copies: int, cols: Tensor | None) -> Tensor:
-        """Run the steered last column ``x`` [copies*batch 1 d_model] from ``layer + 1`` to the logits."""
+        """Run the steered last column ``x`` [copies*batch 1 d_model] from ``layer + 1`` to the
+        logits (inside the caller's fast weight layout)."""
         model, n = self.model, self.model.cfg.n_layers
-        with self._fast():
-            if layer < n - 1:
-                kv = repeat_cache(self.prefix, copies, layer + 1) if self.prefix is not None else None
-                x = model(x, start_at_layer=layer + 1, stop_at_layer=n, attention_mask=self.mask.repeat(copies, 1), past_kv_cache=kv)
-            logits = final_logits(model, x[:, -1], cols)
+        if layer < n - 1:
+            kv = repeat_cache(self.prefix, copies, layer + 1) if self.prefix is not None else None
+            x = model(x, start_at_layer=layer + 1, stop_at_layer=n, attention_mask=self.mask.repeat(copies, 1), past_kv_cache=kv)
+        logits = final_logits(model, x[:, -1], cols)
         logits = logits if cols is None else logits[:, cols]
         return logits.float().cpu().view(copies, len(self.batch), -1)
 

@@ -9,7 +9,7 @@ from interp.attribution import attribution_patching
 from interp.hooks import hooks, replace_activation
 from interp.mediation import causal_indirect_effect, first_token_ids, icl_prompts, mean_head_outputs
 from interp.hooks import act_name
-from interp.patching import SITES, last_logits, logit_diff_metric, patch
+from interp.patching import last_logits, logit_diff_metric, patch
 
 CLEAN = ["The opposite of up is", "The opposite of hot is"]
 CORR = ["The opposite of big is", "The opposite of cold is"]

@@ -5,7 +5,6 @@ import json
 import numpy as np
 import pytest
 
-import interp
 from interp.behaviors import ab_prompt, letter_ids
 
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import interp
-from interp.hooks import active_hook_count, add_vector
+from interp.hooks import active_hook_count
 from interp.patching import logit_diff_metric, patch
 
 CLEAN = ["The opposite of hot is", "The opposite of big is"]

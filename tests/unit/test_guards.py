@@ -156,8 +156,10 @@ def test_code_fingerprint_follows_imports(monkeypatch):
         return info
 
     monkeypatch.setattr(cache, "_module_info", altered("interp.engine"))
+    cache._fingerprint.cache_clear()  # fingerprints are memoised per process
     assert code_fingerprint(["interp.patching"]) != before
     monkeypatch.setattr(cache, "_module_info", altered("interp.plots"))
+    cache._fingerprint.cache_clear()
     assert code_fingerprint(["interp.patching"]) == before
 
 
