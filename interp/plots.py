@@ -273,6 +273,33 @@ def transfer_layer_curves(name: str, results: dict):
     return fig
 
 
+def transfer_dose_response(name: str, by_extraction: dict[str, dict]):
+    """Per task, validation accuracy (solid) and the share of predictions changed (dashed) vs
+    dose at the task's best layer, one colour per extraction (``by_extraction[e][task]`` is a
+    :class:`~interp.studies.fv_transfer.TransferResult`); grey: unsteered accuracy."""
+    tasks = list(next(iter(by_extraction.values())))
+    fig, axes = plt.subplots(1, len(tasks), figsize=(3.2 * len(tasks), 2.9), squeeze=False, sharey=True)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, task in zip(axes[0], tasks):
+        for i, (e, results) in enumerate(by_extraction.items()):
+            r = results[task]
+            if r.val_curve is None:
+                continue
+            li = best_layer(r)
+            ax.plot(r.alphas, r.val_curve[:, li].mean(0), color=colours[i % len(colours)], marker="o", ms=2, label=f"{e} (L{r.layers[li]})")
+            ax.plot(r.alphas, r.val_changed[:, li].mean(0), color=colours[i % len(colours)], ls="--", lw=0.9)
+            ax.axhline(float(np.mean(r.val_unsteered)), color="0.5", lw=0.6)
+        ax.set_xscale("log")
+        ax.set_title(task, fontsize=9)
+        ax.set_xlabel("dose α")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6)
+    axes[0, 0].set_ylabel("accuracy (—) / changed (- -)")
+    fig.suptitle(f"{name}: validation dose response at each task's best layer (mean over source templates)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
 # --------------------------------------------------------------------------- prompt pairs (seed 002 §3.2)
 
 

@@ -39,13 +39,23 @@ def _choose(arg: str, value: str, allowed) -> str:
 # ---------------------------------------------------------------- function-vector word pairs
 
 
+# Tasks derived from a shipped file by a fixed rule: name -> (source task, output from input).
+# "uppercase" is the whole word in capitals (seed 000's capitalize task; Todd et al.'s
+# "capitalize" upper-cases only the first letter), on the inputs of capitalize.json.
+DERIVED_FV_TASKS = {"uppercase": ("capitalize", str.upper)}
+
+
 def list_fv_tasks() -> list[str]:
-    return sorted(p.stem for p in (DATA_ROOT / "function_vectors").glob("*.json"))
+    return sorted([p.stem for p in (DATA_ROOT / "function_vectors").glob("*.json")] + list(DERIVED_FV_TASKS))
 
 
 def load_fv_task(task: str) -> list[dict[str, str]]:
-    """Word pairs ``{"input": ..., "output": ...}`` of a Todd et al. abstractive task."""
+    """Word pairs ``{"input": ..., "output": ...}`` of a Todd et al. abstractive task, or of a
+    task derived from one (``DERIVED_FV_TASKS``)."""
     _choose("task", task, list_fv_tasks())
+    if task in DERIVED_FV_TASKS:
+        source, rule = DERIVED_FV_TASKS[task]
+        return _non_empty([{"input": p["input"], "output": rule(p["input"])} for p in load_fv_task(source)], task)
     pairs = json.loads(dataset_path("function_vectors", f"{task}.json").read_text())
     return _non_empty([{"input": str(p["input"]), "output": str(p["output"])} for p in pairs], task)
 

@@ -1,12 +1,26 @@
 """Cross-template function-vector transfer (seed 000), one task on one model.
 
-For each prompt template (eight kinds, :mod:`interp.data.fv_templates`) the vector at every
-studied layer is a mean difference of last-token residuals: clean ICL prompts minus
-shuffled-label ICL prompts (``extraction="shuffled"``, seed 000's) or minus the same queries
-without demonstrations (``"zero_shot"``). It is added × α at the last token of zero-shot
-prompts; accuracy is the first answer token at top-1. α per (source template, layer) is chosen
-on validation queries of the source's own template; every accuracy in the result is on other
-(test) queries. The analysis of the result is :mod:`interp.transfer`.
+For each prompt template (eight kinds, :mod:`interp.data.fv_templates`) one vector per
+studied layer, by one of three extractions:
+
+- ``"shuffled"`` (seed 000's): mean last-token residual after the layer over clean ICL prompts
+  minus the same over shuffled-label ICL prompts of the template;
+- ``"zero_shot"``: clean ICL minus the same queries without demonstrations (keeps the output
+  format and answer type, which the shuffled-label baseline shares with the clean prompts and so
+  cancels);
+- ``"fv"``: Todd et al.'s head-based function vector of the template: the ``fv_k`` heads with the
+  largest causal indirect effect on the template's shuffled-label prompts, their mean clean
+  outputs summed into the residual (:func:`interp.function_vectors.function_vector`, through
+  Gemma-3's post-attention norm); one vector, added at each studied layer.
+
+It is added at the last token of zero-shot prompts; accuracy is the first answer token at top-1.
+``dose_units="raw"`` adds ``α · v``; ``"residual"`` adds ``α · r̄ · v/‖v‖`` with r̄ the mean
+residual norm after the layer at the last token of the source template's validation prompts
+(:mod:`interp.steering.doses`), so doses compare across extractions, layers and models. α per
+(source template, layer) is chosen on validation queries of the source's own template; every
+accuracy in the transfer matrices is on other (test) queries. The validation dose response
+(accuracy and the share of predictions the vector changes, per α) is kept to show the grid
+brackets the effect. The analysis of the result is :mod:`interp.transfer`.
 
     >>> r = task_transfer(model, "antonym", TransferSettings(), seed=0)
     >>> r.transfer[best_layer(r)]            # [source template, target template] test accuracy
@@ -25,12 +39,15 @@ from tqdm.auto import tqdm
 import interp
 from interp.data import load_fv_task
 from interp.data.fv_templates import TEMPLATE_KINDS, task_templates
-from interp.function_vectors import top1_accuracy
-from interp.mediation import first_token_ids, icl_prompts
+from interp.function_vectors import function_vector, top1_accuracy
+from interp.heads import has_post_attn_norm, post_attn_scales
+from interp.mediation import causal_indirect_effect, first_token_ids, icl_prompts, mean_head_outputs
 from interp.stats import pc1_variance
 from interp.steering import SteeringBatch, mean_difference_vectors
+from interp.steering.doses import raw_strength, residual_norm
 
-EXTRACTIONS = ("shuffled", "zero_shot")
+EXTRACTIONS = ("shuffled", "zero_shot", "fv")
+DOSE_UNITS = ("raw", "residual")
 
 
 @dataclass
@@ -38,7 +55,9 @@ class TransferSettings:
     tasks: list[str] = field(default_factory=lambda: ["antonym", "capitalize", "sentiment", "country-capital", "english-french"])
     templates: list[str] = field(default_factory=lambda: list(TEMPLATE_KINDS))
     custom_templates: dict = field(default_factory=dict)  # {task: {kind: "... {x} ... {y}"}}: adds or overrides
-    extraction: str = "shuffled"  # mean difference: clean ICL minus "shuffled" (shuffled-label ICL) or "zero_shot" (the same queries without demonstrations)
+    extraction: str = "shuffled"  # "shuffled" | "zero_shot" (mean differences) | "fv" (head-based function vector); see module doc
+    fv_k: int = 10  # extraction="fv": heads in the function vector
+    dose_units: str = "raw"  # "raw": alphas multiply the vector; "residual": alphas are fractions of the mean residual norm at the layer
     n_icl: int = 20  # clean and baseline prompts per template for the mean difference
     n_shots: int = 5
     n_val: int = 20  # queries to choose α on (source template only)
@@ -61,15 +80,29 @@ class TransferResult:
     transfer: np.ndarray  # [layer source target] mean test accuracy
     cos: np.ndarray  # [layer source target] cosine between the two templates' vectors
     pc1: np.ndarray  # [layer] variance share of the first principal component of the template vectors
-    alpha_star: np.ndarray  # [source layer] α chosen on validation queries
+    alpha_star: np.ndarray  # [source layer] α chosen on validation queries (in dose_units)
     val_acc: np.ndarray  # [source layer] validation accuracy at α*
     zero_shot: dict[str, np.ndarray]  # per template: unsteered zero-shot correctness per test query
     icl: dict[str, np.ndarray]  # per template: n_shots-shot correctness per test query
+    val_curve: np.ndarray | None = None  # [source layer alpha] validation accuracy per α
+    val_changed: np.ndarray | None = None  # [source layer alpha] share of validation predictions that differ from unsteered
+    val_unsteered: np.ndarray | None = None  # [source] unsteered validation accuracy
+    raw_per_unit: np.ndarray | None = None  # [source layer] raw multiplier of the vector per unit α (1 for raw doses)
+    vector_norm: np.ndarray | None = None  # [source layer] ‖v‖
+    resid_norm: np.ndarray | None = None  # [source layer] mean residual norm at the last token of the source's validation prompts
+    heads: dict[str, list] | None = None  # extraction="fv": per template, the (layer, head, CIE) in its vector
+    alphas: list[float] | None = None  # the α grid of val_curve / val_changed
 
 
 def check_settings(s: TransferSettings) -> None:
     if s.extraction not in EXTRACTIONS:
         raise ValueError(f"extraction={s.extraction!r}; allowed: {list(EXTRACTIONS)}")
+    if s.dose_units not in DOSE_UNITS:
+        raise ValueError(f"dose_units={s.dose_units!r}; allowed: {list(DOSE_UNITS)}")
+    if not s.alphas or any(not a > 0 for a in s.alphas):
+        raise ValueError(f"alphas={s.alphas}; need at least one, all > 0")
+    if s.fv_k < 1:
+        raise ValueError(f"fv_k={s.fv_k}; must be >= 1")
 
 
 def templates_for(task: str, s: TransferSettings) -> dict[str, str]:
@@ -88,6 +121,10 @@ def cache_parts(s: TransferSettings) -> dict:
     keep = {k: v for k, v in vars(s).items() if k not in ("tasks", "cos_min", "transfer_max", "iid_threshold", "max_rows")}
     if s.extraction == "shuffled":
         keep.pop("extraction")  # the default: keeps the cache keys of runs from before the option existed
+    if s.extraction != "fv":
+        keep.pop("fv_k")
+    if s.dose_units == "raw":
+        keep.pop("dose_units")
     return keep
 
 
@@ -102,8 +139,23 @@ def _split(task: str, s: TransferSettings, seed: int):
     return val_q, test_q, pool
 
 
+def template_fv(model, pool: list[dict], tpl: str, s: TransferSettings, seed: int) -> tuple[torch.Tensor, list]:
+    """Head-based function vector [d_model] of one template and its heads ``(layer, head, CIE)``:
+    CIE on the template's shuffled-label ICL prompts, mean head outputs over its clean ones."""
+    clean = icl_prompts(pool, s.n_icl, s.n_shots, seed=seed + 1, template=tpl, separator=s.separator)
+    shuffled = icl_prompts(pool, s.n_icl, s.n_shots, seed=seed + 1, template=tpl, separator=s.separator, shuffle_labels=True)
+    clean_b, shuf_b = interp.tokenize(model, clean.prompts), interp.tokenize(model, shuffled.prompts)
+    mean_z = mean_head_outputs(model, clean_b)
+    cie = causal_indirect_effect(model, shuf_b, first_token_ids(model, clean.answers), mean_z, progress=False)
+    post = post_attn_scales(model, clean_b).mean(1) if has_post_attn_norm(model) else None
+    heads = cie.top(s.fv_k)
+    return function_vector(model, mean_z, [(layer, h) for layer, h, _ in heads], post), heads
+
+
 def template_vectors(model, pool: list[dict], tpl: str, layers: list[int], s: TransferSettings, seed: int) -> torch.Tensor:
     """Mean-difference vector per layer [layer d_model] of one template (see module doc)."""
+    if s.extraction == "fv":
+        raise ValueError("extraction='fv' has one vector for all layers: use template_fv")
     tok = lambda prompts: interp.tokenize(model, prompts, padding_side="left")  # noqa: E731
     clean = icl_prompts(pool, s.n_icl, s.n_shots, seed=seed + 1, template=tpl, separator=s.separator)
     if s.extraction == "shuffled":
@@ -123,38 +175,53 @@ def task_transfer(model, task: str, s: TransferSettings, seed: int) -> TransferR
     ans_val = first_token_ids(model, [" " + q["output"] for q in val_q])
     ans_test = first_token_ids(model, [" " + q["output"] for q in test_q])
     tok = lambda prompts: interp.tokenize(model, prompts, padding_side="left")  # noqa: E731
-    vectors, val_sb, test_sb, zero_shot, icl = {}, {}, {}, {}, {}
+    vectors, val_sb, test_sb, zero_shot, icl, heads = {}, {}, {}, {}, {}, {}
     for kind in tqdm(kinds, desc=f"{task}: vectors", leave=False):
         tpl = templates[kind]
-        vectors[kind] = template_vectors(model, pool, tpl, layers, s, seed)
+        if s.extraction == "fv":
+            fv, heads[kind] = template_fv(model, pool, tpl, s, seed)
+            vectors[kind] = fv[None].expand(len(layers), -1).clone()
+        else:
+            vectors[kind] = template_vectors(model, pool, tpl, layers, s, seed)
         val_sb[kind] = SteeringBatch(model, tok(icl_prompts(pool, len(val_q), 0, template=tpl, queries=val_q).prompts), ans_val, max_rows=s.max_rows)
         test_sb[kind] = SteeringBatch(model, tok(icl_prompts(pool, len(test_q), 0, template=tpl, queries=test_q).prompts), ans_test, max_rows=s.max_rows)
         zero_shot[kind] = test_sb[kind].baseline_accuracy().numpy()
         shots = icl_prompts(pool, len(test_q), s.n_shots, seed=seed + 2, template=tpl, separator=s.separator, queries=test_q)
         icl[kind] = top1_accuracy(model, tok(shots.prompts), ans_test).numpy()
-    alpha_star, val_acc, transfer = _sweep(kinds, layers, vectors, val_sb, test_sb, s.alphas)
+    resid = np.array([[residual_norm(val_sb[kind].last_resid[layer]) for layer in layers] for kind in kinds])  # [source layer]
+    vnorm = np.array([vectors[kind].float().norm(dim=-1).numpy() for kind in kinds])
+    per_unit = np.ones_like(resid) if s.dose_units == "raw" else np.array(
+        [raw_strength(vectors[kind], torch.tensor(resid[si])).numpy() for si, kind in enumerate(kinds)])  # fmt: skip
+    sweep = _sweep(kinds, layers, vectors, val_sb, test_sb, s.alphas, per_unit, ans_val)
     stack = torch.stack([vectors[kind] for kind in kinds], 1)  # [layer kind d_model]
     unit = stack / stack.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     cos = (unit @ unit.transpose(1, 2)).numpy()  # [layer source target]
     pc1 = np.array([pc1_variance(stack[li].numpy()) for li in range(len(layers))])
-    return TransferResult(layers, kinds, templates, transfer, cos, pc1, alpha_star, val_acc, zero_shot, icl)
+    unsteered = np.array([float(val_sb[kind].baseline_accuracy().mean()) for kind in kinds])
+    return TransferResult(layers, kinds, templates, sweep["transfer"], cos, pc1, sweep["alpha_star"], sweep["val_acc"], zero_shot, icl,
+                          sweep["val_curve"], sweep["val_changed"], unsteered, per_unit, vnorm, resid, heads or None, list(s.alphas))  # fmt: skip
 
 
-def _sweep(kinds, layers, vectors, val_sb, test_sb, alphas_list):
-    """α* per (source, layer) on validation queries, then every source's steered accuracy on every target's test queries."""
+def _sweep(kinds, layers, vectors, val_sb, test_sb, alphas_list, per_unit, ans_val) -> dict[str, np.ndarray]:
+    """Validation dose response and α* per (source, layer), then every source's steered
+    accuracy on every target's test queries."""
     alphas = torch.tensor(alphas_list)
-    k, L = len(kinds), len(layers)
-    alpha_star, val_acc = np.zeros((k, L)), np.zeros((k, L))
-    transfer = np.zeros((L, k, k))
+    k, L, A = len(kinds), len(layers), len(alphas_list)
+    out = {"alpha_star": np.zeros((k, L)), "val_acc": np.zeros((k, L)), "val_curve": np.zeros((k, L, A)),
+           "val_changed": np.zeros((k, L, A)), "transfer": np.zeros((L, k, k))}  # fmt: skip
     with contextlib.ExitStack() as stack:
         for sb in [*val_sb.values(), *test_sb.values()]:
             stack.enter_context(sb)  # one fast weight layout for the whole sweep
         for li, layer in enumerate(tqdm(layers, desc="layers", leave=False)):
             for si, src in enumerate(kinds):
-                acc = val_sb[src].accuracy(layer, alphas[:, None] * vectors[src][li]).mean(1)
+                v = vectors[src][li]
+                steer = torch.cat([torch.zeros_like(v)[None], (alphas * float(per_unit[si, li]))[:, None] * v])  # row 0: unsteered
+                pred = val_sb[src].predictions(layer, steer)
+                acc = (pred[1:] == ans_val[None]).float().mean(1)
+                out["val_curve"][si, li], out["val_changed"][si, li] = acc.numpy(), (pred[1:] != pred[:1]).float().mean(1).numpy()
                 best = int(acc.argmax())  # first maximum: the smallest α among ties
-                alpha_star[si, li], val_acc[si, li] = alphas_list[best], float(acc[best])
-            steer = torch.stack([float(alpha_star[si, li]) * vectors[src][li] for si, src in enumerate(kinds)])
+                out["alpha_star"][si, li], out["val_acc"][si, li] = alphas_list[best], float(acc[best])
+            steer = torch.stack([float(out["alpha_star"][si, li] * per_unit[si, li]) * vectors[src][li] for si, src in enumerate(kinds)])
             for ti, tgt in enumerate(kinds):
-                transfer[li, :, ti] = test_sb[tgt].accuracy(layer, steer).mean(1).numpy()
-    return alpha_star, val_acc, transfer
+                out["transfer"][li, :, ti] = test_sb[tgt].accuracy(layer, steer).mean(1).numpy()
+    return out

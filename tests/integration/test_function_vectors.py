@@ -83,9 +83,10 @@ def test_function_vectors_experiment_smoke(smoke_run):
 
 def test_fv_transfer_experiment_smoke(smoke_run, tmp_path):
     folder, metrics = smoke_run("fv_transfer")
-    for png in ("transfer_random_tiny-llama.png", "cos_vs_transfer_random_tiny-gpt2.png", "layers_random_tiny-gpt2.png"):
+    for png in ("transfer_random_tiny-llama_shuffled.png", "cos_vs_transfer_random_tiny-gpt2_shuffled.png", "layers_random_tiny-gpt2_shuffled.png",
+                "dose_response_random_tiny-llama.png"):  # fmt: skip
         assert (folder / png).stat().st_size > 1000
-    entry = metrics["random:tiny-llama"]
+    entry = metrics["random:tiny-llama"]["shuffled"]
     assert set(entry["iid"]) == {"antonym", "capitalize"}
     m = np.array(entry["per_task"]["antonym"]["transfer_best_layer"])
     assert m.shape == (3, 3) and ((m >= 0) & (m <= 1)).all()
@@ -94,7 +95,31 @@ def test_fv_transfer_experiment_smoke(smoke_run, tmp_path):
     # the IID diagonal is the steered test accuracy of each template's own vector: it can never
     # exceed 1 or fall below 0, and the reported IID is its mean at the validation-chosen layer
     assert entry["iid"]["antonym"] == pytest.approx(float(np.diag(m).mean()))
+    # the validation dose response holds the chosen α's accuracy, and "changed" is a share
+    task = entry["per_task"]["antonym"]
+    curve, changed = np.array(task["val_curve"]), np.array(task["val_changed"])
+    assert curve.shape == changed.shape == (3, 2, 2) and ((changed >= 0) & (changed <= 1)).all()
+    assert np.allclose(curve.max(-1), np.array([[max(row) for row in src] for src in task["val_curve"]]))
     zs, _ = smoke_run("fv_transfer", "models=[random:tiny-llama]", "extraction=zero_shot", run_id="zs")
     assert "minus over the same queries without demonstrations" in (zs / "report.md").read_text()
     with pytest.raises(ValueError, match="extraction='mean'"):
         smoke_run("fv_transfer", "extraction=mean", run_id="bad")
+    with pytest.raises(ValueError, match="dose_units='norm'"):
+        smoke_run("fv_transfer", "dose_units=norm", run_id="bad2")
+
+
+def test_fv_transfer_extractions_side_by_side(smoke_run):
+    """All three extractions in one run with residual-norm doses: one side-by-side table, the
+    head-based FV is the same vector at every layer, and the relative dose really is a fraction
+    of the residual norm."""
+    folder, metrics = smoke_run("fv_transfer", "models=[random:tiny-gpt2]", "extractions=[shuffled,zero_shot,fv]", "dose_units=residual",
+                                "alphas=[0.05,0.5,5.0]", "fv_k=2", run_id="three")  # fmt: skip
+    entry = metrics["random:tiny-gpt2"]
+    assert set(entry) == {"shuffled", "zero_shot", "fv"}
+    report = (folder / "report.md").read_text()
+    assert "the extractions side by side" in report and "top-2 CIE heads" in report
+    fv = entry["fv"]["per_task"]["capitalize"]
+    assert all(len(h) == 2 for h in fv["heads"].values())
+    # huge doses rewrite the residual: the positive control changes predictions more than the smallest dose
+    changed = np.array(fv["val_changed"])
+    assert (changed[..., -1] >= changed[..., 0]).all() and changed[..., -1].mean() > changed[..., 0].mean()
