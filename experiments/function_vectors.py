@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-import interp
 from interp import plots
 from interp.cache import file_slug
+from interp.config import settings_part
+from interp.executor import Cell
 from interp.runner import Run, RunConfig, main
 from interp.studies.function_vectors import THRESHOLDS, FVSettings, peak_recovery, peak_shares, recovery_curves, task_study
 
@@ -44,19 +45,23 @@ def _row(name: str, task: str, r, curves: dict) -> list:
 def run(cfg: FVConfig, run: Run) -> None:
     run.report.add_text(_intro(cfg))
     rows, peaks = [], []
+    settings, parts = settings_part(cfg, FVSettings), {k: v for k, v in vars(cfg).items() if k not in ("run", "models", "tasks", "min_reference")}
+    seeds = {task: cfg.run.seed + 1000 * ti for ti, task in enumerate(cfg.tasks)}
+    done = run.cells([Cell(f"{name}/{task}", name, task_study, (task, settings, seeds[task]), {"step": "fv.task.v2", "task": task, "cfg": parts, "seed": seeds[task]})
+                      for name in cfg.models for task in cfg.tasks])  # fmt: skip
     for name in cfg.models:
-        model = interp.load_model(name, device=run.device)
         curves, results = {}, {}
-        for ti, task in enumerate(cfg.tasks):
-            seed = cfg.run.seed + 1000 * ti
-            r = results[task] = run.cached(lambda: task_study(model, task, cfg, seed), step="fv.task.v2", model=name, task=task,
-                                           cfg={k: v for k, v in vars(cfg).items() if k not in ("run", "models", "tasks", "min_reference")}, seed=seed)  # fmt: skip
+        for task in cfg.tasks:
+            if f"{name}/{task}" not in done:
+                continue  # a failed cell: listed at the end of the report
+            r = results[task] = done[f"{name}/{task}"]
             curves[task] = recovery_curves(r, cfg.min_reference)
             rows.append(_row(name, task, r, curves[task]))
             peaks.append(peak_recovery(curves[task]))
             run.log_metrics(**{f"{name}/{task}": {"baselines": {b: float(v.mean()) for b, v in r.baselines.items()},
                                                   "peaks": peaks[-1], "top_heads": r.top_heads}})  # fmt: skip
-        del model
+        if not results:
+            continue
         run.save_figure(plots.fv_recovery_curves(name, curves, {t: r.layers for t, r in results.items()}), f"recovery_{file_slug(name)}.png",
                         f"{name}: FV / TV recovery by layer per task")  # fmt: skip
         if cfg.patching:

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-import interp
 from interp import plots
 from interp.cache import file_slug
+from interp.config import settings_part
+from interp.executor import Cell
 from interp.runner import Run, RunConfig, main
 from interp.stats import bootstrap_ci, iid_gate
 from interp.studies.fv_transfer import TransferSettings, cache_parts, check_settings, task_transfer, templates_for
@@ -112,7 +113,7 @@ def _side_by_side_row(task: str, extraction: str, r, cfg: TransferConfig) -> lis
 
 
 def _side_by_side(run: Run, cfg: TransferConfig, name: str, by_ex: dict[str, dict]) -> None:
-    rows = [_side_by_side_row(task, e, by_ex[e][task], cfg) for task in cfg.tasks for e in by_ex]
+    rows = [_side_by_side_row(task, e, by_ex[e][task], cfg) for task in cfg.tasks for e in by_ex if task in by_ex[e]]
     units = "raw" if cfg.dose_units == "raw" else "× residual norm"
     run.report.add_table(["task", "extraction", f"{cfg.n_shots}-shot ICL, natural", "best layer", "IID (95% CI over templates)", "transfer",
                           "transfer − unsteered target", "zero-shot unsteered", f"median α* ({units}) (raw)", f"changed at α = {cfg.alphas[-1]:g} (val)"],
@@ -157,18 +158,21 @@ def _model_report(run: Run, cfg: TransferConfig, name: str, extraction: str, res
 def run(cfg: TransferConfig, run: Run) -> None:
     extractions = _extractions(cfg)
     run.report.add_text(_intro(cfg))
+    base, seeds = settings_part(cfg, TransferSettings), {task: cfg.run.seed + 1000 * ti for ti, task in enumerate(cfg.tasks)}
+    cells = []
+    for name in cfg.models:
+        for e in extractions:
+            s = replace(base, extraction=e)
+            cells += [Cell(f"{name}/{e}/{task}", name, task_transfer, (task, s, seeds[task]),
+                           {"step": "fv_transfer.task.v3", "task": task, "cfg": cache_parts(s), "templates": templates_for(task, cfg), "seed": seeds[task]})
+                      for task in cfg.tasks]  # fmt: skip
+    done = run.cells(cells)
     all_metrics = {}
     for name in cfg.models:
-        model = interp.load_model(name, device=run.device)
-        by_ex = {}
-        for extraction in extractions:
-            ecfg = replace(cfg, extraction=extraction)
-            by_ex[extraction] = {}
-            for ti, task in enumerate(cfg.tasks):
-                seed = cfg.run.seed + 1000 * ti
-                by_ex[extraction][task] = run.cached(lambda: task_transfer(model, task, ecfg, seed), step="fv_transfer.task.v3", model=name, task=task,
-                                                     cfg=cache_parts(ecfg), templates=templates_for(task, cfg), seed=seed)  # fmt: skip
-        del model
+        by_ex = {e: {t: done[f"{name}/{e}/{t}"] for t in cfg.tasks if f"{name}/{e}/{t}" in done} for e in extractions}
+        by_ex = {e: r for e, r in by_ex.items() if r}  # failed cells are listed at the end of the report
+        if not by_ex:
+            continue
         run.report.add_text(f"# {name}")
         _side_by_side(run, cfg, name, by_ex)
         all_metrics[name] = {e: _model_report(run, cfg, name, e, results) for e, results in by_ex.items()}

@@ -273,34 +273,51 @@ def disk_cached(key: str, compute: Callable[[], T], enabled: bool = True, folder
     Anything ``torch.save`` can write is allowed; a rerun after an interrupt picks up every
     step that finished. ``stats`` counts reuse (and the commit that wrote each reused entry).
     """
-    path = cache_dir() / folder / f"{key}.pt"
-    if enabled and path.exists():
-        data = path.read_bytes()
-        reason = verify_checksum(path, data)
-        if reason is None:
-            try:
-                entry = torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
-            except Exception as err:  # noqa: BLE001 - any unreadable entry is recomputed
-                reason = f"unreadable ({type(err).__name__}: {err})"
-        if reason is None and isinstance(entry, dict) and entry.get("format") == _ENTRY_FORMAT:
-            if stats is not None:
-                stats.reused[entry["commit"]] = stats.reused.get(entry["commit"], 0) + 1
-            return entry["value"]
-        remove_entry(path, reason or "not an entry of this cache format")
-        if stats is not None:
-            stats.corrupt += 1
+    if enabled:
+        found, value = read_entry(key, folder, stats)
+        if found:
+            return value
     value = compute()
     if stats is not None:
         stats.computed += 1
     if enabled:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        buf = io.BytesIO()
-        entry = {"format": _ENTRY_FORMAT, "value": value, "commit": commit, "created": dt.datetime.now().isoformat(timespec="seconds")}
-        torch.save(entry, buf)
-        data = buf.getvalue()
-        write_checksum(path, hashlib.sha256(data).hexdigest())  # the checksum first: a crash leaves a checksum without entry, never the reverse
-        atomic_write_bytes(path, data)
+        write_entry(key, value, folder, commit)
     return value
+
+
+def read_entry(key: str, folder: str = "intermediates", stats: CacheStats | None = None) -> tuple[bool, Any]:
+    """``(True, value)`` for a sound entry under ``key``; ``(False, None)`` when there is none
+    (a corrupt one is named in a warning and removed)."""
+    path = cache_dir() / folder / f"{key}.pt"
+    if not path.exists():
+        return False, None
+    data = path.read_bytes()
+    reason = verify_checksum(path, data)
+    if reason is None:
+        try:
+            entry = torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
+        except Exception as err:  # noqa: BLE001 - any unreadable entry is recomputed
+            reason = f"unreadable ({type(err).__name__}: {err})"
+    if reason is None and isinstance(entry, dict) and entry.get("format") == _ENTRY_FORMAT:
+        if stats is not None:
+            stats.reused[entry["commit"]] = stats.reused.get(entry["commit"], 0) + 1
+        return True, entry["value"]
+    remove_entry(path, reason or "not an entry of this cache format")
+    if stats is not None:
+        stats.corrupt += 1
+    return False, None
+
+
+def write_entry(key: str, value: Any, folder: str = "intermediates", commit: str = "unknown") -> None:
+    """Store ``value`` under ``key``: checksum first, then the entry, atomically."""
+    path = cache_dir() / folder / f"{key}.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    entry = {"format": _ENTRY_FORMAT, "value": value, "commit": commit, "created": dt.datetime.now().isoformat(timespec="seconds")}
+    torch.save(entry, buf)
+    data = buf.getvalue()
+    write_checksum(path, hashlib.sha256(data).hexdigest())  # the checksum first: a crash leaves a checksum without entry, never the reverse
+    atomic_write_bytes(path, data)
 
 
 _ENTRY_FORMAT = 2

@@ -108,6 +108,14 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequenc
     return from_dict(cls, apply_overrides(data, overrides))
 
 
+def settings_part(cfg: Any, cls: type[T]) -> T:
+    """The ``cls`` part of an experiment config that extends it (a plain ``cls`` instance: what a
+    library call needs, and what pickles to a worker without the experiment's module)."""
+    if not isinstance(cfg, cls):
+        raise TypeError(f"cfg is a {type(cfg).__name__}, not a {cls.__name__}")
+    return cls(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(cls)})
+
+
 def dump_yaml(cfg: Any) -> str:
     return yaml.safe_dump(to_dict(cfg), sort_keys=False)
 

@@ -277,13 +277,13 @@ def transfer_dose_response(name: str, by_extraction: dict[str, dict]):
     """Per task, validation accuracy (solid) and the share of predictions changed (dashed) vs
     dose at the task's best layer, one colour per extraction (``by_extraction[e][task]`` is a
     :class:`~interp.studies.fv_transfer.TransferResult`); grey: unsteered accuracy."""
-    tasks = list(next(iter(by_extraction.values())))
+    tasks = list(dict.fromkeys(t for results in by_extraction.values() for t in results))
     fig, axes = plt.subplots(1, len(tasks), figsize=(3.2 * len(tasks), 2.9), squeeze=False, sharey=True)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, task in zip(axes[0], tasks):
         for i, (e, results) in enumerate(by_extraction.items()):
-            r = results[task]
-            if r.val_curve is None:
+            r = results.get(task)
+            if r is None or r.val_curve is None:
                 continue
             li = best_layer(r)
             ax.plot(r.alphas, r.val_curve[:, li].mean(0), color=colours[i % len(colours)], marker="o", ms=2, label=f"{e} (L{r.layers[li]})")

@@ -65,6 +65,13 @@ class RunConfig:
     run_id: str | None = None  # default: time to the millisecond + a random suffix; reuse an id (same config) to write into that folder again
     device: str | None = None  # default: cuda when available
     use_cache: bool = True  # reuse cached intermediates (activations) from earlier runs
+    # grid cells (interp.executor): "local" (this process) or "ray" (a local Ray instance, or the cluster at ray_address)
+    executor: str = "local"
+    ray_address: str | None = None
+    ray_cpus: int | None = None  # CPUs of a local Ray instance (default: all)
+    cell_cpus: float = 1.0  # per cell (Ray resources; also its torch threads)
+    cell_gpus: float = 0.0
+    cell_retries: int = 0  # extra attempts for a cell that raises, before it is reported as failed
 
 
 def seed_everything(seed: int) -> None:
@@ -135,7 +142,8 @@ class Run:
         self.report = Report(name)
         self.device = run_cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.cache_stats = CacheStats()
-        self._commit = git_commit()
+        self.failed_cells: dict[str, dict] = {}  # label -> {"error", "attempts"}
+        self.commit = git_commit()
         self._start = time.time()
         seed_everything(run_cfg.seed)
         atomic_write_text(old, config_text)
@@ -145,7 +153,7 @@ class Run:
     def _write_run_info(self, status: str, error: str | None = None) -> None:
         info = {
             "experiment": self.name, "status": status, "seed": self.run_cfg.seed,
-            "git_commit": self._commit, "device": self.device, "argv": sys.argv, "pid": os.getpid(),
+            "git_commit": self.commit, "device": self.device, "argv": sys.argv, "pid": os.getpid(),
             "started": dt.datetime.fromtimestamp(self._start).isoformat(timespec="seconds"),
             "wall_time_s": round(time.time() - self._start, 1),
             "cache": {"reused": self.cache_stats.reused, "computed": self.cache_stats.computed, "corrupt": self.cache_stats.corrupt,
@@ -155,6 +163,8 @@ class Run:
         }  # fmt: skip
         if error is not None:
             info["error"] = error
+        if self.failed_cells:
+            info["failed_cells"] = self.failed_cells
         atomic_write_text(self.path / "run.json", json.dumps(info, indent=1))
 
     def cached(self, compute: Callable[[], T], **key_parts: Any) -> T:
@@ -162,7 +172,19 @@ class Run:
         ``compute`` reaches (so a library change recomputes the steps it affects); honours
         ``run.use_cache`` and counts reuse for the report footer."""
         code = code_fingerprint(callable_modules(compute))
-        return disk_cached(cache_key(**key_parts, code=code), compute, enabled=self.run_cfg.use_cache, stats=self.cache_stats, commit=self._commit)
+        return disk_cached(cache_key(**key_parts, code=code), compute, enabled=self.run_cfg.use_cache, stats=self.cache_stats, commit=self.commit)
+
+    def cells(self, cells: list) -> dict[str, Any]:
+        """Run grid cells (:class:`interp.executor.Cell`) with ``run.executor``; results by label,
+        failed cells left out and listed in the report and run.json."""
+        from interp.executor import run_cells
+
+        return run_cells(self, cells)
+
+    def record_failed_cell(self, label: str, error: str, attempts: int) -> None:
+        self.failed_cells[label] = {"error": error, "attempts": attempts}
+        print(f"[interp] cell {label!r} failed after {attempts} attempt(s): {error}", file=sys.stderr)
+        self._write_run_info(status="running")
 
     def fail(self, err: BaseException) -> None:
         """Mark the run ``interrupted`` with the error (finished metrics stay on disk)."""
@@ -183,14 +205,18 @@ class Run:
 
     def finish(self) -> Path:
         wall = time.time() - self._start
+        if self.failed_cells:
+            self.report.add_table(["cell", "attempts", "error"], [[k, v["attempts"], f"`{v['error']}`"] for k, v in self.failed_cells.items()],
+                                  caption=f"FAILED CELLS: {len(self.failed_cells)} cell(s) raised and are missing from every table and figure above; "
+                                          "a rerun with the same run.run_id recomputes only them")  # fmt: skip
         cache = self.cache_stats.summary() if self.run_cfg.use_cache else "cache off (run.use_cache=false): everything computed"
         self.report.add_text(
-            f"---\nRun `{self.path}` · seed {self.run_cfg.seed} · commit `{self._commit}` · "
+            f"---\nRun `{self.path}` · seed {self.run_cfg.seed} · commit `{self.commit}` · "
             f"device {self.device} · wall time {wall:.0f} s · {cache}.\n\nReproduce: `python -m experiments.{self.name} "
             f"--config <config> ` with the resolved config in `config.yaml`."
         )
         atomic_write_text(self.path / "report.md", self.report.render())
-        self._write_run_info(status="finished")
+        self._write_run_info(status="incomplete" if self.failed_cells else "finished")
         return self.path / "report.md"
 
 
@@ -230,5 +256,7 @@ def main(name: str, cfg_cls: type[T], body: Callable[[T, Run], None], argv: list
     finally:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, previous)
+    if run.failed_cells:
+        print(f"[interp] {name}: {len(run.failed_cells)} cell(s) FAILED: {sorted(run.failed_cells)} (listed in the report and run.json)", file=sys.stderr)
     print(f"[interp] {name}: report written to {report}")
     return report
