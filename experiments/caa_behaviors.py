@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-import interp
 from interp import plots
-from interp.behaviors import uses_chat_template
 from interp.cache import file_slug
+from interp.config import settings_part
+from interp.executor import Cell
 from interp.runner import Run, RunConfig, main
 from interp.studies.caa_behaviors import CAABehaviorSettings, behavior_sweep, cache_parts, check_settings, dose_response, summarize
 
@@ -64,13 +64,14 @@ def run(cfg: CAAConfig, run: Run) -> None:
     check_settings(cfg)
     run.report.add_text(_intro(cfg))
     table: dict = {}
+    settings = settings_part(cfg, CAABehaviorSettings)
+    done = run.cells([Cell(f"{name}/{b}", name, behavior_sweep, (b, settings), {"step": "caa.behavior.v3", "behavior": b, "cfg": cache_parts(settings, None)})
+                      for name in cfg.models for b in cfg.behaviors])  # fmt: skip
     for name in cfg.models:
-        model = interp.load_model(name, device=run.device)
-        n_layers, chat = model.cfg.n_layers, uses_chat_template(model) and cfg.chat
-        depth = len(cfg.layers) if cfg.layers is not None else n_layers
-        sweeps = {b: run.cached(lambda: behavior_sweep(model, b, cfg), step="caa.behavior.v2", model=name, behavior=b, cfg=cache_parts(cfg, depth))
-                  for b in cfg.behaviors}  # fmt: skip
-        del model
+        sweeps = {b: done[f"{name}/{b}"] for b in cfg.behaviors if f"{name}/{b}" in done}  # failed cells: listed at the end of the report
+        if not sweeps:
+            continue
+        n_layers, chat = next(iter(sweeps.values())).n_layers, next(iter(sweeps.values())).chat
         summaries = table[name] = {b: summarize(r, cfg, n_layers) for b, r in sweeps.items()}
         run.report.add_text(f"## {name} ({'chat template' if chat else 'plain prompt'}, {n_layers} layers)")
         run.report.add_table(*_summary_table(cfg, sweeps, summaries), caption=f"{name}: CAA per behaviour at its best layer")

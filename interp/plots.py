@@ -128,9 +128,11 @@ def caa_effect_heatmap(table: dict, models: list[str], behaviors: list[str]):
     letter parts: a d that comes from a push towards one letter (plus a letter-unbalanced test
     set) shows up as a letter part with no behaviour part. ``table[model][behaviour]`` is a
     :class:`interp.studies.caa_behaviors.BehaviorSummary`."""
-    d = np.array([[table[m][b].d.d for m in models] for b in behaviors])
-    beh = np.array([[table[m][b].split[0] for m in models] for b in behaviors])
-    let = np.array([[table[m][b].split[1] for m in models] for b in behaviors])
+    # a (model, behaviour) cell that failed is absent from the table: shown as "missing"
+    get = lambda m, b, f: f(table[m][b]) if b in table.get(m, {}) else np.nan  # noqa: E731
+    d = np.array([[get(m, b, lambda s: s.d.d) for m in models] for b in behaviors])
+    beh = np.array([[get(m, b, lambda s: s.split[0]) for m in models] for b in behaviors])
+    let = np.array([[get(m, b, lambda s: s.split[1]) for m in models] for b in behaviors])
     fig, axes = plt.subplots(1, 3, figsize=(3 * (2.0 + 1.6 * len(models)), 0.45 * len(behaviors) + 1.8))
     shift_lim = _abs_max_floor(beh, let)  # one scale for both parts of the shift, so they compare by colour
     panels = [(d, "Cohen's d (m=+1 vs m=−1)", _abs_max_floor(d)), (beh, "behaviour part of the shift (logits)", shift_lim),
@@ -140,7 +142,8 @@ def caa_effect_heatmap(table: dict, models: list[str], behaviors: list[str]):
         for (i, j), v in np.ndenumerate(vals):
             # white text on the saturated end of the map, or it disappears into dark red / blue
             colour = "white" if np.isfinite(v) and abs(v) > 0.6 * lim else "black"
-            label = "undef." if np.isnan(v) else f"{v:+.2f}" + (f"\nL{table[models[j]][behaviors[i]].best_layer}" if k == 0 else "")
+            missing = behaviors[i] not in table.get(models[j], {})
+            label = "missing" if missing else "undef." if np.isnan(v) else f"{v:+.2f}" + (f"\nL{table[models[j]][behaviors[i]].best_layer}" if k == 0 else "")
             ax.text(j, i, label, ha="center", va="center", fontsize=7, color=colour)
         ax.set_xticks(range(len(models)), models, fontsize=7)
         ax.set_yticks(range(len(behaviors)), behaviors if k == 0 else [], fontsize=8)

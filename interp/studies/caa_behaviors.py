@@ -22,7 +22,8 @@ import torch
 from tqdm.auto import tqdm
 
 import interp
-from interp.behaviors import MATCHING, UNPARSEABLE, ab_prompt, answer_letter, behaviour_and_letter_shift, letter_ids, oriented_logit_diff, score_generation
+from interp.behaviors import (MATCHING, UNPARSEABLE, ab_prompt, answer_letter, behaviour_and_letter_shift, letter_ids, oriented_logit_diff,
+                              score_generation, uses_chat_template)
 from interp.data import CAA_BEHAVIORS, load_caa
 from interp.stats import Correlation, EffectSize, cohens_d, correlate
 from interp.steering import CAA, SteeringBatch, last_token_residuals
@@ -67,6 +68,8 @@ class BehaviorSweep:
     gen_layers: list[int] | None = None
     gen_labels: np.ndarray | None = None  # [gen layer gen multiplier question] MATCHING / NOT_MATCHING / UNPARSEABLE
     gen_examples: dict[str, list[str]] | None = None
+    n_layers: int | None = None  # the model's depth
+    chat: bool | None = None  # whether the prompts went through the model's chat template
 
 
 @dataclass
@@ -101,13 +104,14 @@ def gen_stride(g: GenerationConfig, depth: int) -> int:
     return -(-depth // g.n_layers) if g.n_layers else g.layer_stride
 
 
-def cache_parts(s: CAABehaviorSettings, depth: int) -> dict:
+def cache_parts(s: CAABehaviorSettings, depth: int | None) -> dict:
     """What a behaviour's sweep depends on, for a cache key (``max_rows`` changes no number)."""
     key = {k: v for k, v in vars(s).items() if k not in ("behaviors", "max_rows")}
     if not s.balance_letters:  # the default adds nothing to the key: results cached before the option existed stay valid
         key.pop("balance_letters")
-    # the resolved stride, not n_layers: same layers, same cached result
-    key["generation"] = {**{k: v for k, v in vars(s.generation).items() if k != "n_layers"}, "layer_stride": gen_stride(s.generation, depth)}
+    # the resolved stride, not n_layers: same layers, same cached result (depth None: the model's
+    # depth is not known before it loads, so the settings as given)
+    key["generation"] = vars(s.generation).copy() if depth is None else {**{k: v for k, v in vars(s.generation).items() if k != "n_layers"}, "layer_stride": gen_stride(s.generation, depth)}
     return key
 
 
@@ -167,7 +171,8 @@ def behavior_sweep(model, behavior: str, s: CAABehaviorSettings) -> BehaviorSwee
             ld[:, ~nz.numpy()] = oriented_logit_diff(sb.logits(layers[0], torch.zeros(1, model.cfg.d_model), columns=cols), matching).numpy()
         for li, layer in enumerate(tqdm(layers, desc=f"{behavior}: logit", leave=False)):
             ld[li, nz.numpy()] = oriented_logit_diff(sb.logits(layer, mult[nz, None] * vectors[li], columns=cols), matching).numpy()
-    out = BehaviorSweep(layers, ld, len(gen_items), len(test_items), gen_skipped + test_skipped, matching)
+    out = BehaviorSweep(layers, ld, len(gen_items), len(test_items), gen_skipped + test_skipped, matching,
+                        n_layers=model.cfg.n_layers, chat=uses_chat_template(model) and s.chat)  # fmt: skip
     if s.generation.enabled:
         free = [ab_prompt(model, it["question"], s.chat, answer_open=False) for it in test_items]
         with SteeringBatch(model, tok(free), max_rows=s.max_rows) as gsb:
