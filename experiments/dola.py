@@ -14,13 +14,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import interp
 from interp import plots
 from interp.data import load_factor, load_truthfulqa_mc
-from interp.dola import ContinuationScorer, TruthfulQAItem, candidate_layers, factor_item, mc_metrics, summarise, truthfulqa_primer
+from interp.dola import TruthfulQAItem, candidate_layers, factor_item, mc_metrics, summarise, truthfulqa_primer
+from interp.executor import Cell
 from interp.cache import file_slug
 from interp.runner import Run, RunConfig, main
-from interp.studies.dola import DolaSettings, best_alpha, best_bucket, bucket_diagnostics, item_subset, lens_and_apathy, per_item_metrics, score_items
+from interp.studies.dola import (DolaSettings, best_alpha, best_bucket, bucket_diagnostics, chunk_starts, item_subset, lens_and_apathy, per_item_metrics,
+                                 score_chunk)
 
 MC = ("mc1", "mc2", "mc3")
 
@@ -100,19 +101,28 @@ def _normalisation_and_buckets(run: Run, cfg: DolaConfig, name: str, tq: dict, f
     return diag
 
 
-def _score_model(run: Run, cfg: DolaConfig, name: str, model, tq_items, f_items, q_idx, f_idx):
-    key = dict(model=name, buckets=cfg.buckets, alphas=cfg.alphas)
-    if not model.cfg.default_prepend_bos:
-        key["bos"] = False  # scores of models used without a BOS; earlier cache entries always had one
-    scorer = ContinuationScorer(model, cfg.buckets, cfg.alphas, shared_prefix=truthfulqa_primer(cfg.truthfulqa_shots), truncate=cfg.truncate_context)
-    tq_key = key | dict(version=cfg.truthfulqa_version, idx=q_idx, shots=cfg.truthfulqa_shots)
-    tq_scored = score_items(scorer, [t.item for t in tq_items], cfg.chunk, lambda f, **k: run.cached(f, step="dola.tfqa", **k, **tq_key), f"{name} TruthfulQA")
-    scorer = ContinuationScorer(model, cfg.buckets, cfg.alphas, truncate=cfg.truncate_context)
-    f_key = key | dict(split=cfg.factor_split, idx=f_idx)
-    f_scored = score_items(scorer, f_items, cfg.chunk, lambda f, **k: run.cached(f, step="dola.factor", **k, **f_key), f"{name} FACTOR")
-    tq = per_item_metrics(cfg, tq_scored, [t.metrics for t in tq_items])
-    fa = per_item_metrics(cfg, f_scored, [lambda s, lab=it.labels: {"acc": mc_metrics(s, lab)["mc1"]} for it in f_items])
-    return tq_scored, tq, fa
+def _cells(cfg: DolaConfig, tq_items, f_items, q_idx, f_idx, questions) -> list[Cell]:
+    """Per model: TruthfulQA and FACTOR chunks (one forward per item, every bucket × α) and the lens."""
+    cells, primer = [], truthfulqa_primer(cfg.truthfulqa_shots)
+    for name in cfg.models:
+        key = dict(buckets=cfg.buckets, alphas=cfg.alphas, truncate=cfg.truncate_context)
+        for s in chunk_starts(len(tq_items), cfg.chunk):
+            part = [t.item for t in tq_items[s : s + cfg.chunk]]
+            cells.append(Cell(f"{name}/truthfulqa/{s}", name, score_chunk, (part, cfg.buckets, cfg.alphas, primer, cfg.truncate_context),
+                              key | dict(step="dola.tfqa.v2", version=cfg.truthfulqa_version, idx=q_idx, shots=cfg.truthfulqa_shots, start=s, n=len(part))))  # fmt: skip
+        for s in chunk_starts(len(f_items), cfg.chunk):
+            part = f_items[s : s + cfg.chunk]
+            cells.append(Cell(f"{name}/factor/{s}", name, score_chunk, (part, cfg.buckets, cfg.alphas, None, cfg.truncate_context),
+                              key | dict(step="dola.factor.v2", split=cfg.factor_split, idx=f_idx, start=s, n=len(part))))  # fmt: skip
+        cells.append(Cell(f"{name}/lens", name, lens_and_apathy, ([questions[i] for i in q_idx], cfg.lens_questions, primer),
+                          dict(step="dola.lens.v3", n=cfg.lens_questions, idx=q_idx, shots=cfg.truthfulqa_shots)))  # fmt: skip
+    return cells
+
+
+def _scored(done: dict, prefix: str, n_items: int, chunk: int) -> list[tuple] | None:
+    """A dataset's per-item scores in order, or None when a chunk failed."""
+    parts = [done.get(f"{prefix}/{s}") for s in chunk_starts(n_items, chunk)]
+    return None if any(p is None for p in parts) else [x for p in parts for x in p]
 
 
 def run(cfg: DolaConfig, run: Run) -> None:
@@ -121,19 +131,21 @@ def run(cfg: DolaConfig, run: Run) -> None:
     tq_items, f_items = [TruthfulQAItem.from_question(questions[i]) for i in q_idx], [factor_item(factor[i]) for i in f_idx]
     run.report.add_text(_intro(cfg, (len(q_idx), len(questions)), (len(f_idx), len(factor))))
     per_model_tq, best_rows, f_rows, bias_rows = {}, [], [], []
+    done = run.cells(_cells(cfg, tq_items, f_items, q_idx, f_idx, questions))
     for name in cfg.models:
-        model = interp.load_model(name, device=run.device)
-        layers_by_bucket = {b: candidate_layers(model.cfg.n_layers, b) for b in cfg.buckets}
-        tq_scored, tq, fa = _score_model(run, cfg, name, model, tq_items, f_items, q_idx, f_idx)
-        per_model_tq[name] = tq
-        best, bias, (bb, ba) = _truthfulqa_tables(run, cfg, name, tq, layers_by_bucket, model.cfg.n_layers)
+        tq_scored, f_scored, la = _scored(done, f"{name}/truthfulqa", len(tq_items), cfg.chunk), _scored(done, f"{name}/factor", len(f_items), cfg.chunk), done.get(f"{name}/lens")
+        if tq_scored is None or f_scored is None or la is None:
+            continue  # a failed cell: listed at the end of the report
+        n_layers = la.n_layers
+        layers_by_bucket = {b: candidate_layers(n_layers, b) for b in cfg.buckets}
+        tq = per_model_tq[name] = per_item_metrics(cfg, tq_scored, [t.metrics for t in tq_items])
+        fa = per_item_metrics(cfg, f_scored, [lambda s, lab=it.labels: {"acc": mc_metrics(s, lab)["mc1"]} for it in f_items])
+        best, bias, (bb, ba) = _truthfulqa_tables(run, cfg, name, tq, layers_by_bucket, n_layers)
         best_rows.append(best)
         bias_rows.append(bias)
         f_row, (fb, fal) = _factor_table(run, cfg, name, fa, layers_by_bucket)
         f_rows.append(f_row)
         diag = _normalisation_and_buckets(run, cfg, name, tq, fa, tq_scored, layers_by_bucket)
-        la = run.cached(lambda: lens_and_apathy(model, [questions[i] for i in q_idx], cfg.lens_questions, truthfulqa_primer(cfg.truthfulqa_shots)),
-                        step="dola.lens.v2", model=name, n=cfg.lens_questions, idx=q_idx, shots=cfg.truthfulqa_shots)  # fmt: skip
         n_lens = next(iter(la.probs.values())).shape[1]
         run.save_figure(plots.dola_lens_apathy(name, la.probs, la.apathy, n_lens), f"lens_apathy_{file_slug(name)}.png",
                         f"{name}: logit lens (mean, 95% CI; {la.skipped} questions skipped whose correct and incorrect answers "
@@ -144,7 +156,6 @@ def run(cfg: DolaConfig, run: Run) -> None:
                                   "factor": {v: float(d["acc"].mean()) for v, d in fa.items()}, "best_bucket_truthfulqa": [bb, ba],
                                   "best_bucket_factor": [fb, fal], "lens_prompts": n_lens, "lens_skipped": la.skipped,
                                   "buckets": {b: vars(d) for b, d in diag.items()}}})  # fmt: skip
-        del model
     _summary_tables(run, cfg, per_model_tq, best_rows, f_rows, bias_rows)
 
 

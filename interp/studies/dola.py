@@ -58,6 +58,19 @@ def item_subset(n_total: int, bench: BenchConfig) -> list[int]:
     return sorted(np.random.default_rng(bench.seed).choice(n_total, bench.n_items, replace=False).tolist())
 
 
+def score_chunk(model, items, buckets, alphas, shared_prefix: str | None = None, truncate: bool = False) -> list[tuple]:
+    """(scores, n_tokens, premature layers) per item of one chunk: a grid cell of the DoLa study
+    (the same numbers as :func:`score_items` on those items)."""
+    scorer = ContinuationScorer(model, buckets, alphas, shared_prefix=shared_prefix, truncate=truncate)
+    return [(r.scores, r.n_tokens, r.premature) for r in scorer.score_all(items)]
+
+
+def chunk_starts(n_items: int, chunk: int) -> list[int]:
+    if chunk < 1:
+        raise ValueError(f"chunk={chunk}; must be >= 1")
+    return list(range(0, n_items, chunk))
+
+
 def score_items(scorer: ContinuationScorer, items, chunk: int, cached: Callable | None = None, desc: str = "items") -> list[tuple]:
     """(scores, n_tokens, premature layers) per item, in chunks of ``chunk`` items; ``cached(compute,
     start=, n=)`` (e.g. a run's cache with the caller's key bound) stores each finished chunk, so
@@ -146,6 +159,7 @@ class LensApathy:
     probs: dict[str, np.ndarray]  # "correct" / "incorrect" / "top-1" -> [layer prompt]
     apathy: ApathyResult
     skipped: int  # questions whose correct and incorrect answers share a first token
+    n_layers: int | None = None  # the model's depth (the driver of a grid reads it from here)
 
 
 @torch.no_grad()
@@ -176,4 +190,5 @@ def lens_and_apathy(model, questions, n: int, primer: str) -> LensApathy:
         ap = apathy_curves(model, batch)
         attn.append(ap.attn)
         mlp.append(ap.mlp)
-    return LensApathy({k: torch.cat(v, 1).numpy() for k, v in probs.items()}, ApathyResult(torch.cat(attn, 1), torch.cat(mlp, 1)), skipped)
+    return LensApathy({k: torch.cat(v, 1).numpy() for k, v in probs.items()}, ApathyResult(torch.cat(attn, 1), torch.cat(mlp, 1)), skipped,
+                      model.cfg.n_layers)  # fmt: skip
