@@ -105,7 +105,7 @@ def _side_by_side_row(task: str, extraction: str, r, cfg: TransferConfig) -> lis
     m, off = r.transfer[li], ~np.eye(k, dtype=bool)
     ci = bootstrap_ci(np.diag(m), n_boot=1000)
     zs = np.array([r.zero_shot[t].mean() for t in r.kinds])
-    natural = f"{r.icl['natural'].mean():.2f}" if "natural" in r.icl else "n/a"
+    natural = "n/a" if "natural" not in r.icl else f"{r.icl['natural'].mean():.2f} ({'solved' if r.icl['natural'].mean() >= cfg.icl_min else 'NOT solved'})"
     changed = f"{r.val_changed[:, li, -1].mean():.2f}" if r.val_changed is not None else "n/a"
     raw = f"{np.median(r.alpha_star[:, li] * r.raw_per_unit[:, li]):.3g}" if r.raw_per_unit is not None else "n/a"
     return [task, extraction, natural, f"L{r.layers[li]}", f"{np.diag(m).mean():.2f} [{ci.ci_low:.2f}, {ci.ci_high:.2f}]", f"{m[off].mean():.2f}",
