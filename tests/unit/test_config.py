@@ -55,3 +55,23 @@ def test_override_errors():
 def test_missing_config_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_config(Outer, tmp_path / "nope.yaml")
+
+
+def test_settings_part_is_a_plain_copy_of_the_base_fields():
+    import dataclasses
+
+    from interp.config import settings_part
+
+    @dataclasses.dataclass
+    class Base:
+        a: int = 1
+        b: list = dataclasses.field(default_factory=lambda: [1])
+
+    @dataclasses.dataclass
+    class Experiment(Base):
+        extra: str = "x"
+
+    part = settings_part(Experiment(a=5, b=[2, 3]), Base)
+    assert type(part) is Base and part.a == 5 and part.b == [2, 3]
+    with pytest.raises(TypeError, match="not a Experiment"):
+        settings_part(Base(), Experiment)
