@@ -112,7 +112,7 @@ def _cells(cfg: DolaConfig, tq_items, f_items, q_idx, f_idx, questions) -> list[
                               key | dict(step="dola.tfqa.v2", version=cfg.truthfulqa_version, idx=q_idx, shots=cfg.truthfulqa_shots, start=s, n=len(part))))  # fmt: skip
         for s in chunk_starts(len(f_items), cfg.chunk):
             part = f_items[s : s + cfg.chunk]
-            cells.append(Cell(f"{name}/factor/{s}", name, score_chunk, (part, cfg.buckets, cfg.alphas, None, cfg.truncate_context),
+            cells.append(Cell(f"{name}/factor/{s}", name, score_chunk, (part, cfg.buckets, cfg.alphas, "", cfg.truncate_context),
                               key | dict(step="dola.factor.v2", split=cfg.factor_split, idx=f_idx, start=s, n=len(part))))  # fmt: skip
         cells.append(Cell(f"{name}/lens", name, lens_and_apathy, ([questions[i] for i in q_idx], cfg.lens_questions, primer),
                           dict(step="dola.lens.v3", n=cfg.lens_questions, idx=q_idx, shots=cfg.truthfulqa_shots)))  # fmt: skip

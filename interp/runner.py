@@ -256,7 +256,12 @@ def main(name: str, cfg_cls: type[T], body: Callable[[T, Run], None], argv: list
     finally:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, previous)
-    if run.failed_cells:
-        print(f"[interp] {name}: {len(run.failed_cells)} cell(s) FAILED: {sorted(run.failed_cells)} (listed in the report and run.json)", file=sys.stderr)
     print(f"[interp] {name}: report written to {report}")
+    if run.failed_cells:
+        from interp.errors import CellsFailedError
+
+        # after the report: the other cells' results are on disk; the exit status says the run is incomplete
+        raise CellsFailedError(f"{len(run.failed_cells)} cell(s) failed (listed in {report} and run.json; a rerun with "
+                               f"run.run_id={run.path.name} computes only these): "
+                               + "; ".join(f"{k}: {v['error']}" for k, v in run.failed_cells.items()))  # fmt: skip
     return report

@@ -58,7 +58,7 @@ def item_subset(n_total: int, bench: BenchConfig) -> list[int]:
     return sorted(np.random.default_rng(bench.seed).choice(n_total, bench.n_items, replace=False).tolist())
 
 
-def score_chunk(model, items, buckets, alphas, shared_prefix: str | None = None, truncate: bool = False) -> list[tuple]:
+def score_chunk(model, items, buckets, alphas, shared_prefix: str = "", truncate: bool = False) -> list[tuple]:
     """(scores, n_tokens, premature layers) per item of one chunk: a grid cell of the DoLa study
     (the same numbers as :func:`score_items` on those items)."""
     scorer = ContinuationScorer(model, buckets, alphas, shared_prefix=shared_prefix, truncate=truncate)

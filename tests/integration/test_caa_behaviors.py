@@ -39,7 +39,10 @@ def test_caa_experiment_smoke(smoke_run, tiny_llama):
 def test_caa_config_errors(smoke_run):
     with pytest.raises(ValueError, match="must contain -1.0"):
         smoke_run("caa_behaviors", "multipliers=[0.0, 1.0]", run_id="e1")
-    with pytest.raises(ValueError, match=r"too_long=skip"):
+    from interp.errors import CellsFailedError
+
+    # raised inside each (model, behaviour) cell: the run ends incomplete, naming the error
+    with pytest.raises(CellsFailedError, match=r"random:tiny-llama/sycophancy: ValueError: .*too_long=skip"):
         smoke_run("caa_behaviors", "too_long=error", "behaviors=[sycophancy]", run_id="e2")
 
 

@@ -19,9 +19,13 @@ def test_ray_grid_matches_in_process(smoke_run):
 
 
 @pytest.mark.parametrize("executor", ["local", "ray"])
-def test_failing_cell_is_reported_and_the_others_finish(smoke_run, executor):
-    folder, metrics = smoke_run("function_vectors", "tasks=[antonym,no-such-task]", f"run.executor={executor}", "run.ray_cpus=2",
-                                "run.cell_retries=1", run_id=executor)  # fmt: skip
+def test_failing_cell_is_reported_and_the_others_finish(smoke_run, tmp_path, executor):
+    from interp.errors import CellsFailedError
+
+    with pytest.raises(CellsFailedError, match="2 cell"):  # the exit status says incomplete, after everything is written
+        smoke_run("function_vectors", "tasks=[antonym,no-such-task]", f"run.executor={executor}", "run.ray_cpus=2", "run.cell_retries=1", run_id=executor)
+    folder = tmp_path / "function_vectors" / executor
+    metrics = json.loads((folder / "metrics.json").read_text())
     info = _run_json(folder)
     assert info["status"] == "incomplete"
     assert set(info["failed_cells"]) == {"random:tiny-llama/no-such-task", "random:tiny-gpt2/no-such-task"}
@@ -34,7 +38,12 @@ def test_failing_cell_is_reported_and_the_others_finish(smoke_run, executor):
 
 def test_resume_reuses_finished_cells_under_either_executor(smoke_run, tmp_path, monkeypatch):
     monkeypatch.setenv("INTERP_CACHE", str(tmp_path / "cache"))
-    first, m1 = smoke_run("function_vectors", "run.use_cache=true", "tasks=[antonym,no-such-task]", run_id="first")
+    from interp.errors import CellsFailedError
+
+    with pytest.raises(CellsFailedError):
+        smoke_run("function_vectors", "run.use_cache=true", "tasks=[antonym,no-such-task]", run_id="first")
+    first = tmp_path / "function_vectors" / "first"
+    m1 = json.loads((first / "metrics.json").read_text())
     assert _run_json(first)["cache"]["computed"] == 2  # the two antonym cells; the failed ones are not cached
     # the Ray rerun finds both finished cells in the cache and computes only what failed
     again, m2 = smoke_run("function_vectors", "run.use_cache=true", "run.executor=ray", "run.ray_cpus=2", run_id="again")
