@@ -117,10 +117,13 @@ class SteeringBatch:
         return self.answer_ids
 
     @torch.no_grad()
+    def baseline_predictions(self) -> Int[Tensor, " batch"]:
+        """Unsteered top-1 token per prompt, from the cached final residual (no forward)."""
+        return final_logits(self.model, self.last_resid[-1]).argmax(-1).cpu()
+
     def baseline_accuracy(self) -> Float[Tensor, " batch"]:
         """Unsteered top-1 correctness per prompt, from the cached final residual (no forward)."""
-        pred = final_logits(self.model, self.last_resid[-1]).argmax(-1).cpu()
-        return (pred == self._answers()).float()
+        return (self.baseline_predictions() == self._answers()).float()
 
     def _vectors(self, steer: Steer) -> Tensor | None:
         """``steer`` as checked vectors [n, d_model], or None for an adapter / callable."""

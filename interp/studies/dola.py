@@ -61,7 +61,10 @@ def item_subset(n_total: int, bench: BenchConfig) -> list[int]:
 def score_chunk(model, items, buckets, alphas, shared_prefix: str = "", truncate: bool = False) -> list[tuple]:
     """(scores, n_tokens, premature layers) per item of one chunk: a grid cell of the DoLa study
     (the same numbers as :func:`score_items` on those items)."""
-    scorer = ContinuationScorer(model, buckets, alphas, shared_prefix=shared_prefix, truncate=truncate)
+    return _score(ContinuationScorer(model, buckets, alphas, shared_prefix=shared_prefix, truncate=truncate), items)
+
+
+def _score(scorer: ContinuationScorer, items) -> list[tuple]:
     return [(r.scores, r.n_tokens, r.premature) for r in scorer.score_all(items)]
 
 
@@ -78,7 +81,7 @@ def score_items(scorer: ContinuationScorer, items, chunk: int, cached: Callable 
     out = []
     for s in tqdm(range(0, len(items), chunk), desc=desc):
         part = items[s : s + chunk]
-        compute = lambda: [(r.scores, r.n_tokens, r.premature) for r in scorer.score_all(part)]  # noqa: E731
+        compute = lambda: _score(scorer, part)  # noqa: E731
         out += cached(compute, start=s, n=len(part)) if cached is not None else compute()
     return out
 

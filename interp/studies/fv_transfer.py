@@ -209,16 +209,15 @@ def _sweep(kinds, layers, vectors, val_sb, test_sb, alphas_list, per_unit, ans_v
     k, L, A = len(kinds), len(layers), len(alphas_list)
     out = {"alpha_star": np.zeros((k, L)), "val_acc": np.zeros((k, L)), "val_curve": np.zeros((k, L, A)),
            "val_changed": np.zeros((k, L, A)), "transfer": np.zeros((L, k, k))}  # fmt: skip
+    base_pred = {kind: sb.baseline_predictions() for kind, sb in val_sb.items()}  # unsteered: from the cached residual, no forward
     with contextlib.ExitStack() as stack:
         for sb in [*val_sb.values(), *test_sb.values()]:
             stack.enter_context(sb)  # one fast weight layout for the whole sweep
         for li, layer in enumerate(tqdm(layers, desc="layers", leave=False)):
             for si, src in enumerate(kinds):
-                v = vectors[src][li]
-                steer = torch.cat([torch.zeros_like(v)[None], (alphas * float(per_unit[si, li]))[:, None] * v])  # row 0: unsteered
-                pred = val_sb[src].predictions(layer, steer)
-                acc = (pred[1:] == ans_val[None]).float().mean(1)
-                out["val_curve"][si, li], out["val_changed"][si, li] = acc.numpy(), (pred[1:] != pred[:1]).float().mean(1).numpy()
+                pred = val_sb[src].predictions(layer, (alphas * float(per_unit[si, li]))[:, None] * vectors[src][li])
+                acc = (pred == ans_val[None]).float().mean(1)
+                out["val_curve"][si, li], out["val_changed"][si, li] = acc.numpy(), (pred != base_pred[src][None]).float().mean(1).numpy()
                 best = int(acc.argmax())  # first maximum: the smallest α among ties
                 out["alpha_star"][si, li], out["val_acc"][si, li] = alphas_list[best], float(acc[best])
             steer = torch.stack([float(out["alpha_star"][si, li] * per_unit[si, li]) * vectors[src][li] for si, src in enumerate(kinds)])
