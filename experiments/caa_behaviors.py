@@ -18,7 +18,8 @@ from interp.cache import file_slug
 from interp.config import settings_part
 from interp.executor import Cell
 from interp.runner import Run, RunConfig, main
-from interp.studies.caa_behaviors import CAABehaviorSettings, behavior_sweep, cache_parts, check_settings, dose_response, summarize
+from interp.studies.caa_behaviors import (CAABehaviorSettings, behavior_sweep, cache_parts, check_settings, dose_response, dose_response_rows,
+                                         summarize)
 
 
 @dataclass
@@ -35,7 +36,10 @@ def _intro(cfg: CAAConfig) -> str:
     return (f"CAA on the A/B behaviour datasets {cfg.behaviors}: vector per layer from {cfg.n_generate} generate-split questions "
             f"(answer-letter token, matching minus not matching{'; A- and B-matching questions weighted equally' if cfg.balance_letters else ''}), applied at the last prompt token (the answer's '(') with "
             f"multipliers {cfg.multipliers} on {cfg.n_test} test questions. Logit score = logit(matching letter) − logit(other); "
-            f"delta = mean(+1) − mean(−1); Cohen's d (+1 vs −1, pooled SD, 95% CI). Best layer = largest delta. "
+            f"delta = mean(+1) − mean(−1); Cohen's d (+1 vs −1, pooled SD, 95% CI). Best layer = largest delta on a selection part of the "
+            f"test questions ({1 - cfg.selection.test_fraction:.0%}, stratified by matching letter, seed {cfg.selection.seed}); every figure at that layer "
+            f"is on the other part (held out), with the optimism gap and the best-on-test layer (labelled). Doses: m × ‖v‖ in units of the "
+            f"mean residual norm at the layer and token steered. "
             + gen + "Chat template applied where the tokenizer has one.")  # fmt: skip
 
 
@@ -44,15 +48,18 @@ def _undef(x: float, fmt: str) -> str:
 
 
 def _summary_table(cfg: CAAConfig, sweeps: dict, summaries: dict) -> tuple[list[str], list[list[str]]]:
-    head = ["behaviour", "questions: vector / test", "best layer (fraction of depth)", "logit delta", "Cohen's d [95% CI]",
-            "delta's behaviour / letter part", "matching at m=0"]  # fmt: skip
+    head = ["behaviour", "questions: vector / selection / test", "best layer on selection (fraction of depth)", "logit delta (test) [95% CI]",
+            "optimism gap", "best-on-test layer (labelled)", "Cohen's d (test) [95% CI]", "delta's behaviour / letter part", "matching at m=0"]  # fmt: skip
     if cfg.generation.enabled:
         head += [f"p(matching) at m={cfg.generation.multipliers} (nearest gen. layer)", "unparseable share", "r(logit delta, gen. delta) over layers"]
     rows = []
     for b, s in summaries.items():
         r = sweeps[b]
-        row = [b, f"{r.n_generate} / {r.n_test}" + (f" ({r.skipped} too long)" if r.skipped else ""), f"L{s.best_layer} ({s.best_fraction:.2f})",
-               f"{s.delta_best:+.2f}", str(s.d), " / ".join(_undef(x, "+.2f") for x in s.split), f"{s.base_matching:.2f}"]  # fmt: skip
+        sel, t = s.selection, s.selection.test
+        row = [b, f"{r.n_generate} / {sel.n_selection} / {sel.n_test}" + (f" ({r.skipped} too long)" if r.skipped else ""),
+               f"L{s.best_layer} ({s.best_fraction:.2f})", f"{t.mean:+.2f} [{t.ci_low:+.2f}, {t.ci_high:+.2f}]", f"{sel.optimism_gap:+.2f}",
+               f"L{sel.best_on_test[0]}: {sel.best_on_test[1]:+.2f}", str(s.d), " / ".join(_undef(x, "+.2f") for x in s.split),
+               f"{s.base_matching:.2f}"]  # fmt: skip
         if s.gen_p is not None:
             gi = r.gen_layers.index(min(r.gen_layers, key=lambda x: abs(x - s.best_layer)))
             row += [" / ".join(_undef(v, ".2f") for v in s.gen_p[gi]) + f" (L{r.gen_layers[gi]})", f"{s.gen_unparseable.mean():.2f}", str(s.gen_corr)]
@@ -65,7 +72,7 @@ def run(cfg: CAAConfig, run: Run) -> None:
     run.report.add_text(_intro(cfg))
     table: dict = {}
     settings = settings_part(cfg, CAABehaviorSettings)
-    done = run.cells([Cell(f"{name}/{b}", name, behavior_sweep, (b, settings), {"step": "caa.behavior.v3", "behavior": b, "cfg": cache_parts(settings, None)})
+    done = run.cells([Cell(f"{name}/{b}", name, behavior_sweep, (b, settings), {"step": "caa.behavior.v4", "behavior": b, "cfg": cache_parts(settings, None)})
                       for name in cfg.models for b in cfg.behaviors])  # fmt: skip
     for name in cfg.models:
         sweeps = {b: done[f"{name}/{b}"] for b in cfg.behaviors if f"{name}/{b}" in done}  # failed cells: listed at the end of the report
@@ -74,14 +81,24 @@ def run(cfg: CAAConfig, run: Run) -> None:
         n_layers, chat = next(iter(sweeps.values())).n_layers, next(iter(sweeps.values())).chat
         summaries = table[name] = {b: summarize(r, cfg, n_layers) for b, r in sweeps.items()}
         run.report.add_text(f"## {name} ({'chat template' if chat else 'plain prompt'}, {n_layers} layers)")
+        slug = file_slug(name)
         run.report.add_table(*_summary_table(cfg, sweeps, summaries), caption=f"{name}: CAA per behaviour at its best layer")
         run.report.add_table(*dose_response(sweeps, summaries, cfg.multipliers),
-                             caption=f"{name}: dose response at the best layer — mean logit difference (share of questions where the matching letter wins)")  # fmt: skip
-        slug = file_slug(name)
+                             caption=f"{name}: dose response at the best layer, test questions — mean logit difference (share where the matching letter "
+                                     "wins; share whose preferred letter differs from m = 0)")  # fmt: skip
+        doses = {d.behavior: d for d in dose_response_rows(sweeps, summaries, cfg.multipliers)}
+        run.save_figure(plots.caa_dose_response(name, list(doses.values()), cfg.multipliers), f"doses_{slug}.png",
+                        f"{name}: dose response at each behaviour's best layer (test questions) against the relative dose m·‖v‖ / mean residual norm: "
+                        "share where the matching letter wins (—) and share changed from m = 0 (- -)")  # fmt: skip
         run.save_figure(plots.caa_violins(name, sweeps, summaries, cfg.multipliers), f"violins_{slug}.png", f"{name}: per-question logit differences by multiplier")
         run.save_figure(plots.caa_layer_curves(name, sweeps, summaries), f"layers_{slug}.png",
                         f"{name}: logit vs generation delta by layer" if cfg.generation.enabled else f"{name}: logit delta by layer")  # fmt: skip
         run.log_metrics(**{name: {b: {"best_layer": s.best_layer, "best_fraction": s.best_fraction, "delta": s.delta, "d": vars(s.d),
+                                      "held_out": {"delta_test": vars(s.selection.test), "optimism_gap": s.selection.optimism_gap,
+                                                   "n_selection": s.selection.n_selection, "n_test": s.selection.n_test,
+                                                   "best_on_test_layer": s.selection.best_on_test[0], "best_on_test_delta": s.selection.best_on_test[1]},
+                                      "dose": {"multipliers": cfg.multipliers, "relative": doses[b].relative, "share_matching": doses[b].shares,
+                                               "changed": doses[b].changed, "mean_ld": doses[b].means},
                                       "gen_delta": s.gen_delta, "gen_corr": vars(s.gen_corr) if s.gen_corr is not None else None,
                                       "shift_pm1_behaviour_letter": s.split, "examples": sweeps[b].gen_examples}
                                   for b, s in summaries.items()}})  # fmt: skip

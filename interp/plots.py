@@ -202,6 +202,31 @@ def caa_layer_curves(name: str, sweeps: dict, summaries: dict):
 # --------------------------------------------------------------------------- cross-template transfer (seed 000)
 
 
+def caa_dose_response(name: str, rows: list, multipliers: list[float]):
+    """Per behaviour (a :class:`~interp.studies.caa_behaviors.DoseRow`), the share of test
+    questions where the matching letter wins (solid) and the share whose preferred letter
+    changed from m = 0 (dashed) against the signed relative dose (m·‖v‖ / mean residual norm;
+    the multiplier when the norms are not recorded)."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    relative = all(r.relative is not None for r in rows)
+    for i, r in enumerate(rows):
+        x = np.asarray(r.relative if relative else multipliers)
+        c = colours[i % len(colours)]
+        ax.plot(x, r.shares, color=c, marker="o", ms=3, label=f"{r.behavior} (L{r.layer})")
+        if r.changed is not None:
+            ax.plot(x, r.changed, color=c, ls="--", lw=0.9)
+    ax.set_xscale("symlog", linthresh=min((abs(v) for r in rows for v in (r.relative or multipliers) if v), default=1.0))
+    ax.set_xlabel("relative dose (m·‖v‖ / mean residual norm)" if relative else "multiplier m")
+    ax.set_ylabel("matching wins (—) / changed (- -)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6, ncol=2)
+    ax.set_title(f"{name}: dose response at the best layer (test questions)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
 def transfer_heatmaps(name: str, results: dict):
     """Transfer matrix [source template, target template] at each task's best layer (diagonal = IID)."""
     tasks = list(results)

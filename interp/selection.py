@@ -24,6 +24,14 @@ import numpy as np
 from interp.stats import Estimate, bootstrap_ci
 
 
+@dataclass
+class SelectionConfig:
+    """How a study splits its items for choosing (see :func:`split_items`)."""
+
+    test_fraction: float = 0.5  # share of the items kept for reporting
+    seed: int = 0
+
+
 @dataclass(frozen=True)
 class Split:
     selection: np.ndarray  # item indices to choose on (sorted)
@@ -57,6 +65,12 @@ def split_items(n_items: int, test_fraction: float = 0.5, seed: int = 0, groups:
     if not sel or not test:
         raise ValueError(f"split of {n_items} items at test_fraction={test_fraction} leaves an empty part")
     return Split(np.array(sorted(sel)), np.array(sorted(test)))
+
+
+def restrict(values: Mapping, idx: np.ndarray) -> dict:
+    """``values`` (nested dicts of per-item arrays) with every array indexed by ``idx``: a study's
+    own "choose the best" code run on one part of the items."""
+    return {k: restrict(v, idx) if isinstance(v, Mapping) else np.asarray(v)[idx] for k, v in values.items()}
 
 
 @dataclass

@@ -25,8 +25,11 @@ import interp
 from interp.behaviors import (MATCHING, UNPARSEABLE, ab_prompt, answer_letter, behaviour_and_letter_shift, letter_ids, oriented_logit_diff,
                               score_generation, uses_chat_template)
 from interp.data import CAA_BEHAVIORS, load_caa
+from interp.selection import Selection, SelectionConfig, select
+from interp.selection import split_items as split_indices
 from interp.stats import Correlation, EffectSize, cohens_d, correlate
 from interp.steering import CAA, SteeringBatch, last_token_residuals
+from interp.steering.doses import mean_residual_norm
 
 
 @dataclass
@@ -52,6 +55,9 @@ class CAABehaviorSettings:
     # True: the vector is the equal-weight mean of the A-matching and the B-matching questions'
     # differences, so a letter imbalance in the generate split puts no "A vs B" direction into it
     balance_letters: bool = False
+    # the test questions are split: the best layer is chosen on the selection part (stratified by
+    # the matching letter) and every figure at that layer is reported on the other part
+    selection: SelectionConfig = field(default_factory=SelectionConfig)
 
 
 @dataclass
@@ -70,17 +76,32 @@ class BehaviorSweep:
     gen_examples: dict[str, list[str]] | None = None
     n_layers: int | None = None  # the model's depth
     chat: bool | None = None  # whether the prompts went through the model's chat template
+    resid_norm: np.ndarray | None = None  # [layer] mean residual norm after the layer at the steered (last prompt) token
+    vector_norm: np.ndarray | None = None  # [layer] ‖CAA vector‖
+    multipliers: list[float] | None = None  # the second axis of ld
+
+    def relative_doses(self, layer: int) -> np.ndarray | None:
+        """Per multiplier m: the push m·‖v‖ in units of the mean residual norm at ``layer`` (signed)."""
+        if self.resid_norm is None or self.vector_norm is None:
+            return None
+        li = self.layers.index(layer)
+        return np.asarray(self.multipliers) * self.vector_norm[li] / self.resid_norm[li]
 
 
 @dataclass
 class BehaviorSummary:
-    delta: np.ndarray  # per layer: mean(m=+1) − mean(m=−1)
-    best_layer: int
+    """Everything at the best layer is on the *test* questions; the layer is chosen on the
+    selection questions (``selection``: its optimism gap and the best-on-test layer, labelled)."""
+
+    delta: np.ndarray  # per layer: mean(m=+1) − mean(m=−1), all test questions (for the layer curve)
+    best_layer: int  # chosen on the selection questions
     best_fraction: float
-    d: EffectSize  # +1 vs −1 at the best layer
-    delta_best: float
-    base_matching: float  # share of questions where the matching letter wins at m = 0 (NaN without m = 0)
-    split: tuple[float, float]  # the +1 − (−1) shift at the best layer: behaviour part, letter part
+    d: EffectSize  # +1 vs −1 at the best layer, test questions
+    delta_best: float  # test questions
+    base_matching: float  # share of test questions where the matching letter wins at m = 0 (NaN without m = 0)
+    split: tuple[float, float]  # the +1 − (−1) shift at the best layer: behaviour part, letter part (test questions)
+    selection: Selection | None = None
+    test_idx: np.ndarray | None = None  # the test questions (indices into the sweep's questions)
     gen_p: np.ndarray | None = None  # [gen layer gen multiplier] p(matching) among parseable answers
     gen_unparseable: np.ndarray | None = None
     gen_delta: np.ndarray | None = None
@@ -106,7 +127,7 @@ def gen_stride(g: GenerationConfig, depth: int) -> int:
 
 def cache_parts(s: CAABehaviorSettings, depth: int | None) -> dict:
     """What a behaviour's sweep depends on, for a cache key (``max_rows`` changes no number)."""
-    key = {k: v for k, v in vars(s).items() if k not in ("behaviors", "max_rows")}
+    key = {k: v for k, v in vars(s).items() if k not in ("behaviors", "max_rows", "selection")}  # selection changes no sweep number
     if not s.balance_letters:  # the default adds nothing to the key: results cached before the option existed stay valid
         key.pop("balance_letters")
     # the resolved stride, not n_layers: same layers, same cached result (depth None: the model's
@@ -172,7 +193,9 @@ def behavior_sweep(model, behavior: str, s: CAABehaviorSettings) -> BehaviorSwee
         for li, layer in enumerate(tqdm(layers, desc=f"{behavior}: logit", leave=False)):
             ld[li, nz.numpy()] = oriented_logit_diff(sb.logits(layer, mult[nz, None] * vectors[li], columns=cols), matching).numpy()
     out = BehaviorSweep(layers, ld, len(gen_items), len(test_items), gen_skipped + test_skipped, matching,
-                        n_layers=model.cfg.n_layers, chat=uses_chat_template(model) and s.chat)  # fmt: skip
+                        n_layers=model.cfg.n_layers, chat=uses_chat_template(model) and s.chat,
+                        resid_norm=mean_residual_norm(model, tok(test_prompts), layers).numpy(), vector_norm=vectors.norm(dim=-1).numpy(),
+                        multipliers=list(s.multipliers))  # fmt: skip
     if s.generation.enabled:
         free = [ab_prompt(model, it["question"], s.chat, answer_open=False) for it in test_items]
         with SteeringBatch(model, tok(free), max_rows=s.max_rows) as gsb:
@@ -207,18 +230,26 @@ def p_matching(labels) -> float:
     return float(np.mean([x == MATCHING for x in parsed])) if parsed else float("nan")
 
 
+def question_split(r: BehaviorSweep, s: CAABehaviorSettings):
+    """Selection / test split of the sweep's test questions, stratified by the matching letter."""
+    return split_indices(len(r.matching), s.selection.test_fraction, s.selection.seed, groups=r.matching)
+
+
 def summarize(r: BehaviorSweep, s: CAABehaviorSettings, n_layers: int) -> BehaviorSummary:
-    """Best layer by logit delta, Cohen's d there, the shift's behaviour / letter split and the
-    generation curves."""
+    """Best layer by logit delta chosen on the selection questions; delta, Cohen's d, the shift's
+    behaviour / letter split there on the test questions; the generation curves."""
     mult = list(s.multipliers)
     plus, minus, zero = mult.index(1.0), mult.index(-1.0), (mult.index(0.0) if 0.0 in mult else None)
     delta = r.ld[:, plus].mean(-1) - r.ld[:, minus].mean(-1)
-    best = int(np.argmax(delta))
+    split = question_split(r, s)
+    sel = select({layer: r.ld[li, plus] - r.ld[li, minus] for li, layer in enumerate(r.layers)}, split)
+    best, t = r.layers.index(sel.config), split.test
     out = BehaviorSummary(
-        delta=delta, best_layer=r.layers[best], best_fraction=r.layers[best] / max(n_layers - 1, 1),
-        d=cohens_d(r.ld[best, plus], r.ld[best, minus]), delta_best=float(delta[best]),
-        base_matching=float((r.ld[best, zero] > 0).mean()) if zero is not None else float("nan"),
-        split=behaviour_and_letter_shift(r.ld[best, plus] - r.ld[best, minus], r.matching),
+        delta=delta, best_layer=sel.config, best_fraction=sel.config / max(n_layers - 1, 1),
+        d=cohens_d(r.ld[best, plus][t], r.ld[best, minus][t]), delta_best=sel.test.mean,
+        base_matching=float((r.ld[best, zero][t] > 0).mean()) if zero is not None else float("nan"),
+        split=behaviour_and_letter_shift(r.ld[best, plus][t] - r.ld[best, minus][t], [r.matching[i] for i in t]),
+        selection=sel, test_idx=t,
     )  # fmt: skip
     if r.gen_labels is not None:
         gm = list(s.generation.multipliers)
@@ -236,12 +267,14 @@ class DoseRow:
     """One behaviour's dose response at its best layer (see :func:`dose_response_rows`)."""
 
     behavior: str
-    layer: int  # the best layer (by the ±1 delta)
-    means: list[float]  # per multiplier: mean logit difference
-    shares: list[float]  # per multiplier: share of questions where the matching letter wins
+    layer: int  # the best layer (by the ±1 delta, chosen on the selection questions)
+    means: list[float]  # per multiplier: mean logit difference (test questions)
+    shares: list[float]  # per multiplier: share of test questions where the matching letter wins
     wide: float  # the widest symmetric multiplier pair ±wide
-    wide_d: EffectSize | None = None  # Cohen's d at ±wide at the layer where it is largest (only when wide > 1)
+    wide_d: EffectSize | None = None  # Cohen's d at ±wide on the test questions, at the layer where it is largest on the selection questions
     wide_layer: int | None = None
+    relative: list[float] | None = None  # per multiplier: the push in units of the mean residual norm at the layer
+    changed: list[float] | None = None  # per multiplier: share of test questions whose preferred letter differs from m = 0
     split: tuple[float, float] | None = None  # m=+wide vs 0 at the best layer: behaviour / letter part (needs m = 0)
     letter_peak: tuple[int, float, float] | None = None  # (layer, letter part, behaviour part) of the largest |letter part|
 
@@ -258,15 +291,23 @@ def dose_response_rows(sweeps: dict[str, BehaviorSweep], summaries: dict[str, Be
     rows = []
     for b, s in summaries.items():
         r = sweeps[b]
+        t = s.test_idx if s.test_idx is not None else np.arange(r.ld.shape[-1])
+        sel = np.setdiff1d(np.arange(r.ld.shape[-1]), t) if s.test_idx is not None else t
+        ld, matching = r.ld[..., t], [r.matching[i] for i in t]
         li = r.layers.index(s.best_layer)
-        row = DoseRow(b, s.best_layer, [float(r.ld[li, mi].mean()) for mi in range(len(mult))], [float((r.ld[li, mi] > 0).mean()) for mi in range(len(mult))], wide)
-        if wide > 1:
-            dl = r.ld[:, p].mean(-1) - r.ld[:, n].mean(-1)
-            li = int(np.argmax(dl))
-            row.wide_d, row.wide_layer = cohens_d(r.ld[li, p], r.ld[li, n]), r.layers[li]
+        row = DoseRow(b, s.best_layer, [float(ld[li, mi].mean()) for mi in range(len(mult))], [float((ld[li, mi] > 0).mean()) for mi in range(len(mult))], wide)
+        rel = r.relative_doses(s.best_layer) if r.multipliers == mult else None
+        row.relative = None if rel is None else [float(x) for x in rel]
         if 0.0 in mult:
-            shift = r.ld[:, p] - r.ld[:, mult.index(0.0)]
-            split = np.array([behaviour_and_letter_shift(shift[j], r.matching) for j in range(len(r.layers))])
+            z = ld[li, mult.index(0.0)] > 0
+            row.changed = [float(((ld[li, mi] > 0) != z).mean()) for mi in range(len(mult))]
+        if wide > 1:
+            dl = r.ld[:, p, sel].mean(-1) - r.ld[:, n, sel].mean(-1)  # the layer for ±wide: chosen on the selection questions too
+            lw = int(np.argmax(dl))
+            row.wide_d, row.wide_layer = cohens_d(ld[lw, p], ld[lw, n]), r.layers[lw]
+        if 0.0 in mult:
+            shift = ld[:, p] - ld[:, mult.index(0.0)]
+            split = np.array([behaviour_and_letter_shift(shift[j], matching) for j in range(len(r.layers))])
             lj = int(np.nanargmax(np.abs(split[:, 1]))) if np.isfinite(split[:, 1]).any() else li
             row.split = (float(split[li, 0]), float(split[li, 1]))
             row.letter_peak = (r.layers[lj], float(split[lj, 1]), float(split[lj, 0]))
@@ -279,13 +320,18 @@ def dose_response(sweeps: dict[str, BehaviorSweep], summaries: dict[str, Behavio
     rows = dose_response_rows(sweeps, summaries, multipliers)
     wide = rows[0].wide if rows else 1.0
     head = ["behaviour", "layer"] + [f"m={m:+g}" for m in multipliers]
+    if rows and rows[0].relative is not None:
+        head.insert(2, "relative dose of m=+1 (× mean residual norm)")
     if wide > 1:
-        head.append(f"Cohen's d m=±{wide:g} (at its best layer)")
+        head.append(f"Cohen's d m=±{wide:g} (its layer chosen on selection questions)")
     if 0.0 in multipliers:
         head += [f"m={wide:+g} vs 0 at that layer: behaviour / letter shift", "largest |letter shift| over layers"]
     table = []
     for r in rows:
-        row = [r.behavior, f"L{r.layer}"] + [f"{m:+.2f} ({sh:.2f})" for m, sh in zip(r.means, r.shares)]
+        row = [r.behavior, f"L{r.layer}"] + [f"{m:+.2f} ({sh:.2f}{'' if r.changed is None else f'; {c:.2f} changed'})"
+                                             for m, sh, c in zip(r.means, r.shares, r.changed or r.means)]
+        if r.relative is not None:
+            row.insert(2, f"{r.relative[multipliers.index(1.0)]:.3f}")
         if r.wide_d is not None:
             row.append(f"{r.wide_d} (L{r.wide_layer})")
         if r.split is not None:

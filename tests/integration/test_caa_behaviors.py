@@ -61,6 +61,8 @@ def test_dose_response_finds_effect_only_past_one():
     ld = rng.normal(0, 1, size=(3, 5, 40))
     ld[2, 4] += 3.0  # m=+4 at layer 2 only
     ld[2, 0] -= 3.0  # m=-4 at layer 2 only
+    ld[2, 3] += 0.5  # a small ±1 effect, so layer 2 is also the best layer at ±1 (chosen on the selection questions)
+    ld[2, 1] -= 0.5
     matching = ["(A)", "(B)"] * 20
     sweeps = {"b": _sweep(ld, matching)}
     summaries = {"b": summarize(sweeps["b"], CAABehaviorSettings(multipliers=mult), 3)}
@@ -114,3 +116,45 @@ def test_balance_letters_changes_the_vector_only_when_the_split_is_unbalanced(tm
     np.testing.assert_allclose(deltas["false"]["myopic-reward"], deltas["true"]["myopic-reward"], atol=1e-5, rtol=1e-4)
     report = (tmp_path / "caa_behaviors" / "b_true" / "report.md").read_text()
     assert "weighted equally" in report
+
+
+def test_best_layer_is_chosen_on_selection_questions_and_reported_on_test():
+    """Layer 1 separates ±1 on every question; layer 2 only on the test questions (a lucky layer a
+    best-on-test search would pick). The summary must pick layer 1 on the selection part, report
+    its held-out delta, and label layer 2 as best-on-test."""
+    from interp.studies.caa_behaviors import CAABehaviorSettings, question_split, summarize
+
+    mult = [-1.0, 0.0, 1.0]
+    rng = np.random.default_rng(1)
+    ld = rng.normal(0, 0.3, size=(3, 3, 40))
+    matching = ["(A)", "(B)"] * 20
+    s = CAABehaviorSettings(multipliers=mult)
+    r = _sweep(ld, matching)
+    split = question_split(r, s)
+    assert sorted(np.concatenate([split.selection, split.test]).tolist()) == list(range(40))
+    assert sum(matching[i] == "(A)" for i in split.test) == 10  # stratified by matching letter
+    ld[1, 2] += 1.0
+    ld[1, 0] -= 1.0  # true delta 2 at layer 1
+    ld[2, 2, split.test] += 3.0  # delta 3 at layer 2, test questions only
+    summary = summarize(r, s, 3)
+    assert summary.best_layer == 1 and summary.selection.best_on_test[0] == 2
+    assert abs(summary.delta_best - 2.0) < 0.3 and summary.selection.n_test == 20
+    np.testing.assert_allclose(summary.delta_best, (ld[1, 2, split.test] - ld[1, 0, split.test]).mean())
+
+
+def test_relative_doses_and_changed_share():
+    """m·‖v‖ / mean residual norm per multiplier; 'changed' counts test questions whose preferred
+    letter differs from m = 0."""
+    from interp.studies.caa_behaviors import BehaviorSweep, CAABehaviorSettings, dose_response_rows, summarize
+
+    mult = [-4.0, -1.0, 0.0, 1.0, 4.0]
+    ld = np.full((2, 5, 20), -1.0)
+    ld[:, 4] = 1.0  # only m=+4 flips every question to the matching letter
+    ld[:, 3, :5] = 1.0
+    r = BehaviorSweep(layers=[0, 1], ld=ld, n_generate=4, n_test=20, skipped=0, matching=["(A)", "(B)"] * 10,
+                      resid_norm=np.array([10.0, 20.0]), vector_norm=np.array([1.0, 5.0]), multipliers=mult)  # fmt: skip
+    np.testing.assert_allclose(r.relative_doses(1), np.array(mult) * 0.25)
+    summaries = {"b": summarize(r, CAABehaviorSettings(multipliers=mult), 2)}
+    (row,) = dose_response_rows({"b": r}, summaries, mult)
+    assert row.changed[2] == 0.0 and row.changed[4] == 1.0 and row.changed[0] == 0.0
+    assert row.relative == pytest.approx([m * r.vector_norm[r.layers.index(row.layer)] / r.resid_norm[r.layers.index(row.layer)] for m in mult])

@@ -164,3 +164,30 @@ def test_dola_experiment_smoke(tmp_path):
         assert 0.0 <= variant["mc1"] <= 1.0 and 0.0 <= variant["mc2"] <= 1.0
     report = (folder / "report.md").read_text()
     assert "Length bias" in report and "Δ MC1 (paired)" in report
+    # the headline is held out: chosen on one part, reported on a disjoint part of the items
+    held = metrics["random:tiny-llama"]["held_out"]["truthfulqa"]
+    assert held["n_selection"] + held["n_test"] == 5 and held["n_test"] >= 1
+    assert "HEADLINE" in report and "labelled best-on-test" in report
+
+
+def test_dola_held_out_choice_ignores_test_items():
+    """A bucket that is best only on the test items must not be chosen; the seed's procedure on
+    the test items (labelled) picks it."""
+    from experiments.dola import DolaConfig, held_out
+    from interp.selection import restrict, split_items
+    from interp.studies.dola import best_bucket
+
+    cfg = DolaConfig(buckets=["a", "b"], alphas=[0.0, 0.1], select_alpha=0.1)
+    n = 40
+    split = split_items(n, cfg.selection.test_fraction, cfg.selection.seed)
+    a, b = np.full(n, 0.5), np.full(n, 0.3)
+    a[split.selection] = 0.6  # a: better on the selection items
+    b[split.test] = 0.9  # b: better on the test items only
+    m = {"base": {"mc1": np.full(n, 0.4)}}
+    for bucket, v in (("a", a), ("b", b)):
+        for alpha in cfg.alphas:
+            m[f"dola|{bucket}|{alpha:g}"] = {"mc1": v + (0.01 if alpha == 0.1 else 0.0)}
+    bucket, alpha, sel, got = held_out(cfg, m, "mc1")
+    assert (bucket, alpha) == ("a", 0.1) and np.array_equal(got.test, split.test)
+    assert sel.test.mean == pytest.approx(0.51) and sel.optimism_gap == pytest.approx(0.1)
+    assert best_bucket(cfg, restrict(m, split.test), "mc1") == "b"

@@ -57,3 +57,12 @@ def test_undefined_scores_and_bad_input_are_named():
         split_items(1)
     with pytest.raises(ValueError, match="scores is empty"):
         select({}, split_items(4))
+
+
+def test_restrict_indexes_every_nested_array():
+    from interp.selection import restrict
+
+    m = {"base": {"mc1": np.arange(5.0)}, "dola|a|0.1": {"mc1": np.arange(5.0) * 2, "mc2": np.ones(5)}}
+    out = restrict(m, np.array([1, 3]))
+    assert out["base"]["mc1"].tolist() == [1.0, 3.0] and out["dola|a|0.1"]["mc1"].tolist() == [2.0, 6.0]
+    assert out["dola|a|0.1"]["mc2"].shape == (2,)
