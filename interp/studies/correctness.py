@@ -5,7 +5,9 @@ or the configured kind), solve ``n_problems`` others greedily, split them train/
 (stratified by correctness). Direction at early / middle / late layers = mean residual at the
 last prompt token over correctly solved train problems minus over wrongly solved ones. On the
 test problems, add α·direction after the layer at the last prompt token and every generated
-token, decode greedily and parse the answer. :func:`alpha_tests` gives the exact McNemar test
+token, decode greedily and parse the answer — on the seed's raw α grid and, beside it, on a
+bracketing grid of *relative* doses (d × the mean residual norm at the layer, along the
+direction: :mod:`interp.steering.doses`), from no change to most outputs changed. :func:`alpha_tests` gives the exact McNemar test
 of each α against α = 0, and :func:`invariance_flags` flags byte-identical outputs across α.
 
     >>> r = correctness_study(model, CorrectnessSettings(), seed=0)
@@ -26,6 +28,7 @@ from interp.data.arithmetic import KINDS, parse_answer, problems, prompt
 from interp.function_vectors import task_vectors
 from interp.stats import McNemar, identical_outputs, mcnemar_exact
 from interp.steering import SteeringBatch
+from interp.steering.doses import dose_vectors, mean_residual_norm
 
 
 @dataclass
@@ -39,6 +42,8 @@ class CorrectnessSettings:
     alphas: list[float] = field(default_factory=lambda: [-3.0, -2.5, -2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0])
     max_new_tokens: int = 4
     control_alpha: float = 50.0  # positive control: at this |α| the outputs must change, else the intervention is not reaching the model
+    # bracketing grid beside the raw one: the direction scaled to d × the mean residual norm at the layer
+    relative_doses: list[float] = field(default_factory=lambda: [-1.0, -0.3, -0.1, -0.03, 0.03, 0.1, 0.3, 1.0])
     max_rows: int = 256
 
 
@@ -57,6 +62,22 @@ class CorrectnessResult:
     texts: dict[int, list[list[str]]]  # layer -> [alpha][problem] decoded answers
     correct: dict[int, np.ndarray]  # layer -> [alpha problem] correctness
     control: dict[int, list[int]]  # layer -> outputs changed at +control_alpha, −control_alpha
+    resid_norm: np.ndarray | None = None  # [layer] mean residual norm after the layer at the test prompts' last token
+    rel_texts: dict[int, list[list[str]]] = field(default_factory=dict)  # layer -> [relative dose][problem]
+    rel_correct: dict[int, np.ndarray] = field(default_factory=dict)  # layer -> [relative dose problem]
+    alphas: list[float] = field(default_factory=list)  # the raw grid (first axis of texts / correct)
+    relative_doses: list[float] = field(default_factory=list)  # first axis of rel_texts / rel_correct
+
+    def changed(self, layer: int, relative: bool = False) -> np.ndarray:
+        """Share of test outputs that differ from the unsteered (α = 0) output, per α (or relative dose)."""
+        base = self.texts[layer][self.alphas.index(0.0)]
+        rows = self.rel_texts[layer] if relative else self.texts[layer]
+        return np.array([np.mean([x != y for x, y in zip(row, base)]) for row in rows])
+
+    def relative_of_raw(self, layer: int) -> np.ndarray:
+        """The raw α grid in relative units: α·‖direction‖ / mean residual norm."""
+        li = self.layers.index(layer)
+        return np.asarray(self.alphas) * self.norms[li] / self.resid_norm[li]
 
 
 def check_settings(cfg: CorrectnessSettings) -> None:
@@ -66,6 +87,8 @@ def check_settings(cfg: CorrectnessSettings) -> None:
         raise ValueError(f"task={cfg.task!r}; allowed: 'auto' or one of {list(KINDS)}")
     if not 0 < cfg.test_fraction < 1:
         raise ValueError(f"test_fraction={cfg.test_fraction}; must lie in (0, 1)")
+    if 0.0 in cfg.relative_doses:
+        raise ValueError(f"relative_doses={cfg.relative_doses}; leave out 0 (α = 0 of the raw grid is the unsteered reference)")
 
 
 def _steering_batch(model, prompts: list[str], max_rows: int) -> SteeringBatch:
@@ -121,20 +144,32 @@ def correctness_study(model, cfg: CorrectnessSettings, seed: int) -> Correctness
     tok = lambda idx: interp.tokenize(model, [prompts[i] for i in idx], padding_side="left")  # noqa: E731
     direction = task_vectors(model, tok(good), layers) - task_vectors(model, tok(bad), layers)  # [layer d_model]
     alphas = torch.tensor([*cfg.alphas, cfg.control_alpha, -cfg.control_alpha])
-    texts, correct, control = {}, {}, {}
+    norms = mean_residual_norm(model, tok(test), layers)
+    relative = dose_vectors(direction, norms, cfg.relative_doses) if cfg.relative_doses else torch.zeros(0, len(layers), model.cfg.d_model)
+    texts, correct, control, rel_texts, rel_correct = {}, {}, {}, {}, {}
+    n_raw = len(cfg.alphas)
     with _steering_batch(model, [prompts[i] for i in test], cfg.max_rows) as test_sb:  # shared by every layer
         for li, layer in enumerate(tqdm(layers, desc=f"{kind}: layers", leave=False)):
-            t, c = solve(model, test_sb, [answers[i] for i in test], cfg.max_new_tokens, layer, alphas[:, None] * direction[li])
-            texts[layer], correct[layer] = t[: len(cfg.alphas)], c[: len(cfg.alphas)]
-            control[layer] = [sum(x != y for x, y in zip(t[j], t[cfg.alphas.index(0.0)])) for j in (len(cfg.alphas), len(cfg.alphas) + 1)]
+            steer = torch.cat([alphas[:, None] * direction[li], relative[:, li]])
+            t, c = solve(model, test_sb, [answers[i] for i in test], cfg.max_new_tokens, layer, steer)
+            texts[layer], correct[layer] = t[:n_raw], c[:n_raw]
+            rel_texts[layer], rel_correct[layer] = t[n_raw + 2 :], c[n_raw + 2 :]
+            control[layer] = [sum(x != y for x, y in zip(t[j], t[cfg.alphas.index(0.0)])) for j in (n_raw, n_raw + 1)]
     return CorrectnessResult(kind, calib, short, layers, n, (len(good), len(bad)), len(test), base[test], float(base.mean()),
-                             direction.norm(dim=-1).numpy(), texts, correct, control)  # fmt: skip
+                             direction.norm(dim=-1).numpy(), texts, correct, control, norms.numpy(), rel_texts, rel_correct,
+                             list(cfg.alphas), list(cfg.relative_doses))  # fmt: skip
 
 
 def alpha_tests(r: CorrectnessResult, alphas: list[float]) -> dict[tuple[int, float], McNemar]:
     """Exact McNemar of every α against α = 0 at the same layer, on the same test problems."""
     zero = alphas.index(0.0)
     return {(layer, a): mcnemar_exact(r.correct[layer][zero], r.correct[layer][ai]) for ai, a in enumerate(alphas) for layer in r.layers}
+
+
+def relative_tests(r: CorrectnessResult) -> dict[tuple[int, float], McNemar]:
+    """Exact McNemar of every relative dose against α = 0 at the same layer."""
+    zero = r.alphas.index(0.0)
+    return {(layer, d): mcnemar_exact(r.correct[layer][zero], r.rel_correct[layer][di]) for di, d in enumerate(r.relative_doses) for layer in r.layers}
 
 
 def invariance_flags(r: CorrectnessResult, alphas: list[float]) -> dict[int, bool]:

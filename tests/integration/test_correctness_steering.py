@@ -41,6 +41,23 @@ def test_correctness_experiment_smoke(tmp_path):
         assert max(changed) > 0, f"the positive control did not change any output at layer {layer}"
     report = (folder / "report.md").read_text()
     assert "Smallest accuracy change" in report
+    # the bracketing grid: the smallest relative dose changes fewer outputs than the largest (d = ±1)
+    doses = m["relative_doses"]
+    for layer, changed in m["relative_changed"].items():
+        small = max(changed[doses.index(-0.03)], changed[doses.index(0.03)])
+        big = max(changed[doses.index(-1.0)], changed[doses.index(1.0)])
+        assert big > 0.5 and big > small, (layer, changed)
+    # raw α in relative units: α · ‖direction‖ / mean residual norm; the seed's |α| ≤ 1 stays far below d = 1
+    for layer, rel in m["relative_of_raw"].items():
+        assert max(abs(x) for x in rel) < 0.2
+    assert "bracketing grid" in report and (folder / "doses_smollm2-135m-instruct.png").stat().st_size > 1000
+
+
+def test_zero_relative_dose_is_an_error():
+    from interp.studies.correctness import CorrectnessSettings, check_settings
+
+    with pytest.raises(ValueError, match=r"relative_doses=\[0.0, 1.0\]; leave out 0"):
+        check_settings(CorrectnessSettings(relative_doses=[0.0, 1.0]))
 
 
 def test_kinds_without_enough_problems_are_an_error(tmp_path):
