@@ -5,7 +5,9 @@ mean output and its causal indirect effect (:mod:`interp.mediation`); the top-k 
 function vector (:func:`interp.function_vectors.function_vector`). FVs (k × λ) and task vectors
 (replace) go into the residual after every layer at the last token of zero-shot prompts
 (:class:`interp.steering.SteeringBatch`); accuracy is the first answer token at top-1.
-Recovery = accuracy(layer) / 5-shot accuracy. Also zero / 5 / 10-shot baselines, the default FV
+Recovery = accuracy(layer) / 5-shot accuracy. Peaks are chosen out of sample
+(:func:`held_out_recovery`): the layer (and k, λ for the search) on half of the queries, the
+recovery reported on the other half; the peak over the same queries is kept, labelled. Also zero / 5 / 10-shot baselines, the default FV
 on shuffled-label prompts, and resid / attn / mlp patching recovery by layer (clean ICL into
 shuffled, last token).
 
@@ -26,6 +28,7 @@ from interp.function_vectors import function_vector, task_vectors, top1_accuracy
 from interp.heads import has_post_attn_norm, post_attn_scales
 from interp.mediation import causal_indirect_effect, first_token_ids, icl_prompts, mean_head_outputs
 from interp.patching import patch, prob_metric
+from interp.selection import Selection, SelectionConfig, select, split_items
 from interp.steering import SteeringBatch
 
 THRESHOLDS = (0.5, 0.75, 0.9, 1.0)
@@ -46,6 +49,7 @@ class FVSettings:
     patching: bool = True  # resid / attn / mlp recovery by layer per task
     min_reference: float = 0.1  # recovery is undefined where 5-shot accuracy is below this (a ratio to ~0 says nothing)
     memory_budget_gb: float = 4.0
+    selection: SelectionConfig = field(default_factory=SelectionConfig)  # queries that choose layer / k / λ; the rest report
 
 
 @dataclass
@@ -59,6 +63,11 @@ class FVTaskResult:
     cie: np.ndarray  # [layer head] causal indirect effect
     top_heads: list  # (layer, head, CIE) of the default k
     patching: dict[str, np.ndarray] | None = None  # site -> [layer prompt] recovery (NaN: undefined)
+    # per query (the held-out choice needs them): k -> [scale layer query], [layer query], [layer query]
+    fv_items: dict[int, np.ndarray] | None = None
+    default_items: np.ndarray | None = None
+    tv_items: np.ndarray | None = None
+    answers: list[str] | None = None  # the evaluation queries' answers (majority-answer baseline)
 
 
 def recovery_ratio(acc: np.ndarray, ref: float, floor: float) -> np.ndarray:
@@ -98,15 +107,18 @@ def task_study(model, task: str, cfg: FVSettings, seed: int) -> FVTaskResult:
     fvs = {k: function_vector(model, mean_z, [(lay, h) for lay, h, _ in cie.top(k)], post) for k in [*cfg.ks, cfg.default_k]}
     grid = torch.stack([s * fvs[k] for k in cfg.ks for s in cfg.scales] + [cfg.default_scale * fvs[cfg.default_k]])
     tv = task_vectors(model, clean_b, layers)
-    fv_grid, default_acc, shuf_fv, tv_acc = (np.zeros((len(cfg.ks), len(cfg.scales), len(layers))),
-                                             np.zeros(len(layers)), np.zeros(len(layers)), np.zeros(len(layers)))  # fmt: skip
+    nq = len(zero)
+    fv_items, default_items, shuf_fv, tv_items = (np.zeros((len(cfg.ks), len(cfg.scales), len(layers), nq), dtype=bool),
+                                                  np.zeros((len(layers), nq), dtype=bool), np.zeros(len(layers)), np.zeros((len(layers), nq), dtype=bool))  # fmt: skip
     with zero_sb, shuf_sb:  # one fast weight layout for the whole sweep
         for li, layer in enumerate(layers):
-            acc = zero_sb.accuracy(layer, grid).mean(1).numpy()
-            fv_grid[:, :, li], default_acc[li] = acc[:-1].reshape(len(cfg.ks), len(cfg.scales)), acc[-1]
+            acc = zero_sb.accuracy(layer, grid).numpy() > 0.5  # [vector query]
+            fv_items[:, :, li], default_items[li] = acc[:-1].reshape(len(cfg.ks), len(cfg.scales), nq), acc[-1]
             shuf_fv[li] = float(shuf_sb.accuracy(layer, grid[-1:]).mean())
-            tv_acc[li] = float(zero_sb.accuracy(layer, tv[li][None], mode="replace").mean())
-    out = FVTaskResult(layers, base, {k: fv_grid[i] for i, k in enumerate(cfg.ks)}, default_acc, shuf_fv, tv_acc, cie.cie.numpy(), cie.top(cfg.default_k))
+            tv_items[li] = zero_sb.accuracy(layer, tv[li][None], mode="replace")[0].numpy() > 0.5
+    out = FVTaskResult(layers, base, {k: fv_items[i].mean(-1) for i, k in enumerate(cfg.ks)}, default_items.mean(-1), shuf_fv, tv_items.mean(-1),
+                       cie.cie.numpy(), cie.top(cfg.default_k), fv_items={k: fv_items[i] for i, k in enumerate(cfg.ks)},
+                       default_items=default_items, tv_items=tv_items, answers=list(five.answers))  # fmt: skip
     if cfg.patching:
         metric = prob_metric(ans)
         out.patching = {}
@@ -126,8 +138,47 @@ def recovery_curves(r: FVTaskResult, min_reference: float) -> dict[str, np.ndarr
             "TV": recovery_ratio(r.tv, five, min_reference)}  # fmt: skip
 
 
+@dataclass
+class HeldOutRecovery:
+    """One method's recovery with its configuration chosen on the selection queries."""
+
+    config: tuple  # (layer,) or (k, λ, layer)
+    recovery: float  # test accuracy / test 5-shot accuracy (NaN: undefined)
+    ci: tuple[float, float]  # the test accuracy's bootstrap CI over the same reference
+    selection: Selection  # accuracy: selection / test, optimism gap, best-on-test (labelled)
+    reference: float  # 5-shot accuracy on the test queries
+
+
+def held_out_recovery(r: FVTaskResult, cfg: FVSettings) -> dict[str, HeldOutRecovery]:
+    """Per method (FV default, FV search, TV): layer (search: k, λ, layer) chosen by accuracy on
+    the selection queries, recovery of 5-shot accuracy on the test queries; undefined where the
+    test 5-shot accuracy is below ``cfg.min_reference``."""
+    if r.fv_items is None:
+        raise ValueError("this FVTaskResult has no per-query scores (computed before held-out selection); re-run task_study")
+    split = split_items(len(r.answers), cfg.selection.test_fraction, cfg.selection.seed)
+    five = float(r.baselines["5-shot"][split.test].mean())
+    candidates = {
+        "FV default": {(layer,): r.default_items[li] for li, layer in enumerate(r.layers)},
+        "FV search": {(k, s, layer): r.fv_items[k][si, li] for k in r.fv_items for si, s in enumerate(cfg.scales) for li, layer in enumerate(r.layers)},
+        "TV": {(layer,): r.tv_items[li] for li, layer in enumerate(r.layers)},
+    }  # fmt: skip
+    out = {}
+    for method, scores in candidates.items():
+        sel = select(scores, split)
+        ratio = lambda a: float(recovery_ratio(np.array([a]), five, cfg.min_reference)[0])  # noqa: E731
+        out[method] = HeldOutRecovery(sel.config, ratio(sel.test.mean), (ratio(sel.test.ci_low), ratio(sel.test.ci_high)), sel, five)
+    return out
+
+
+def majority_baseline(answers: list[str]) -> float:
+    """Accuracy of always giving the most frequent answer: chance level of a few-label task (sentiment: ~0.5)."""
+    _, counts = np.unique(np.asarray(answers), return_counts=True)
+    return float(counts.max() / counts.sum())
+
+
 def peak_recovery(curves: dict[str, np.ndarray]) -> dict[str, float]:
-    """Max over layers per method (NaN when undefined everywhere)."""
+    """Max over layers per method (NaN when undefined everywhere): chosen on the queries it is
+    reported on — a best-on-test figure; :func:`held_out_recovery` is the out-of-sample one."""
     return {m: (float(np.nanmax(c)) if np.isfinite(c).any() else float("nan")) for m, c in curves.items()}
 
 

@@ -79,6 +79,34 @@ def test_function_vectors_experiment_smoke(smoke_run):
     assert len(entry["top_heads"]) == 2
     report = (folder / "report.md").read_text()
     assert "Share of model × task combinations" in report
+    assert "HEADLINE" in report and set(entry["held_out"]) == {"FV default", "FV search", "TV"}
+    assert entry["held_out"]["TV"]["n_selection"] + entry["held_out"]["TV"]["n_test"] == 6
+
+
+def test_fv_held_out_recovery_ignores_a_layer_lucky_on_the_test_queries():
+    """Layer 1 solves 60% of every query set; layer 2 solves only the test queries (a best-on-test
+    peak would report 1.0 there). Held out, layer 1 is chosen and its test recovery reported."""
+    from interp.selection import split_items
+    from interp.studies.function_vectors import FVSettings, FVTaskResult, held_out_recovery, majority_baseline
+
+    cfg = FVSettings(ks=[2], scales=[1.0, 2.0])
+    n = 40
+    split = split_items(n, cfg.selection.test_fraction, cfg.selection.seed)
+    items = np.zeros((3, n), dtype=bool)
+    items[1, ::5] = items[1, 1::5] = items[1, 2::5] = True  # 60% everywhere
+    items[2, split.test] = True
+    five = np.zeros(n)
+    five[split.test[: len(split.test) // 2]] = 1.0  # 5-shot 0.5 on the test queries
+    r = FVTaskResult([0, 1, 2], {"5-shot": five}, {}, items.mean(1), np.zeros(3), items.mean(1), np.zeros((3, 1)), [],
+                     fv_items={2: np.stack([items, items])}, default_items=items, tv_items=items, answers=["a", "b"] * 20)  # fmt: skip
+    held = held_out_recovery(r, cfg)
+    assert held["FV default"].config == (1,) and held["TV"].config == (1,) and held["FV search"].config == (2, 1.0, 1)
+    assert held["TV"].selection.best_on_test[0] == (2,)
+    acc = items[1, split.test].mean()
+    assert held["TV"].recovery == pytest.approx(acc / 0.5) and held["TV"].reference == pytest.approx(0.5)
+    assert majority_baseline(r.answers) == 0.5
+    low = FVSettings(ks=[2], scales=[1.0, 2.0], min_reference=0.6)  # the test 5-shot accuracy 0.5 is below it: undefined
+    assert np.isnan(held_out_recovery(r, low)["TV"].recovery)
 
 
 def test_fv_transfer_experiment_smoke(smoke_run, tmp_path):
