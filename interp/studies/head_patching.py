@@ -18,6 +18,8 @@ from interp.attribution import attribution_patching
 from interp.config import PatchingConfig
 from interp.data.ioi import DEFAULT_NAMES, DEFAULT_TEMPLATES
 from interp.patching import PatchingResult, component_positions, last_logits
+from interp.selection import SelectionConfig, split_items
+from interp.stats import Estimate
 
 
 @dataclass
@@ -35,6 +37,7 @@ class HeadPatchingSettings(PatchingConfig):
     # per-layer components; resid_* sites are patched at the last token, the others everywhere
     components: list[str] = field(default_factory=lambda: ["resid_pre", "attn_out", "mlp_out"])
     per_position_pairs: int = 8  # pairs of the first template used for the layer x position maps
+    selection: SelectionConfig = field(default_factory=SelectionConfig)  # pairs that rank the heads; the rest report them
 
 
 @dataclass
@@ -104,3 +107,32 @@ def agreement(exact: dict[str, PatchingResult], attr: dict[str, PatchingResult],
         small = ok & (np.abs(x) < 0.5)
         out.append(Agreement(site, x, y, int(ok.sum()), pearson_or_undefined(x[ok], y[ok]), int(small.sum()), pearson_or_undefined(x[small], y[small])))
     return out
+
+
+@dataclass
+class HeldOutHead:
+    head: tuple[int, int]
+    selection: Estimate  # mean recovery on the pairs that ranked it
+    test: Estimate  # on the other pairs
+    rank_all: int  # its rank when ranked on all pairs (the best-on-test ranking), 1-based
+
+
+def held_out_heads(res: PatchingResult, usable: torch.Tensor, groups: list[str], k: int, selection: SelectionConfig,
+                   n_boot: int) -> tuple[list[HeldOutHead], int, int]:  # fmt: skip
+    """Top ``k`` heads ranked by mean recovery on a selection part of the usable pairs
+    (stratified by ``groups``, e.g. name order), each reported on the other part; and the
+    numbers of selection / test pairs."""
+    idx = np.flatnonzero(usable.cpu().numpy())
+    split = split_items(len(idx), selection.test_fraction, selection.seed, groups=[groups[i] for i in idx])
+    masks = []
+    for part in (split.selection, split.test):
+        m = torch.zeros(len(usable), dtype=torch.bool)
+        m[idx[part]] = True
+        masks.append(m)
+    order_all = res.mean_recovery(usable).nan_to_num(float("-inf")).flatten().argsort(descending=True).tolist()
+    shape = tuple(res.recovery.shape[:-1])
+    out = []
+    for cell, est in res.top(k, n_boot, include=masks[0]):
+        rank = order_all.index(int(np.ravel_multi_index(cell, shape))) + 1
+        out.append(HeldOutHead(cell, est, res.estimate(cell, n_boot, include=masks[1]), rank))
+    return out, len(split.selection), len(split.test)
