@@ -47,7 +47,8 @@ class CAABehaviorSettings:
     n_generate: int = 100  # generate-split questions for the vector (each answered both ways)
     n_test: int = 50  # A/B test questions (the datasets have 50)
     multipliers: list[float] = field(default_factory=lambda: [-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0])
-    layers: list[int] | None = None  # default: every layer
+    layers: list[int] | None = None  # default: every layer_stride-th layer from 0
+    layer_stride: int = 1
     chat: bool = True  # use the chat template where the tokenizer has one
     too_long: str = "error"  # a question longer than the model's context: "error" or "skip" (counted in the report)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
@@ -109,6 +110,8 @@ class BehaviorSummary:
 
 
 def check_settings(s: CAABehaviorSettings) -> None:
+    if s.layer_stride < 1:
+        raise ValueError(f"layer_stride={s.layer_stride}; must be ≥ 1")
     if s.too_long not in ("error", "skip"):
         raise ValueError(f"too_long={s.too_long!r}; allowed: ['error', 'skip']")
     for m in (1.0, -1.0):
@@ -130,6 +133,8 @@ def cache_parts(s: CAABehaviorSettings, depth: int | None) -> dict:
     key = {k: v for k, v in vars(s).items() if k not in ("behaviors", "max_rows", "selection")}  # selection changes no sweep number
     if not s.balance_letters:  # the default adds nothing to the key: results cached before the option existed stay valid
         key.pop("balance_letters")
+    if s.layer_stride == 1:
+        key.pop("layer_stride")
     # the resolved stride, not n_layers: same layers, same cached result (depth None: the model's
     # depth is not known before it loads, so the settings as given)
     key["generation"] = vars(s.generation).copy() if depth is None else {**{k: v for k, v in vars(s.generation).items() if k != "n_layers"}, "layer_stride": gen_stride(s.generation, depth)}
@@ -178,7 +183,7 @@ def behavior_sweep(model, behavior: str, s: CAABehaviorSettings) -> BehaviorSwee
     """Vectors, logit scores at every layer × multiplier and (generation on) steered answers."""
     gen_items, gen_skipped = split_items(model, behavior, "generate", s)
     test_items, test_skipped = split_items(model, behavior, "test_ab", s)
-    layers = s.layers if s.layers is not None else list(range(model.cfg.n_layers))
+    layers = s.layers if s.layers is not None else list(range(0, model.cfg.n_layers, s.layer_stride))
     vectors = caa_vectors(model, gen_items, layers, s.chat, s.balance_letters)
     tok = lambda prompts: interp.tokenize(model, prompts, padding_side="left")  # noqa: E731
     test_prompts = [ab_prompt(model, it["question"], s.chat) for it in test_items]

@@ -158,3 +158,14 @@ def test_relative_doses_and_changed_share():
     (row,) = dose_response_rows({"b": r}, summaries, mult)
     assert row.changed[2] == 0.0 and row.changed[4] == 1.0 and row.changed[0] == 0.0
     assert row.relative == pytest.approx([m * r.vector_norm[r.layers.index(row.layer)] / r.resid_norm[r.layers.index(row.layer)] for m in mult])
+
+
+def test_layer_stride_picks_every_kth_layer_and_rejects_zero(tiny_llama):
+    from interp.studies.caa_behaviors import CAABehaviorSettings, GenerationConfig, behavior_sweep, check_settings
+
+    with pytest.raises(ValueError, match="layer_stride=0; must be ≥ 1"):
+        check_settings(CAABehaviorSettings(layer_stride=0))
+    s = CAABehaviorSettings(behaviors=["refusal"], n_generate=4, n_test=4, multipliers=[-1.0, 1.0], layer_stride=2, too_long="skip",
+                            generation=GenerationConfig(enabled=False))  # fmt: skip
+    r = behavior_sweep(tiny_llama, "refusal", s)
+    assert r.layers == list(range(0, tiny_llama.cfg.n_layers, 2)) and r.resid_norm.shape == (len(r.layers),)
