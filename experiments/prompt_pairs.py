@@ -83,7 +83,8 @@ def _adapter_rows(cfg: PromptPairsConfig, results: dict, n: int) -> list[list]:
             cells = [_fmt(*mean_ci(np.concatenate([per_pair(results[d].cells, a, n, m, cfg.draws) for d in ds]))) for m in METRICS]
             hp = np.mean([results[d].cells[a, n, k]["hit_pos"] for d in ds for k in range(cfg.draws)])
             hn = np.mean([results[d].cells[a, n, k]["hit_neg"] for d in ds for k in range(cfg.draws)])
-            rows.append([a, group] + cells + [f"{hp:.2f} / {hn:.2f}"])
+            push = np.concatenate([per_pair(results[d].cells, a, n, "push", cfg.draws) for d in ds])
+            rows.append([a, group] + cells + [f"{hp:.2f} / {hn:.2f}", _fmt(*mean_ci(push))])
     return rows
 
 
@@ -100,7 +101,7 @@ def _model_report(run: Run, cfg: PromptPairsConfig, name: str, layer: int, quali
                           "target features' activity on negatives", "test features (of silent)", "target act. no adapter",
                           "target act. positive ex.", "cosine no adapter (first / content word)", "content word ∈ pos / neg targets"],
                          _dataset_rows(cfg, results), caption=f"{name}: per-dataset features and the unsteered baseline")  # fmt: skip
-    run.report.add_table(["adapter", "dataset"] + [f"{METRIC_TITLES[m]} (n={n_big})" for m in METRICS] + [f"content word ∈ pos / neg targets (n={n_big})"],
+    run.report.add_table(["adapter", "dataset"] + [f"{METRIC_TITLES[m]} (n={n_big})" for m in METRICS] + [f"content word ∈ pos / neg targets (n={n_big})", "relative dose ‖Δ‖ / ‖resid‖"],
                          _adapter_rows(cfg, results, n_big), caption=f"{name}: adapters at the largest n, pooled and per dataset (mean [95% CI])")  # fmt: skip
     run.report.add_table(["dataset", "held-out prompt", "positive target", "no adapter"] + [f"{a} (n={n_big})" for a in cfg.adapters],
                          _example_rows(cfg, results, n_big), caption=f"{name}: generated continuations, unsteered and steered (first fitting draw)")  # fmt: skip
@@ -111,7 +112,7 @@ def _model_report(run: Run, cfg: PromptPairsConfig, name: str, layer: int, quali
         run.save_figure(plots.prompt_pairs_curves(name, results, *args, [d]), f"metrics_{slug}_{d}.png", f"{name}: {d}")
     run.log_metrics(**{name: {"layer": layer, "sae": quality, "datasets": {d: {
         "n_target": r.n_target, "examples": r.examples,
-        "curves": {a: {m: [mean_ci(per_pair(r.cells, a, n, m, cfg.draws)) for n in cfg.n_train] for m in METRICS} for a in cfg.adapters},
+        "curves": {a: {m: [mean_ci(per_pair(r.cells, a, n, m, cfg.draws)) for n in cfg.n_train] for m in (*METRICS, "push")} for a in cfg.adapters},
         "baseline": {m: mean_ci(r.base[m]) for m in METRICS}} for d, r in results.items()}}})  # fmt: skip
 
 

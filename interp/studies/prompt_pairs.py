@@ -10,6 +10,9 @@
   ``n_test_features`` of those never active on any pool example. Read from the SAE code of
   adapter(negative activation) of each held-out pair; baseline: the negative activation itself;
   reference: the positive one.
+- **Dose**: each cell records the adapter's push ‖adapter(a) − a‖ / ‖a‖ on the held-out
+  negative activations (the relative dose of :mod:`interp.steering.doses`; trained adapters
+  choose their own).
 - **Output metric** (:mod:`interp.semantic`): the held-out prompt without its target word is
   continued greedily with the adapter after ``layer`` at the last prompt token and every
   generated token; cosine of the first word, and of the first content word, with the positive
@@ -172,7 +175,8 @@ def dataset_study(model, sae, layer: int, name: str, s: PromptPairsSettings, emb
         adapter = make_adapter(a, acfg).fit(acts["pool", "negative"][idx], acts["pool", "positive"][idx])
         with torch.no_grad():
             steered = adapter(acts["test", "negative"])
-        cells[a, n, d] = {**scorer.sae_metrics(steered), **scorer.output_metrics(sb.generate(layer, adapter, s.max_new_tokens)[0])}
+        push = ((steered - acts["test", "negative"]).norm(dim=-1) / acts["test", "negative"].norm(dim=-1)).numpy()  # relative dose per pair
+        cells[a, n, d] = {**scorer.sae_metrics(steered), **scorer.output_metrics(sb.generate(layer, adapter, s.max_new_tokens)[0]), "push": push}
     active_share = (pos_codes > 0).float().mean(0)
     target = scorer.target
     return PromptPairsResult(

@@ -33,6 +33,10 @@ def test_prompt_pairs_smoke(tmp_path, monkeypatch):
         assert set(curves) == {"caa", "ace", "loreft", "lorest"}
         cos = curves["caa"]["cosine"][-1][0]
         assert np.isfinite(cos) and -1 <= cos <= 1
+        # the relative dose of every adapter is recorded; CAA (strength 1) adds the mean difference: a finite, positive push
+        assert all(np.isfinite(curves[a]["push"][-1][0]) and curves[a]["push"][-1][0] >= 0 for a in curves)
+        assert curves["caa"]["push"][-1][0] > 0
+    assert "relative dose ‖Δ‖ / ‖resid‖" in text
     assert (report.parent / "metrics_smollm2-135m-instruct.png").exists()
     # the SAE was cached in SAE Lens' format
     assert list((tmp_path / "cache" / "saes").glob("*/cfg.json"))
