@@ -70,15 +70,18 @@ def held_out(cfg: DolaConfig, m: dict, key: str) -> tuple[str, float, object, ob
     return bucket, sel.config, sel, split
 
 
-def _held_out_row(cfg: DolaConfig, name: str, bench: str, m: dict, key: str) -> list[str]:
+def _held_out_row(cfg: DolaConfig, name: str, bench: str, m: dict, key: str) -> tuple[list[str], dict]:
+    """The HEADLINE row and its metrics.json entry, from one held-out choice."""
     bucket, alpha, sel, split = held_out(cfg, m, key)
     test = restrict(m, split.test)
     v = f"dola|{bucket}|{alpha:g}"
     tb = best_bucket(cfg, test, key)
     ta = best_alpha(cfg, test, tb, key)
-    return [name, bench, f"{len(split.selection)} / {len(split.test)}", f"{bucket}, α={alpha:g}", _fmt(test["base"][key]), _fmt(test[v][key]),
-            _delta(test["base"][key], test[v][key]), f"{100 * sel.optimism_gap:+.1f}",
-            f"{_fmt(test[f'dola|{tb}|{ta:g}'][key])} ({tb}, α={ta:g})"]  # fmt: skip
+    row = [name, bench, f"{len(split.selection)} / {len(split.test)}", f"{bucket}, α={alpha:g}", _fmt(test["base"][key]), _fmt(test[v][key]),
+           _delta(test["base"][key], test[v][key]), f"{100 * sel.optimism_gap:+.1f}", f"{_fmt(test[f'dola|{tb}|{ta:g}'][key])} ({tb}, α={ta:g})"]  # fmt: skip
+    entry = {"bucket": bucket, "alpha": alpha, "n_selection": len(split.selection), "n_test": len(split.test), "test": vars(sel.test),
+             "test_base": vars(summarise(test["base"][key])), "optimism_gap": sel.optimism_gap, "selection_score": sel.selection_score}  # fmt: skip
+    return row, entry
 
 
 def _truthfulqa_tables(run: Run, cfg: DolaConfig, name: str, tq: dict, layers_by_bucket: dict, n_layers: int) -> list:
@@ -164,7 +167,8 @@ def run(cfg: DolaConfig, run: Run) -> None:
         layers_by_bucket = {b: candidate_layers(n_layers, b) for b in cfg.buckets}
         tq = per_model_tq[name] = per_item_metrics(cfg, tq_scored, [t.metrics for t in tq_items])
         fa = per_item_metrics(cfg, f_scored, [lambda s, lab=it.labels: {"acc": mc_metrics(s, lab)["mc1"]} for it in f_items])
-        held += [_held_out_row(cfg, name, "TruthfulQA MC1", tq, "mc1"), _held_out_row(cfg, name, f"FACTOR {cfg.factor_split}", fa, "acc")]
+        (tq_row, tq_held), (f_row_h, f_held) = _held_out_row(cfg, name, "TruthfulQA MC1", tq, "mc1"), _held_out_row(cfg, name, f"FACTOR {cfg.factor_split}", fa, "acc")
+        held += [tq_row, f_row_h]
         best, bias, (bb, ba) = _truthfulqa_tables(run, cfg, name, tq, layers_by_bucket, n_layers)
         best_rows.append(best)
         bias_rows.append(bias)
@@ -179,19 +183,9 @@ def run(cfg: DolaConfig, run: Run) -> None:
                         f"{name}: which premature layer DoLa picked, per bucket")  # fmt: skip
         run.log_metrics(**{name: {"truthfulqa": {v: {k: float(x.mean()) for k, x in d.items()} for v, d in tq.items()},
                                   "factor": {v: float(d["acc"].mean()) for v, d in fa.items()}, "best_bucket_truthfulqa": [bb, ba],
-                                  "best_bucket_factor": [fb, fal], "held_out": _held_out_metrics(cfg, tq, fa), "lens_prompts": n_lens, "lens_skipped": la.skipped,
+                                  "best_bucket_factor": [fb, fal], "held_out": {"truthfulqa": tq_held, "factor": f_held}, "lens_prompts": n_lens, "lens_skipped": la.skipped,
                                   "buckets": {b: vars(d) for b, d in diag.items()}}})  # fmt: skip
     _summary_tables(run, cfg, per_model_tq, best_rows, f_rows, bias_rows, held)
-
-
-def _held_out_metrics(cfg: DolaConfig, tq: dict, fa: dict) -> dict:
-    out = {}
-    for bench, m, key in (("truthfulqa", tq, "mc1"), ("factor", fa, "acc")):
-        bucket, alpha, sel, split = held_out(cfg, m, key)
-        base = summarise(m["base"][key][split.test])
-        out[bench] = {"bucket": bucket, "alpha": alpha, "n_selection": len(split.selection), "n_test": len(split.test), "test": vars(sel.test),
-                      "test_base": vars(base), "optimism_gap": sel.optimism_gap, "selection_score": sel.selection_score}  # fmt: skip
-    return out
 
 
 def _summary_tables(run: Run, cfg: DolaConfig, per_model_tq: dict, best_rows, f_rows, bias_rows, held) -> None:
