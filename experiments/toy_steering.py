@@ -3,7 +3,7 @@
 The study is :mod:`interp.toy.study` (per cell: adapters fitted on N pairs, hyperparameters on
 validation samples, accuracy and disturbance on test samples); this script trains the residual
 MLP per number of attributes m (best validation checkpoint, cached), runs every (N, repeat) cell
-(cached) and writes the report. "none" is the unsteered model.
+and the CAA / ACE dose sweep (cached) and writes the report. "none" is the unsteered model.
 
     python -m experiments.toy_steering --config configs/toy_steering.yaml
 """
@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from interp import plots
 from interp.runner import Run, RunConfig, main
 from interp.toy import AttributeWorld, train_toy
-from interp.toy.study import ADAPTERS, ToySettings, cell_estimate, run_cell
+from interp.toy.study import ADAPTERS, ToySettings, bracket, cell_estimate, dose_sweep, run_cell
 
 
 @dataclass
@@ -39,6 +39,7 @@ def run(cfg: ToyConfig, run: Run) -> None:
         f"Adam steps, lr {cfg.grid.lr}."
     )
     rows: list[dict] = []
+    dose_rows: list[dict] = []
     model_rows = []
     for m in cfg.ms:
         world = AttributeWorld.create(m, seed=t.seed)
@@ -50,6 +51,10 @@ def run(cfg: ToyConfig, run: Run) -> None:
             rows += run.cached(lambda: run_cell(model, world, cfg, n, rep), step="toy.cell", m=m, n=n, rep=rep,
                                task=vars(cfg.task), grid=vars(cfg.grid), train=vars(t), n_val=cfg.n_val, n_test=cfg.n_test)  # fmt: skip
         run.log_metrics(results=rows)
+        for n, rep in tqdm([(n, rep) for n in cfg.doses.n_pairs for rep in range(cfg.repeats)], desc=f"doses m={m}"):
+            dose_rows += run.cached(lambda: dose_sweep(model, world, cfg, n, rep), step="toy.doses", m=m, n=n, rep=rep, task=vars(cfg.task),
+                                    doses=vars(cfg.doses), train=vars(t), n_val=cfg.n_val, n_test=cfg.n_test)  # fmt: skip
+        run.log_metrics(doses=dose_rows)
     run.report.add_table(["m", "best validation accuracy", "train samples", "validation samples", "epochs"], model_rows,
                          caption="Trained toy models (target: >= 0.98)")  # fmt: skip
     for m in cfg.ms:
@@ -59,8 +64,10 @@ def run(cfg: ToyConfig, run: Run) -> None:
                              caption=f"m={m}: test accuracy on the steered attribute, mean [95% CI] over repeats")  # fmt: skip
         run.report.add_table(["adapter"] + [str(n) for n in cfg.n_pairs], _table(sub, cfg, "disturbance"),
                              caption=f"m={m}: disturbance (share of other attributes whose prediction changed)")  # fmt: skip
-        run.report.add_table(["adapter", "chosen setting (count over N x repeats)", "training loss first -> last (median)", "mean gate (median)"],
-                             _choices(sub), caption=f"m={m}: hyperparameters chosen on validation, and training diagnostics")  # fmt: skip
+        run.report.add_table(["adapter", "chosen setting (count over N x repeats)", "relative dose of the chosen setting (median)", "training loss first -> last (median)", "mean gate (median)"],
+                             _choices(sub), caption=f"m={m}: hyperparameters chosen on validation, their dose ‖edit(a) − a‖ / ‖a‖ on the test samples, and training diagnostics")  # fmt: skip
+        if cfg.doses.n_pairs:
+            _dose_report(run, cfg, m, sub, [r for r in dose_rows if r["m"] == m])
     run.log_metrics(summary={f"m{m}": {a: {str(n): cell_estimate([r for r in rows if r["m"] == m], a, n, "accuracy").mean for n in cfg.n_pairs}
                                        for a in ["none"] + ADAPTERS} for m in cfg.ms})  # fmt: skip
 
@@ -77,8 +84,28 @@ def _choices(rows) -> list[list]:
         if sub and "loss_last" in sub[0]:
             loss = f"{np.median([r['loss_first'] for r in sub]):.3g} -> {np.median([r['loss_last'] for r in sub]):.3g}"
         gate = f"{np.median([r['mean_gate'] for r in sub]):.2f}" if sub and "mean_gate" in sub[0] else "-"
-        out.append([a, ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())), loss, gate])
+        push = f"{np.median([r['push'] for r in sub]):.3g}" if sub else "-"
+        out.append([a, ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())), push, loss, gate])
     return out
+
+
+def _dose_report(run: Run, cfg: ToyConfig, m: int, rows: list[dict], dose_rows: list[dict]) -> None:
+    """Dose-response figure and the bracket table: does the grid go from no effect to the positive control?"""
+    none = float(np.mean([r["accuracy"] for r in rows if r["adapter"] == "none"]))
+    run.save_figure(plots.toy_dose_response(dose_rows, m, none), f"doses_m{m}.png", f"m={m}: accuracy and disturbance against the relative dose (CAA λ, ACE α grid)")
+    table = []
+    for a in cfg.doses.adapters:
+        for n in cfg.doses.n_pairs:
+            b = bracket(dose_rows, a, n, none)
+            if not b["defined"]:
+                table.append([a, n, "undefined (every fit failed)", "", "", ""])
+                continue
+            ctrl = "not reached" if b["control_strength"] is None else f"{b['control_strength']:.3g} ({b['control_push']:.3g}); disturbance {b['control_disturbance']:.1e}"
+            table.append([a, n, f"{b['low_strength']:.3g} ({b['low_push']:.3g}): {b['low_accuracy']:.2f}" + ("" if b["no_effect"] else " (already an effect)"),
+                          ctrl, f"{b['max_accuracy']:.2f}", f"{b['max_push']:.3g}"])  # fmt: skip
+    run.report.add_table(["adapter", "N", "smallest strength (relative dose): accuracy", "first strength with accuracy ≥ 0.9 (relative dose)", "max accuracy", "max relative dose"], table,
+                         caption=f"m={m}: dose sweep over strengths {cfg.doses.strengths[0]:.3g} … {cfg.doses.strengths[-1]:.3g} (every strength reported, nothing chosen; unsteered accuracy {none:.3f}), "
+                         f"mean over {cfg.repeats} repeats on the cells' test samples")  # fmt: skip
 
 
 def _table(rows, cfg: ToyConfig, key: str) -> list[list]:

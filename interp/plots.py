@@ -535,3 +535,28 @@ def toy_steering_curves(rows: list[dict], n_pairs: list[int], adapters: list[str
     fig.tight_layout()
     return fig
 
+
+
+def toy_dose_response(rows: list[dict], m: int, none_accuracy: float, control: float = 0.9):
+    """Toy dose sweep: steered-attribute accuracy and disturbance against the relative push
+    (mean over repeats per strength; one line per adapter and number of pairs)."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    keys = sorted({(r["adapter"], r["n_pairs"]) for r in rows if "error" not in r})
+    for a, n in keys:
+        sub = [r for r in rows if r["adapter"] == a and r["n_pairs"] == n and "error" not in r]
+        strengths = sorted({r["strength"] for r in sub})
+        push = [np.mean([r["push"] for r in sub if r["strength"] == s]) for s in strengths]
+        for ax, key in zip(axes, ["accuracy", "disturbance"]):
+            ax.plot(push, [np.mean([r[key] for r in sub if r["strength"] == s]) for s in strengths], marker="o", ms=3,
+                    ls="-" if a == "caa" else "--", label=f"{a}, N={n}")  # fmt: skip
+    axes[0].axhline(none_accuracy, color="0.4", ls=":", label="unsteered")
+    axes[0].axhline(control, color="tab:green", lw=0.8, ls=":", label=f"positive control ({control:.0%})")
+    for ax, label in zip(axes, ["steered-attribute accuracy", "disturbance of other attributes"]):
+        ax.set_xscale("log")
+        ax.set_xlabel("relative dose ‖edit(a) − a‖ / ‖a‖ (test samples)")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"m = {m}: dose response over the strength grid (mean over repeats)", fontsize=10)
+    fig.tight_layout()
+    return fig

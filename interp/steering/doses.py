@@ -9,7 +9,8 @@ push in the residual's own units: the added vector is
 so d = 1 adds a vector as long as the typical residual there. :func:`raw_strength` converts a
 relative dose back into the α of ``α · v`` (reports show both), and :func:`geometric_doses`
 builds grids that bracket an effect (from a dose with no measurable change up to a positive
-control that changes most outputs).
+control that changes most outputs). :func:`relative_push` measures the dose an adapter of any
+kind (trained ones too) applied: ‖edit(a) − a‖ / ‖a‖ per row.
 
     >>> norms = mean_residual_norm(model, batch, layers)   # [layer]
     >>> steer = dose_vectors(vectors, norms, [0.1, 0.3, 1.0])  # [dose layer d_model]
@@ -63,6 +64,18 @@ def dose_vectors(vectors: Float[Tensor, "layer d_model"], norms: Float[Tensor, "
     if d.numel() == 0:
         raise ValueError("doses is empty; give at least one dose")
     return d[:, None, None] * (raw_strength(vectors, norms)[:, None] * vectors.float())[None]
+
+
+def relative_push(before: Float[Tensor, "n d"], after: Float[Tensor, "n d"]) -> Float[Tensor, " n"]:
+    """Per row, the push an edit applied in units of the row's own norm: ‖after − before‖ / ‖before‖."""
+    if before.shape != after.shape:
+        raise ValueError(f"before {tuple(before.shape)} and after {tuple(after.shape)} must have the same shape")
+    norms = before.float().norm(dim=-1)
+    if bool((norms == 0).any()):
+        raise ValueError("before has a zero row; a push relative to it is undefined")
+    push = (after.float() - before.float()).norm(dim=-1) / norms
+    check_finite(push, "relative push")
+    return push
 
 
 def geometric_doses(low: float, high: float, n: int) -> list[float]:

@@ -2,10 +2,18 @@
 a time: for a number of example pairs N and a repeat, fit CAA, ACE, LoReFT and LoReST on the
 activations of the pairs at the steered layer, choose each adapter's hyperparameter on fresh
 validation samples, and score accuracy on the steered attribute and disturbance of the other
-attributes on other fresh test samples ("none" is the unsteered model).
+attributes on other fresh test samples ("none" is the unsteered model). Every adapter row also
+records its dose: the push ‖edit(a) − a‖ / ‖a‖ on the test activations
+(:func:`interp.steering.doses.relative_push`).
+
+:func:`dose_sweep` brackets the additive adapters' effect: CAA and ACE fitted on the same pairs
+as the cell, at every strength of a geometric grid, scored on the same test samples, so the
+report can show the strength from which nothing changes up to the one where the steered
+attribute flips for most samples (the positive control) and the other attributes start to move.
 
     >>> model, info = train_toy(world, settings.train)
     >>> rows = run_cell(model, world, settings, n=64, rep=0)
+    >>> doses = dose_sweep(model, world, settings, n=64, rep=0)
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import torch
 
 from interp.stats import bootstrap_ci
 from interp.steering import ACEConfig, CAAConfig, LoReFTConfig, LoReSTConfig, make_adapter
+from interp.steering.doses import geometric_doses, relative_push
 from interp.toy.data import AttributeWorld
 from interp.toy.model import TrainConfig
 from interp.toy.steering import SteerTask, evaluate, example_pairs
@@ -34,6 +43,16 @@ class GridConfig:
 
 
 @dataclass
+class DoseSweepConfig:
+    """Strength grid for the dose-response sweep (CAA λ, ACE α), geometric so that it spans
+    "no change" to "most samples flip"; empty ``n_pairs`` switches the sweep off."""
+
+    adapters: list[str] = field(default_factory=lambda: ["caa", "ace"])
+    strengths: list[float] = field(default_factory=lambda: geometric_doses(1 / 64, 64, 13))  # ×2 steps
+    n_pairs: list[int] = field(default_factory=lambda: [16, 1024])
+
+
+@dataclass
 class ToySettings:
     ms: list[int] = field(default_factory=lambda: [60, 90, 120])
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -43,6 +62,7 @@ class ToySettings:
     n_val: int = 1000  # fresh samples to choose hyperparameters on
     n_test: int = 1000  # fresh samples to report on
     grid: GridConfig = field(default_factory=GridConfig)
+    doses: DoseSweepConfig = field(default_factory=DoseSweepConfig)
 
 
 ADAPTERS = ["caa", "ace", "loreft", "lorest"]
@@ -74,15 +94,28 @@ def diagnostics(adapter) -> dict:
     return out
 
 
-def run_cell(model, world: AttributeWorld, cfg: ToySettings, n: int, rep: int) -> list[dict]:
-    """One (N, repeat) cell: every adapter with validation-chosen hyperparameters."""
+def _cell_data(model, world: AttributeWorld, cfg: ToySettings, n: int, rep: int):
+    """The cell's pairs' activations and its validation and test samples (seeded per m, N, repeat)."""
     g = torch.Generator().manual_seed(1_000_003 * world.m + 1009 * n + rep)
     neg_x, pos_x = example_pairs(world, cfg.task, n, g)
     val_x, _ = world.sample(cfg.n_val, g)
     test_x, _ = world.sample(cfg.n_test, g)
     with torch.no_grad():
         neg, pos = model.activations(neg_x, cfg.task.layer), model.activations(pos_x, cfg.task.layer)
-    rows = [{"adapter": "none", "setting": "-", **evaluate(model, test_x, cfg.task)}]
+        test_acts = model.activations(test_x, cfg.task.layer)
+    return neg, pos, val_x, test_x, test_acts
+
+
+def _push(adapter, acts: torch.Tensor) -> float:
+    """Mean relative push of ``adapter`` on ``acts`` (its dose in units of the activation norm)."""
+    with torch.no_grad():
+        return float(relative_push(acts, adapter(acts)).mean())
+
+
+def run_cell(model, world: AttributeWorld, cfg: ToySettings, n: int, rep: int) -> list[dict]:
+    """One (N, repeat) cell: every adapter with validation-chosen hyperparameters."""
+    neg, pos, val_x, test_x, test_acts = _cell_data(model, world, cfg, n, rep)
+    rows = [{"adapter": "none", "setting": "-", "push": 0.0, **evaluate(model, test_x, cfg.task)}]
     for name in ADAPTERS:
         best = None
         for label, acfg in candidates(name, cfg.grid, rep):
@@ -96,8 +129,52 @@ def run_cell(model, world: AttributeWorld, cfg: ToySettings, n: int, rep: int) -
             if best is None or key > best[0]:
                 best = (key, label, adapter)
         if best is not None:
-            rows.append({"adapter": name, "setting": best[1], **evaluate(model, test_x, cfg.task, best[2]), **diagnostics(best[2])})
+            rows.append({"adapter": name, "setting": best[1], "push": _push(best[2], test_acts),
+                         **evaluate(model, test_x, cfg.task, best[2]), **diagnostics(best[2])})  # fmt: skip
     return [{**r, "m": world.m, "n_pairs": n, "repeat": rep} for r in rows]
+
+
+def dose_sweep(model, world: AttributeWorld, cfg: ToySettings, n: int, rep: int) -> list[dict]:
+    """CAA / ACE on the cell's pairs at every strength of ``cfg.doses.strengths``: raw strength,
+    relative push, accuracy and disturbance on the cell's test samples (no selection: every
+    strength is reported)."""
+    d = cfg.doses
+    for a in d.adapters:
+        if a not in ("caa", "ace"):
+            raise ValueError(f"doses.adapters contains {a!r}; the strength sweep is for 'caa' (λ) and 'ace' (α)")
+    if not d.strengths or min(d.strengths) <= 0:
+        raise ValueError(f"doses.strengths={d.strengths}; need positive strengths")
+    neg, pos, _, test_x, test_acts = _cell_data(model, world, cfg, n, rep)
+    rows = []
+    for name in d.adapters:
+        for s in d.strengths:
+            acfg = CAAConfig(strength=s) if name == "caa" else ACEConfig(alpha=s)
+            try:
+                adapter = make_adapter(name, acfg).fit(neg, pos)
+            except ValueError as err:  # a zero mean difference: recorded, not a crash
+                rows.append({"adapter": name, "strength": s, "push": float("nan"), "accuracy": float("nan"), "disturbance": float("nan"), "error": str(err)})
+                continue
+            rows.append({"adapter": name, "strength": s, "push": _push(adapter, test_acts), **evaluate(model, test_x, cfg.task, adapter)})
+    return [{**r, "m": world.m, "n_pairs": n, "repeat": rep} for r in rows]
+
+
+def bracket(rows: list[dict], adapter: str, n: int, none_accuracy: float, control: float = 0.9, tol: float = 0.02) -> dict:
+    """Whether a dose sweep brackets the effect for one adapter and N (means over repeats):
+    the smallest dose leaves accuracy within ``tol`` of the unsteered model's (no effect), and
+    some dose reaches ``control`` accuracy (positive control); with the relative push there."""
+    sub = [r for r in rows if r["adapter"] == adapter and r["n_pairs"] == n and "error" not in r]
+    strengths = sorted({r["strength"] for r in sub})
+    if not strengths:
+        return {"defined": False}
+    mean = {s: (float(np.mean([r["accuracy"] for r in sub if r["strength"] == s])), float(np.mean([r["push"] for r in sub if r["strength"] == s])),
+                float(np.mean([r["disturbance"] for r in sub if r["strength"] == s]))) for s in strengths}  # fmt: skip
+    low = mean[strengths[0]]
+    reached = [s for s in strengths if mean[s][0] >= control]
+    first = reached[0] if reached else None
+    return {"defined": True, "low_strength": strengths[0], "low_push": low[1], "low_accuracy": low[0],
+            "no_effect": abs(low[0] - none_accuracy) <= tol, "control_strength": first,
+            "control_push": mean[first][1] if first else float("nan"), "control_disturbance": mean[first][2] if first else float("nan"),
+            "max_accuracy": max(v[0] for v in mean.values()), "max_push": max(v[1] for v in mean.values())}  # fmt: skip
 
 
 def cell_estimate(rows: list[dict], adapter: str, n: int, key: str):

@@ -65,4 +65,17 @@ def test_toy_steering_smoke(tmp_path):
     assert len(metrics["results"]) == 2 * 2 * 5  # n_pairs x repeats x (4 adapters + none)
     # a constant shift steers a single attribute well in this toy: CAA beats no steering
     assert metrics["summary"]["m6"]["caa"]["16"] > metrics["summary"]["m6"]["none"]["16"] + 0.3
+    assert all(r["push"] > 0 for r in metrics["results"] if r["adapter"] != "none")
     assert "Trained toy models" in report.read_text()
+    # the dose sweep spans no effect (λ = 0.01) to the positive control (λ = 10) for CAA
+    assert (folder / "doses_m6.png").stat().st_size > 1000
+    doses = [r for r in metrics["doses"] if r["adapter"] == "caa"]
+    assert len(metrics["doses"]) == 2 * 4 * 2  # adapters x strengths x repeats at N = 16
+    lo = [r for r in doses if r["strength"] == 0.01]
+    hi = [r for r in doses if r["strength"] == 10.0]
+    none = [r["accuracy"] for r in metrics["results"] if r["adapter"] == "none" and r["n_pairs"] == 16]
+    assert sum(r["accuracy"] for r in lo) / 2 < sum(none) / 2 + 0.05
+    assert min(r["accuracy"] for r in hi) > 0.9
+    # CAA's push is linear in λ: a thousand times the strength, a thousand times the dose
+    assert hi[0]["push"] / lo[0]["push"] == pytest.approx(1000, rel=1e-3)
+    assert "dose sweep over strengths" in report.read_text()

@@ -4,7 +4,7 @@ length d × the mean residual norm, in the vector's direction."""
 import pytest
 import torch
 
-from interp.steering.doses import dose_vectors, geometric_doses, mean_residual_norm, raw_strength, residual_norm
+from interp.steering.doses import dose_vectors, geometric_doses, mean_residual_norm, raw_strength, relative_push, residual_norm
 
 
 def test_relative_dose_has_the_planted_length_and_direction():
@@ -39,3 +39,28 @@ def test_dose_errors_name_the_argument():
     with pytest.raises(ValueError, match="need 0 < low < high"):
         geometric_doses(1.0, 0.5, 3)
     assert geometric_doses(0.01, 1.0, 3) == pytest.approx([0.01, 0.1, 1.0])
+
+
+def test_relative_push_of_a_planted_edit():
+    before = torch.tensor([[3.0, 4.0], [0.0, 2.0]])  # norms 5 and 2
+    after = before + torch.tensor([[1.0, 0.0], [0.0, 1.0]])  # pushes of length 1
+    assert torch.allclose(relative_push(before, after), torch.tensor([0.2, 0.5]))
+    assert torch.equal(relative_push(before, before), torch.zeros(2))
+    with pytest.raises((ValueError, TypeError), match="same shape|after"):  # jaxtyping's check runs first under pytest
+        relative_push(before, after[:1])
+    with pytest.raises(ValueError, match="zero row"):
+        relative_push(torch.zeros(1, 2), torch.ones(1, 2))
+
+
+def test_toy_bracket_reads_no_effect_and_positive_control():
+    from interp.toy.study import bracket
+
+    rows = [{"adapter": "caa", "n_pairs": 4, "repeat": r, "strength": s, "push": s / 10, "accuracy": acc, "disturbance": s / 1000}
+            for r in range(2) for s, acc in [(0.1, 0.13), (1.0, 0.5), (10.0, 0.95), (100.0, 1.0)]]  # fmt: skip
+    b = bracket(rows, "caa", 4, none_accuracy=0.125)
+    assert b["no_effect"] and b["control_strength"] == 10.0 and b["control_push"] == pytest.approx(1.0)
+    assert b["max_push"] == pytest.approx(10.0)
+    short = bracket([r for r in rows if r["strength"] <= 1.0], "caa", 4, none_accuracy=0.125)
+    assert short["control_strength"] is None  # the grid never reaches the positive control: no null may be claimed
+    assert not bracket([r for r in rows if r["strength"] >= 1.0], "caa", 4, none_accuracy=0.125)["no_effect"]
+    assert bracket(rows, "ace", 4, 0.125) == {"defined": False}
