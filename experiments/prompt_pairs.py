@@ -106,6 +106,8 @@ def _model_report(run: Run, cfg: PromptPairsConfig, name: str, layer: int, quali
     run.report.add_table(["dataset", "held-out prompt", "positive target", "no adapter"] + [f"{a} (n={n_big})" for a in cfg.adapters],
                          _example_rows(cfg, results, n_big), caption=f"{name}: generated continuations, unsteered and steered (first fitting draw)")  # fmt: skip
     slug, args = file_slug(name), (list(cfg.adapters), cfg.n_train, cfg.draws)
+    if cfg.dose_scales:
+        _dose_section(run, cfg, name, slug, results)
     run.save_figure(plots.prompt_pairs_curves(name, results, *args), f"metrics_{slug}.png",
                     f"{name}: metrics vs fitting pairs, pooled over datasets (dashed: no adapter; dotted: positive examples)")  # fmt: skip
     for d in cfg.datasets:
@@ -114,6 +116,33 @@ def _model_report(run: Run, cfg: PromptPairsConfig, name: str, layer: int, quali
         "n_target": r.n_target, "examples": r.examples,
         "curves": {a: {m: [mean_ci(per_pair(r.cells, a, n, m, cfg.draws)) for n in cfg.n_train] for m in (*METRICS, "push")} for a in cfg.adapters},
         "baseline": {m: mean_ci(r.base[m]) for m in METRICS}} for d, r in results.items()}}})  # fmt: skip
+
+
+def _dose_points(cfg: PromptPairsConfig, results: dict, a: str) -> list[tuple]:
+    """Per scale, pooled over datasets: (push, target shift share, content cosine, changed share, hit_pos)."""
+    out = []
+    for x in sorted(cfg.dose_scales):
+        cells = [(r, r.doses[a, x]) for r in results.values()]
+        push = float(np.mean([np.mean(c["push"]) for _, c in cells]))
+        # a dataset without target features (target metric all NaN) has no shift: left out, "undef." if none has one
+        shift = [(np.mean(c["target"]) - np.mean(r.base["target"])) / (np.mean(r.reference["target"]) - np.mean(r.base["target"])) for r, c in cells if r.n_target]
+        out.append((push, float(np.mean(shift)) if shift else float("nan"), mean_ci(np.concatenate([np.asarray(c["cosine_content"], float) for _, c in cells]))[0],
+                    float(np.mean([c["changed"] for _, c in cells])), float(np.mean([c["hit_pos"] for _, c in cells]))))  # fmt: skip
+    return out
+
+
+def _dose_section(run: Run, cfg: PromptPairsConfig, name: str, slug: str, results: dict) -> None:
+    points = {a: _dose_points(cfg, results, a) for a in cfg.adapters}
+    base_cos = mean_ci(np.concatenate([np.asarray(r.base["cosine_content"], float) for r in results.values()]))[0]
+    rows = [[a, f"{x:g}", f"{p[0]:.3g}", "undef." if not np.isfinite(p[1]) else f"{p[1]:.2f}", f"{p[2]:.3f}", f"{p[4]:.2f}", f"{p[3]:.2f}"]
+            for a in cfg.adapters for x, p in zip(sorted(cfg.dose_scales), points[a])]  # fmt: skip
+    run.report.add_table(["adapter", "scale s of the edit", "relative dose ‖Δ‖ / ‖resid‖", "target-feature shift (1 = positive examples)", "cosine content word",
+                          "content word ∈ pos targets", "continuations changed"], rows,
+                         caption=f"{name}: dose sweep — each adapter fitted on n={max(cfg.n_train)} (first draw), its edit scaled by s, pooled over "
+                         f"{len(results)} datasets × {cfg.n_test} held-out pairs (unsteered content-word cosine {base_cos:.3f}); every scale reported, nothing chosen")  # fmt: skip
+    run.save_figure(plots.prompt_pairs_doses(name, points), f"doses_{slug}.png", f"{name}: dose response of every adapter (edit scaled)")
+    run.log_metrics(**{f"{name} doses": {a: {f"{x:g}": dict(zip(["push", "target_shift", "cosine_content", "changed", "hit_pos"], p))
+                                              for x, p in zip(sorted(cfg.dose_scales), points[a])} for a in cfg.adapters}})  # fmt: skip
 
 
 def run(cfg: PromptPairsConfig, run: Run) -> None:
@@ -127,7 +156,7 @@ def run(cfg: PromptPairsConfig, run: Run) -> None:
         layer = study_layer(model.cfg.n_layers, cfg.layer_fraction)
         sae, quality = get_sae(model, name, SAETrainConfig(layer=layer, seed=cfg.run.seed, **asdict(cfg.sae)), pretrained=cfg.sae_pretrained.get(name))
         key = {**{k: v for k, v in vars(cfg).items() if k not in ("run", "models", "datasets", "sae_pretrained")}, "sae": asdict(cfg.sae)}
-        results = {d: run.cached(lambda: dataset_study(model, sae, layer, d, cfg, embed, seed=cfg.run.seed), step="prompt_pairs.v2", model=name,
+        results = {d: run.cached(lambda: dataset_study(model, sae, layer, d, cfg, embed, seed=cfg.run.seed), step="prompt_pairs.v3", model=name,
                                  dataset=d, layer=layer, cfg=key, seed=cfg.run.seed, sae=cfg.sae_pretrained.get(name))
                    for d in cfg.datasets}  # fmt: skip
         del model

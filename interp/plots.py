@@ -560,3 +560,29 @@ def toy_dose_response(rows: list[dict], m: int, none_accuracy: float, control: f
     fig.suptitle(f"m = {m}: dose response over the strength grid (mean over repeats)", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def prompt_pairs_doses(name: str, rows: dict[str, list[tuple]]):
+    """Prompt-pairs dose sweep, pooled over datasets: per adapter, (mean push, target-feature
+    shift as a share of the positive examples' shift, content-word cosine, share of continuations
+    changed) at each scale of its edit."""
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    titles = ["target SAE features: (steered − none) / (positive − none)", "cosine(first content word, target)", "continuations changed from unsteered"]
+    for a, pts in rows.items():
+        x = [p[0] for p in pts]
+        for ax, i in zip(axes, (1, 2, 3)):
+            ax.plot(x, [p[i] for p in pts], marker="o", ms=3, label=a)
+    axes[0].axhline(1.0, color="tab:green", lw=0.8, ls=":", label="positive examples")
+    axes[0].axhline(0.0, color="0.4", lw=0.8, ls="--", label="no adapter")
+    for i, (ax, t) in enumerate(zip(axes, titles), start=1):
+        if not any(np.isfinite(p[i]) and p[0] > 0 for pts in rows.values() for p in pts):  # e.g. no dataset has target features
+            ax.text(0.5, 0.5, "undefined", ha="center", va="center", transform=ax.transAxes)
+        else:
+            ax.set_xscale("log")
+        ax.set_xlabel("relative dose ‖Δ‖ / ‖resid‖ (held-out pairs)")
+        ax.set_title(t, fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"{name}: dose response, each adapter's edit scaled (largest n, first draw; pooled over datasets)", fontsize=10)
+    fig.tight_layout()
+    return fig

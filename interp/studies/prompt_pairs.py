@@ -12,7 +12,11 @@
   reference: the positive one.
 - **Dose**: each cell records the adapter's push ‖adapter(a) − a‖ / ‖a‖ on the held-out
   negative activations (the relative dose of :mod:`interp.steering.doses`; trained adapters
-  choose their own).
+  choose their own). The **dose sweep** takes each adapter fitted on the largest n (first
+  draw) and scales its edit, ``a + s · (adapter(a) − a)`` for s in ``dose_scales`` (for CAA
+  exactly λ = s · λ₀), recording push, SAE and word metrics and the share of continuations that
+  changed from the unsteered ones — from a dose that changes nothing to one that rewrites most
+  continuations.
 - **Output metric** (:mod:`interp.semantic`): the held-out prompt without its target word is
   continued greedily with the adapter after ``layer`` at the last prompt token and every
   generated token; cosine of the first word, and of the first content word, with the positive
@@ -36,6 +40,7 @@ from interp.hooks import act_name, capture
 from interp.sae import features_active_on_all, features_inactive_on_all
 from interp.semantic import first_content_word, first_word, word_cosines
 from interp.steering import ADAPTERS, SteeringBatch, make_adapter
+from interp.steering.doses import relative_push
 
 METRICS = ("target", "test", "cosine", "cosine_content")
 METRIC_TITLES = {"target": "target SAE features (mean activation)", "test": "test SAE features (mean activation)",
@@ -65,6 +70,7 @@ class PromptPairsSettings:
     n_test_features: int = 100
     target_share: float = 1.0  # target features: active on this share of the pool's positive examples (seed 002: all)
     max_new_tokens: int = 5
+    dose_scales: list[float] = field(default_factory=lambda: [0.1, 0.3, 1.0, 3.0, 10.0])  # [] switches the sweep off
     sae: SAEConfig = field(default_factory=SAEConfig)
     sae_pretrained: dict = field(default_factory=dict)  # model name -> SAE Lens "release:sae_id" or folder
 
@@ -82,6 +88,7 @@ class PromptPairsResult:
     n_pool: int
     n_test: int
     examples: list[tuple[str, str, str]]  # (prompt, positive target, unsteered continuation)
+    doses: dict = field(default_factory=dict)  # (adapter, scale) -> metrics as in ``cells`` plus "changed"
 
 
 def check_settings(s: PromptPairsSettings) -> None:
@@ -97,6 +104,8 @@ def check_settings(s: PromptPairsSettings) -> None:
         raise ValueError(f"layer_fraction={s.layer_fraction}; must be in [0, 1)")
     if not s.n_train or min(s.n_train) < 1:
         raise ValueError(f"n_train={s.n_train}; need sizes ≥ 1")
+    if any(x <= 0 for x in s.dose_scales):
+        raise ValueError(f"dose_scales={s.dose_scales}; scales of the adapter's edit must be positive")
     if s.draws < 1 or s.n_test < 1:
         raise ValueError(f"draws={s.draws}, n_test={s.n_test}; both must be ≥ 1")
 
@@ -166,7 +175,7 @@ def dataset_study(model, sae, layer: int, name: str, s: PromptPairsSettings, emb
     sb = SteeringBatch(model, interp.tokenize(model, [p.prefix for p in test], padding_side="left"))
     base = {**scorer.sae_metrics(acts["test", "negative"]), **scorer.output_metrics(sb.generate(layer, lambda a: a, s.max_new_tokens)[0])}
     rng = np.random.default_rng(seed)
-    cells = {}
+    cells, fitted = {}, {}
     for a, n, d in tqdm([(a, n, d) for a in s.adapters for n in s.n_train for d in range(s.draws)], desc=f"{name}: adapters", leave=False):
         idx = torch.as_tensor(rng.permutation(len(pool))[:n])
         acfg = ADAPTERS[a][1](**s.adapters[a])
@@ -175,8 +184,21 @@ def dataset_study(model, sae, layer: int, name: str, s: PromptPairsSettings, emb
         adapter = make_adapter(a, acfg).fit(acts["pool", "negative"][idx], acts["pool", "positive"][idx])
         with torch.no_grad():
             steered = adapter(acts["test", "negative"])
-        push = ((steered - acts["test", "negative"]).norm(dim=-1) / acts["test", "negative"].norm(dim=-1)).numpy()  # relative dose per pair
+        push = relative_push(acts["test", "negative"], steered).numpy()  # relative dose per pair
         cells[a, n, d] = {**scorer.sae_metrics(steered), **scorer.output_metrics(sb.generate(layer, adapter, s.max_new_tokens)[0]), "push": push}
+        if n == max(s.n_train) and d == 0:
+            fitted[a] = adapter
+    doses = {}
+    for a, scale in tqdm([(a, x) for a in fitted for x in s.dose_scales], desc=f"{name}: doses", leave=False):
+        if scale == 1.0:  # the cell itself
+            doses[a, scale] = dict(cells[a, max(s.n_train), 0])
+        else:
+            edit = _scaled(fitted[a], scale)
+            with torch.no_grad():
+                steered = edit(acts["test", "negative"])
+            push = relative_push(acts["test", "negative"], steered).numpy()
+            doses[a, scale] = {**scorer.sae_metrics(steered), **scorer.output_metrics(sb.generate(layer, edit, s.max_new_tokens)[0]), "push": push}
+        doses[a, scale]["changed"] = float(np.mean([t != b for t, b in zip(doses[a, scale]["texts"], base["texts"])]))
     active_share = (pos_codes > 0).float().mean(0)
     target = scorer.target
     return PromptPairsResult(
@@ -184,8 +206,13 @@ def dataset_study(model, sae, layer: int, name: str, s: PromptPairsSettings, emb
         n_test_features=len(scorer.test_f), n_silent=len(features_inactive_on_all(pos_codes, neg_codes)),
         n_target_at={sh: int((active_share >= sh - 1e-9).sum()) for sh in (1.0, 0.95, 0.9, 0.8, 0.5)},
         target_also_on_negatives=float((neg_codes[:, target] > 0).float().mean()) if len(target) else float("nan"),
-        n_pool=len(pool), n_test=len(test), examples=[(p.prefix, p.positive, base["texts"][i]) for i, p in enumerate(test[:5])],
+        n_pool=len(pool), n_test=len(test), examples=[(p.prefix, p.positive, base["texts"][i]) for i, p in enumerate(test[:5])], doses=doses,
     )  # fmt: skip
+
+
+def _scaled(adapter, scale: float):
+    """The adapter's edit scaled by ``scale``: ``a + scale · (adapter(a) − a)``."""
+    return lambda a: a + scale * (adapter(a) - a)
 
 
 def mean_ci(values: np.ndarray) -> tuple[float, float, float]:

@@ -38,5 +38,15 @@ def test_prompt_pairs_smoke(tmp_path, monkeypatch):
         assert curves["caa"]["push"][-1][0] > 0
     assert "relative dose ‖Δ‖ / ‖resid‖" in text
     assert (report.parent / "metrics_smollm2-135m-instruct.png").exists()
+    # the dose sweep: every adapter's edit scaled 0.1 … 10; the push scales with it exactly
+    # (a + s·(adapter(a) − a)), and the largest scale changes more continuations than the smallest
+    doses = json.loads((report.parent / "metrics.json").read_text())["smollm2-135m-instruct doses"]
+    assert set(doses) == {"caa", "ace", "loreft", "lorest"}
+    for a, by_scale in doses.items():
+        assert set(by_scale) == {"0.1", "1", "10"}
+        assert by_scale["10"]["push"] == pytest.approx(100 * by_scale["0.1"]["push"], rel=1e-4)
+    assert doses["caa"]["10"]["changed"] > doses["caa"]["0.1"]["changed"]
+    assert doses["caa"]["10"]["changed"] >= 0.5  # the positive control: most continuations rewritten
+    assert (report.parent / "doses_smollm2-135m-instruct.png").exists() and "dose sweep" in text
     # the SAE was cached in SAE Lens' format
     assert list((tmp_path / "cache" / "saes").glob("*/cfg.json"))
