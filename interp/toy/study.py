@@ -48,7 +48,7 @@ class DoseSweepConfig:
     "no change" to "most samples flip"; empty ``n_pairs`` switches the sweep off."""
 
     adapters: list[str] = field(default_factory=lambda: ["caa", "ace"])
-    strengths: list[float] = field(default_factory=lambda: geometric_doses(1 / 64, 64, 13))  # ×2 steps
+    strengths: list[float] = field(default_factory=lambda: geometric_doses(1 / 64, 64.0, 13))  # ×2 steps
     n_pairs: list[int] = field(default_factory=lambda: [16, 1024])
 
 
