@@ -176,28 +176,26 @@ def dataset_study(model, sae, layer: int, name: str, s: PromptPairsSettings, emb
     base = {**scorer.sae_metrics(acts["test", "negative"]), **scorer.output_metrics(sb.generate(layer, lambda a: a, s.max_new_tokens)[0])}
     rng = np.random.default_rng(seed)
     cells, fitted = {}, {}
+
+    def score(edit) -> dict:
+        """SAE and word metrics of one edit on the held-out negatives, with its push per pair."""
+        with torch.no_grad():
+            steered = edit(acts["test", "negative"])
+        return {**scorer.sae_metrics(steered), **scorer.output_metrics(sb.generate(layer, edit, s.max_new_tokens)[0]),
+                "push": relative_push(acts["test", "negative"], steered).numpy()}  # fmt: skip
+
     for a, n, d in tqdm([(a, n, d) for a in s.adapters for n in s.n_train for d in range(s.draws)], desc=f"{name}: adapters", leave=False):
         idx = torch.as_tensor(rng.permutation(len(pool))[:n])
         acfg = ADAPTERS[a][1](**s.adapters[a])
         if hasattr(acfg, "seed"):
             acfg.seed = seed + d
         adapter = make_adapter(a, acfg).fit(acts["pool", "negative"][idx], acts["pool", "positive"][idx])
-        with torch.no_grad():
-            steered = adapter(acts["test", "negative"])
-        push = relative_push(acts["test", "negative"], steered).numpy()  # relative dose per pair
-        cells[a, n, d] = {**scorer.sae_metrics(steered), **scorer.output_metrics(sb.generate(layer, adapter, s.max_new_tokens)[0]), "push": push}
+        cells[a, n, d] = score(adapter)
         if n == max(s.n_train) and d == 0:
             fitted[a] = adapter
     doses = {}
     for a, scale in tqdm([(a, x) for a in fitted for x in s.dose_scales], desc=f"{name}: doses", leave=False):
-        if scale == 1.0:  # the cell itself
-            doses[a, scale] = dict(cells[a, max(s.n_train), 0])
-        else:
-            edit = _scaled(fitted[a], scale)
-            with torch.no_grad():
-                steered = edit(acts["test", "negative"])
-            push = relative_push(acts["test", "negative"], steered).numpy()
-            doses[a, scale] = {**scorer.sae_metrics(steered), **scorer.output_metrics(sb.generate(layer, edit, s.max_new_tokens)[0]), "push": push}
+        doses[a, scale] = dict(cells[a, max(s.n_train), 0]) if scale == 1.0 else score(_scaled(fitted[a], scale))  # s = 1: the cell itself
         doses[a, scale]["changed"] = float(np.mean([t != b for t, b in zip(doses[a, scale]["texts"], base["texts"])]))
     active_share = (pos_codes > 0).float().mean(0)
     target = scorer.target
