@@ -118,15 +118,27 @@ def _model_report(run: Run, cfg: PromptPairsConfig, name: str, layer: int, quali
         "baseline": {m: mean_ci(r.base[m]) for m in METRICS}} for d, r in results.items()}}})  # fmt: skip
 
 
+def pooled_shift(groups: list[tuple]) -> float:
+    """Target-feature shift pooled over datasets, 1 = the positive examples' level: a ratio of
+    pooled means, Σ(steered − unsteered) / Σ(positive − unsteered) over the datasets' mean
+    values. (A mean of per-dataset ratios is dominated by a dataset whose positive − unsteered
+    gap is near zero.) ``groups``: (steered, unsteered, positive) target values per dataset;
+    datasets without target features are left out by the caller; NaN (undefined) when none is
+    left or the pooled gap is 0."""
+    if not groups:
+        return float("nan")
+    gap = sum(float(np.mean(ref)) - float(np.mean(base)) for _, base, ref in groups)
+    moved = sum(float(np.mean(st)) - float(np.mean(base)) for st, base, _ in groups)
+    return moved / gap if gap != 0 else float("nan")
+
+
 def _dose_points(cfg: PromptPairsConfig, results: dict, a: str) -> list[tuple]:
     """Per scale, pooled over datasets: (push, target shift share, content cosine, changed share, hit_pos)."""
     out = []
     for x in sorted(cfg.dose_scales):
         cells = [(r, r.doses[a, x]) for r in results.values()]
         push = float(np.mean([np.mean(c["push"]) for _, c in cells]))
-        # a dataset without target features (target metric all NaN) has no shift: left out, "undef." if none has one
-        shift = [(np.mean(c["target"]) - np.mean(r.base["target"])) / (np.mean(r.reference["target"]) - np.mean(r.base["target"])) for r, c in cells if r.n_target]
-        out.append((push, float(np.mean(shift)) if shift else float("nan"), mean_ci(np.concatenate([np.asarray(c["cosine_content"], float) for _, c in cells]))[0],
+        out.append((push, pooled_shift([(c["target"], r.base["target"], r.reference["target"]) for r, c in cells if r.n_target]), mean_ci(np.concatenate([np.asarray(c["cosine_content"], float) for _, c in cells]))[0],
                     float(np.mean([c["changed"] for _, c in cells])), float(np.mean([c["hit_pos"] for _, c in cells]))))  # fmt: skip
     return out
 
@@ -136,7 +148,7 @@ def _dose_section(run: Run, cfg: PromptPairsConfig, name: str, slug: str, result
     base_cos = mean_ci(np.concatenate([np.asarray(r.base["cosine_content"], float) for r in results.values()]))[0]
     rows = [[a, f"{x:g}", f"{p[0]:.3g}", "undef." if not np.isfinite(p[1]) else f"{p[1]:.2f}", f"{p[2]:.3f}", f"{p[4]:.2f}", f"{p[3]:.2f}"]
             for a in cfg.adapters for x, p in zip(sorted(cfg.dose_scales), points[a])]  # fmt: skip
-    run.report.add_table(["adapter", "scale s of the edit", "relative dose ‖Δ‖ / ‖resid‖", "target-feature shift (1 = positive examples)", "cosine content word",
+    run.report.add_table(["adapter", "scale s of the edit", "relative dose ‖Δ‖ / ‖resid‖", "target-feature shift, pooled means (1 = positive examples)", "cosine content word",
                           "content word ∈ pos targets", "continuations changed"], rows,
                          caption=f"{name}: dose sweep — each adapter fitted on n={max(cfg.n_train)} (first draw), its edit scaled by s, pooled over "
                          f"{len(results)} datasets × {cfg.n_test} held-out pairs (unsteered content-word cosine {base_cos:.3f}); every scale reported, nothing chosen")  # fmt: skip

@@ -64,3 +64,17 @@ def test_per_pair_averages_draws_and_keeps_undefined():
 @pytest.mark.parametrize("text, want", [(" a great experience", "great"), (" was not able", "able"), (" to be honest", "honest"), (" the a to", "")])
 def test_first_content_word(text, want):
     assert first_content_word(text) == want
+
+
+def test_pooled_shift_is_a_ratio_of_pooled_means():
+    from experiments.prompt_pairs import pooled_shift
+
+    # dataset A: unsteered 0, positives 1, steered 0.5; dataset B: a tiny gap (0 -> 0.01), steered 0.1
+    a = (np.array([0.5, 0.5]), np.array([0.0, 0.0]), np.array([1.0, 1.0]))
+    b = (np.array([0.1]), np.array([0.0]), np.array([0.01]))
+    # a mean of per-dataset ratios would say (0.5 + 10) / 2 = 5.25, dominated by B's tiny gap
+    assert pooled_shift([a, b]) == pytest.approx((0.5 + 0.1) / (1.0 + 0.01))
+    assert pooled_shift([a]) == pytest.approx(0.5)
+    assert np.isnan(pooled_shift([]))  # no dataset with target features: undefined
+    flat = (np.array([0.3]), np.array([0.2]), np.array([0.2]))  # positives at the unsteered level
+    assert np.isnan(pooled_shift([flat]))
