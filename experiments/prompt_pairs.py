@@ -124,9 +124,7 @@ def pooled_shift(groups: list[tuple]) -> float:
     values. (A mean of per-dataset ratios is dominated by a dataset whose positive − unsteered
     gap is near zero.) ``groups``: (steered, unsteered, positive) target values per dataset;
     datasets without target features are left out by the caller; NaN (undefined) when none is
-    left or the pooled gap is 0."""
-    if not groups:
-        return float("nan")
+    left or the pooled gap is 0 (an empty sum is 0)."""
     gap = sum(float(np.mean(ref)) - float(np.mean(base)) for _, base, ref in groups)
     moved = sum(float(np.mean(st)) - float(np.mean(base)) for st, base, _ in groups)
     return moved / gap if gap != 0 else float("nan")
