@@ -80,9 +80,100 @@ def jsonable(obj: Any) -> Any:
 
 
 def cache_key(**parts: Any) -> str:
-    """Stable hash of what produced an intermediate (model, data, hook, config, code...)."""
-    blob = json.dumps(jsonable(parts), sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+    """Stable hash of what produced an intermediate: :func:`value_digest` of every part (model
+    identity, arguments, data digests, code fingerprint), never a hand-picked subset."""
+    return value_digest(parts)[:24]
+
+
+# --------------------------------------------------------------------------- derived keys
+
+
+def value_digest(obj: Any) -> str:
+    """SHA-256 of a value's content, for cache keys derived from what a computation is given.
+
+    Canonical over the types a cell's arguments take: dataclasses (class name and every field),
+    mappings, sequences, tensors and arrays (dtype, shape and bytes), ``nn.Module`` (class and
+    state dict), paths (the file's or folder's content, :func:`data_digest`), numbers, strings,
+    None. Anything else is refused by name: a key that silently ignored part of an input would
+    serve stale results."""
+    h = hashlib.sha256()
+    _feed(h, obj)
+    return h.hexdigest()
+
+
+def _feed(h, obj: Any) -> None:
+    import dataclasses
+
+    if obj is None or isinstance(obj, (bool, int, str)):
+        h.update(f"{type(obj).__name__}:{obj!r};".encode())
+    elif isinstance(obj, float):
+        h.update(f"float:{obj.hex()};".encode())  # exact, and NaN / inf distinct
+    elif isinstance(obj, (np.integer, np.floating, np.bool_)):
+        _feed(h, obj.item())
+    elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        h.update(f"dc:{type(obj).__module__}.{type(obj).__qualname__}(".encode())
+        for f in dataclasses.fields(obj):
+            h.update(f"{f.name}=".encode())
+            _feed(h, getattr(obj, f.name))
+        h.update(b")")
+    elif isinstance(obj, dict):
+        h.update(f"dict{len(obj)}{{".encode())
+        for k in sorted(obj, key=repr):
+            _feed(h, k)
+            _feed(h, obj[k])
+        h.update(b"}")
+    elif isinstance(obj, (list, tuple)):
+        h.update(f"{type(obj).__name__}{len(obj)}[".encode())
+        for v in obj:
+            _feed(h, v)
+        h.update(b"]")
+    elif isinstance(obj, (set, frozenset)):
+        _feed(h, sorted(obj, key=repr))
+    elif isinstance(obj, torch.Tensor):
+        t = obj.detach().cpu().contiguous()
+        h.update(f"tensor:{t.dtype}:{tuple(t.shape)}:".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    elif isinstance(obj, np.ndarray):
+        a = np.ascontiguousarray(obj)
+        h.update(f"array:{a.dtype}:{a.shape}:".encode())
+        h.update(a.tobytes())
+    elif isinstance(obj, torch.nn.Module):
+        h.update(f"module:{type(obj).__module__}.{type(obj).__qualname__}:".encode())
+        _feed(h, dict(obj.state_dict()))
+    elif isinstance(obj, Path):
+        h.update(f"path:{data_digest([obj])};".encode())
+    elif isinstance(obj, torch.dtype):
+        h.update(f"dtype:{obj};".encode())
+    else:
+        raise TypeError(f"cannot derive a cache key from a {type(obj).__module__}.{type(obj).__qualname__} ({obj!r:.80}); "
+                        "give cells plain values, dataclasses, tensors, arrays or paths")  # fmt: skip
+
+
+def data_digest(paths) -> str:
+    """SHA-256 over the content of data files (folders: every file below, by relative path), so a
+    changed dataset changes every key that reads it. A missing path is an error, not a skip."""
+    h = hashlib.sha256()
+    for p in sorted(Path(p) for p in paths):
+        if p.is_dir():
+            files = sorted(f for f in p.rglob("*") if f.is_file() and "__pycache__" not in f.parts)
+            for f in files:
+                h.update(f"{f.relative_to(p)}:{_file_digest_cached(f)}\n".encode())
+        elif p.is_file():
+            h.update(f"{p.name}:{_file_digest_cached(p)}\n".encode())
+        else:
+            raise FileNotFoundError(f"data path {str(p)!r} does not exist (a cell declared it as an input)")
+    return h.hexdigest()
+
+
+def _file_digest_cached(path: Path) -> str:
+    st = path.stat()
+    return _file_digest(str(path.resolve()), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4096)
+def _file_digest(path: str, size: int, mtime_ns: int) -> str:
+    # size and mtime in the lru key: an edited file is read again
+    return file_sha256(Path(path))
 
 
 # --------------------------------------------------------------------------- checksums
@@ -285,13 +376,14 @@ def disk_cached(key: str, compute: Callable[[], T], enabled: bool = True, folder
     return value
 
 
-def read_entry(key: str, folder: str = "intermediates", stats: CacheStats | None = None) -> tuple[bool, Any]:
+def read_entry(key: str, folder: str = "intermediates", stats: CacheStats | None = None, root: Path | None = None) -> tuple[bool, Any]:
     """``(True, value)`` for a sound entry under ``key``; ``(False, None)`` when there is none
-    (a corrupt one is named in a warning and removed)."""
-    path = cache_dir() / folder / f"{key}.pt"
-    if not path.exists():
+    (a corrupt one is named in a warning and removed). ``root``: a folder other than the cache's."""
+    path = (root if root is not None else cache_dir() / folder) / f"{key}.pt"
+    try:
+        data = path.read_bytes()  # open, then verify: no exists-then-read race with a writer
+    except FileNotFoundError:
         return False, None
-    data = path.read_bytes()
     reason = verify_checksum(path, data)
     if reason is None:
         try:
@@ -308,9 +400,9 @@ def read_entry(key: str, folder: str = "intermediates", stats: CacheStats | None
     return False, None
 
 
-def write_entry(key: str, value: Any, folder: str = "intermediates", commit: str = "unknown") -> None:
+def write_entry(key: str, value: Any, folder: str = "intermediates", commit: str = "unknown", root: Path | None = None) -> None:
     """Store ``value`` under ``key``: checksum first, then the entry, atomically."""
-    path = cache_dir() / folder / f"{key}.pt"
+    path = (root if root is not None else cache_dir() / folder) / f"{key}.pt"
     path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     entry = {"format": _ENTRY_FORMAT, "value": value, "commit": commit, "created": dt.datetime.now().isoformat(timespec="seconds")}

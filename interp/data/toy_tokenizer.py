@@ -19,8 +19,8 @@ VOCAB_SIZE = 3000
 
 def _corpus() -> list[str]:
     lines = [_EXTRA]
-    for task in _TASKS:
-        pairs = json.loads(dataset_path("function_vectors", f"{task}.json").read_text())
+    for path in _corpus_files():
+        pairs = json.loads(path.read_text())
         # leading spaces: words mid-sentence are what prompts and targets use
         lines.extend(f" {p['input']} {p['output']}" for p in pairs[:2000])
     return lines
@@ -43,24 +43,71 @@ def _tokenizer_json() -> str:
     return tok.to_str()
 
 
+def _corpus_files() -> list:
+    return [dataset_path("function_vectors", f"{task}.json") for task in _TASKS]
+
+
+@functools.lru_cache(maxsize=1)
+def _key() -> str:
+    """Derived from what the tokenizer is trained on (the corpus files' content and the code of
+    this module), never a hand-bumped version: edit a task file and a new tokenizer is built."""
+    from interp.cache import code_fingerprint, data_digest
+
+    return f"{data_digest(_corpus_files())[:12]}-{code_fingerprint([__name__])[:8]}"
+
+
+def tokenizer_dir():
+    """The folder holding the saved toy tokenizer (built on first use). Under the cache dir when
+    it is writable; otherwise a private temp folder (a read-only cache still works)."""
+    import tempfile
+    from pathlib import Path
+
+    from interp.cache import cache_dir
+
+    path = cache_dir() / "tokenizers" / f"toy-bpe-{VOCAB_SIZE}-{_key()}"
+    if (path / "tokenizer.json").exists():
+        return path
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
+    except OSError:  # read-only cache: build it where we may write
+        return _private_dir(path.name)
+    _build().save_pretrained(str(tmp))
+    try:
+        os.replace(tmp, path)
+    except OSError:  # another process won the race: theirs is the same tokenizer
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
+def _build():
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    return PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer.from_str(_tokenizer_json()),
+        bos_token="<|bos|>", eos_token="<|eos|>", pad_token="<|pad|>", padding_side="right",
+    )  # fmt: skip
+
+
+@functools.lru_cache(maxsize=None)
+def _private_dir(name: str):
+    import tempfile
+    from pathlib import Path
+
+    path = Path(tempfile.mkdtemp(prefix="interp-")) / name
+    _build().save_pretrained(str(path))
+    return path
+
+
 def toy_tokenizer():
     """A ``PreTrainedTokenizerFast`` (bos/eos/pad set, right padding).
 
     It is saved to and loaded from the cache dir because TransformerLens re-loads tokenizers
     by their ``name_or_path`` to build a BOS-prepending twin.
     """
-    from tokenizers import Tokenizer
-    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+    from transformers import AutoTokenizer
 
-    from interp.cache import cache_dir
-
-    path = cache_dir() / "tokenizers" / f"toy-bpe-{VOCAB_SIZE}-v2"
-    if not (path / "tokenizer.json").exists():
-        tok = PreTrainedTokenizerFast(
-            tokenizer_object=Tokenizer.from_str(_tokenizer_json()),
-            bos_token="<|bos|>", eos_token="<|eos|>", pad_token="<|pad|>", padding_side="right",
-        )  # fmt: skip
-        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-        tok.save_pretrained(str(tmp))
-        tmp.replace(path) if not path.exists() else None
-    return AutoTokenizer.from_pretrained(str(path))
+    return AutoTokenizer.from_pretrained(str(tokenizer_dir()))

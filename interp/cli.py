@@ -1,0 +1,85 @@
+"""The ``interp`` command line.
+
+    interp list                                   # the studies and what each tests
+    interp run <study> [--config FILE] [--out DIR] [key=value ...]
+    interp report <run_dir>                       # re-render a finished run, no compute
+
+A configuration error (unknown key, wrong type, unknown model, bad executor ...) prints one
+line naming the file, the key and what is allowed, exits with status 2 and leaves no run folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from interp.config import ConfigError
+
+_CONFIG_ERRORS = (ConfigError, ValueError, TypeError, FileNotFoundError, ConnectionError)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="interp", description="Run interp studies and render their reports")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="list the studies")
+    r = sub.add_parser("run", help="run a study")
+    r.add_argument("study")
+    r.add_argument("--config", help="YAML config (default: the study's defaults)")
+    r.add_argument("--out", help="results folder (default: ./results or the config's run.results_dir)")
+    r.add_argument("overrides", nargs="*", help="key=value overrides, e.g. models=[gemma-3-270m]")
+    rep = sub.add_parser("report", help="re-render a finished run's report from its stored results")
+    rep.add_argument("run_dir")
+    return p
+
+
+def _list() -> int:
+    from interp.study import STUDIES, get_study
+
+    for name in STUDIES:
+        print(f"{name:22s} {get_study(name).description}")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from interp.runner import load_study_config, run_study
+    from interp.study import get_study
+
+    where = args.config or "<defaults>"
+    try:
+        study = get_study(args.study)
+        # every check happens here, before run_study creates a folder
+        load_study_config(study, args.config, list(args.overrides) + ([f"run.results_dir={args.out}"] if args.out else []))
+    except _CONFIG_ERRORS as err:
+        print(f"interp: config error in {where}: {err}", file=sys.stderr)
+        return 2
+    run_study(args.study, args.config, args.overrides, out=args.out)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    # overrides may come before or after --config / --out
+    if extra and (args.command != "run" or any("=" not in x or x.startswith("-") for x in extra)):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if extra:
+        args.overrides = list(args.overrides) + extra
+    if args.command == "list":
+        return _list()
+    if args.command == "run":
+        return _run(args)
+    from interp.runner import rerender
+
+    print(f"[interp] report re-rendered: {rerender(Path(args.run_dir))}")
+    return 0
+
+
+def alias(study: str, argv: list[str] | None = None) -> None:
+    """``python -m experiments.<study> --config FILE [key=value ...]``: ``interp run <study> ...``."""
+    argv = sys.argv[1:] if argv is None else argv
+    sys.exit(main(["run", study, *argv]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""Figures of the correctness_steering study, rendered from its typed results (generic pieces: :mod:`interp.plots`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+from interp.plots import grid
+from interp.stats import bootstrap_ci
+
+
+def correctness_accuracy(name: str, r, alphas: list[float]):
+    """Test accuracy vs α per layer, 95% bootstrap CI (``r``: :class:`interp.studies.correctness.CorrectnessResult`)."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    for layer in r.layers:
+        est = [bootstrap_ci(row.astype(float), n_boot=1000) for row in r.correct[layer]]
+        (line,) = ax.plot(alphas, [e.mean for e in est], marker="o", ms=3, label=f"layer {layer}")
+        ax.fill_between(alphas, [e.ci_low for e in est], [e.ci_high for e in est], color=line.get_color(), alpha=0.12)
+    ax.set_xlabel("α (multiple of the correct − wrong direction)")
+    ax.set_ylabel("test accuracy")
+    ax.set_title(f"{name}: {r.kind} accuracy under steering (95% bootstrap CI, n={r.n_test})", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def correctness_dose_response(name: str, r):
+    """Accuracy (solid) and share of outputs changed from α = 0 (dashed) per layer against the
+    signed relative dose: the bracketing grid (circles) and the raw α grid converted (crosses)."""
+    fig, ax = plt.subplots(figsize=(6.0, 3.6))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    lin = min(abs(d) for d in r.relative_doses) if r.relative_doses else 0.01
+    for i, layer in enumerate(r.layers):
+        c = colours[i % len(colours)]
+        order = np.argsort(r.relative_doses)
+        x = np.asarray(r.relative_doses)[order]
+        ax.plot(x, r.rel_correct[layer].mean(1)[order], color=c, marker="o", ms=3, label=f"layer {layer}")
+        ax.plot(x, r.changed(layer, relative=True)[order], color=c, ls="--", lw=0.9)
+        ax.plot(r.relative_of_raw(layer), r.correct[layer].mean(1), color=c, marker="x", ms=4, ls="none")
+    ax.axhline(float(np.mean(r.test_base)), color="0.5", lw=0.6)
+    ax.set_xscale("symlog", linthresh=lin)
+    ax.set_xlabel("relative dose d (× mean residual norm)")
+    ax.set_ylabel("accuracy (—) / changed (- -)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(f"{name}: {r.kind} under steering, n={r.n_test} test problems", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- toy steering (seed 002 §3.1)

@@ -1,0 +1,124 @@
+"""Toy "steering clear" study (seed 002 §3.1; Krasheninnikov & Krueger 2024, Figure 1).
+
+The study is :mod:`interp.toy.study` (per cell: adapters fitted on N pairs, hyperparameters on
+validation samples, accuracy and disturbance on test samples); this script trains the residual
+MLP per number of attributes m (best validation checkpoint, cached), runs every (N, repeat) cell
+and the CAA / ACE dose sweep (cached) and writes the report. "none" is the unsteered model.
+
+    python -m experiments.toy_steering --config configs/toy_steering.yaml
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from interp import plots
+from interp.runner import Run, RunConfig, main
+from interp.toy import AttributeWorld, train_toy
+from interp.toy.study import ADAPTERS, ToySettings, bracket, cell_estimate, dose_sweep, run_cell
+
+
+@dataclass
+class ToyConfig(ToySettings):
+    run: RunConfig = field(default_factory=RunConfig)
+
+
+def run(cfg: ToyConfig, run: Run) -> None:
+    t = cfg.train
+    run.report.add_text(
+        f"Toy steering: m in {cfg.ms} attributes x 8 values, anchors N(0,1) in R^8, noise 0.1. Residual MLP "
+        f"512-512-256-512 (GELU, LayerNorm), Adam lr {t.lr}, {t.n_samples} samples (80/20 split), {t.epochs} epochs, "
+        f"best validation checkpoint. Steering: attribute {cfg.task.attribute} -> value {cfg.task.target} at the output "
+        f"of block {cfg.task.layer}; N pairs in {cfg.n_pairs}; {cfg.repeats} repeats; hyperparameters chosen per cell "
+        f"on {cfg.n_val} fresh validation samples, accuracy and disturbance on {cfg.n_test} other fresh samples. "
+        f"Grid: CAA λ {cfg.grid.caa_strength}, ACE α {cfg.grid.ace_alpha}, LoReFT rank {cfg.grid.loreft_rank}, "
+        f"LoReST rank {cfg.grid.lorest_rank} (τ {cfg.grid.temperature}); LoReFT/LoReST {cfg.grid.steps} full-batch "
+        f"Adam steps, lr {cfg.grid.lr}."
+    )
+    rows: list[dict] = []
+    dose_rows: list[dict] = []
+    model_rows = []
+    for m in cfg.ms:
+        world = AttributeWorld.create(m, seed=t.seed)
+        model, info = run.cached(lambda: train_toy(world, t), step="toy.train", m=m, train=vars(t))
+        model_rows.append([m, f"{info['val_accuracy']:.4f}", info["n_train"], info["n_val"], t.epochs])
+        run.log_metrics(**{f"m{m}_val_accuracy": info["val_accuracy"], f"m{m}_val_history": info["val_history"]})
+        cells = [(n, rep) for n in cfg.n_pairs for rep in range(cfg.repeats)]
+        for n, rep in tqdm(cells, desc=f"steering m={m}"):
+            rows += run.cached(lambda: run_cell(model, world, cfg, n, rep), step="toy.cell", m=m, n=n, rep=rep,
+                               task=vars(cfg.task), grid=vars(cfg.grid), train=vars(t), n_val=cfg.n_val, n_test=cfg.n_test)  # fmt: skip
+        run.log_metrics(results=rows)
+        for n, rep in tqdm([(n, rep) for n in cfg.doses.n_pairs for rep in range(cfg.repeats)], desc=f"doses m={m}"):
+            dose_rows += run.cached(lambda: dose_sweep(model, world, cfg, n, rep), step="toy.doses", m=m, n=n, rep=rep, task=vars(cfg.task),
+                                    doses=vars(cfg.doses), train=vars(t), n_val=cfg.n_val, n_test=cfg.n_test)  # fmt: skip
+        run.log_metrics(doses=dose_rows)
+    run.report.add_table(["m", "best validation accuracy", "train samples", "validation samples", "epochs"], model_rows,
+                         caption="Trained toy models (target: >= 0.98)")  # fmt: skip
+    for m in cfg.ms:
+        sub = [r for r in rows if r["m"] == m]
+        run.save_figure(plots.toy_steering_curves(sub, cfg.n_pairs, ADAPTERS, m, cfg.repeats), f"steering_m{m}.png", f"m={m}: steered-attribute accuracy and disturbance vs number of pairs")
+        run.report.add_table(["adapter"] + [str(n) for n in cfg.n_pairs], _table(sub, cfg, "accuracy"),
+                             caption=f"m={m}: test accuracy on the steered attribute, mean [95% CI] over repeats")  # fmt: skip
+        run.report.add_table(["adapter"] + [str(n) for n in cfg.n_pairs], _table(sub, cfg, "disturbance"),
+                             caption=f"m={m}: disturbance (share of other attributes whose prediction changed)")  # fmt: skip
+        run.report.add_table(["adapter", "chosen setting (count over N x repeats)", "relative dose of the chosen setting (median)", "training loss first -> last (median)", "mean gate (median)"],
+                             _choices(sub), caption=f"m={m}: hyperparameters chosen on validation, their dose ‖edit(a) − a‖ / ‖a‖ on the test samples, and training diagnostics")  # fmt: skip
+        if cfg.doses.n_pairs:
+            _dose_report(run, cfg, m, sub, [r for r in dose_rows if r["m"] == m])
+    run.log_metrics(summary={f"m{m}": {a: {str(n): cell_estimate([r for r in rows if r["m"] == m], a, n, "accuracy").mean for n in cfg.n_pairs}
+                                       for a in ["none"] + ADAPTERS} for m in cfg.ms})  # fmt: skip
+
+
+def _choices(rows) -> list[list]:
+    """Which setting won how often (a winner at the grid's edge says: widen the grid)."""
+    out = []
+    for a in ADAPTERS:
+        sub = [r for r in rows if r["adapter"] == a and "error" not in r]
+        counts: dict[str, int] = {}
+        for r in sub:
+            counts[r["setting"]] = counts.get(r["setting"], 0) + 1
+        loss = "-"
+        if sub and "loss_last" in sub[0]:
+            loss = f"{np.median([r['loss_first'] for r in sub]):.3g} -> {np.median([r['loss_last'] for r in sub]):.3g}"
+        gate = f"{np.median([r['mean_gate'] for r in sub]):.2f}" if sub and "mean_gate" in sub[0] else "-"
+        push = f"{np.median([r['push'] for r in sub]):.3g}" if sub else "-"
+        out.append([a, ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())), push, loss, gate])
+    return out
+
+
+def _dose_report(run: Run, cfg: ToyConfig, m: int, rows: list[dict], dose_rows: list[dict]) -> None:
+    """Dose-response figure and the bracket table: does the grid go from no effect to the positive control?"""
+    none = float(np.mean([r["accuracy"] for r in rows if r["adapter"] == "none"]))
+    run.save_figure(plots.toy_dose_response(dose_rows, m, none), f"doses_m{m}.png", f"m={m}: accuracy and disturbance against the relative dose (CAA λ, ACE α grid)")
+    table = []
+    for a in cfg.doses.adapters:
+        for n in cfg.doses.n_pairs:
+            b = bracket(dose_rows, a, n, none)
+            if not b["defined"]:
+                table.append([a, n, "undefined (every fit failed)", "", "", ""])
+                continue
+            ctrl = "not reached" if b["control_strength"] is None else f"{b['control_strength']:.3g} ({b['control_push']:.3g}); disturbance {b['control_disturbance']:.1e}"
+            table.append([a, n, f"{b['low_strength']:.3g} ({b['low_push']:.3g}): {b['low_accuracy']:.2f}" + ("" if b["no_effect"] else " (already an effect)"),
+                          ctrl, f"{b['max_accuracy']:.2f}", f"{b['max_push']:.3g}"])  # fmt: skip
+    run.report.add_table(["adapter", "N", "smallest strength (relative dose): accuracy", "first strength with accuracy ≥ 0.9 (relative dose)", "max accuracy", "max relative dose"], table,
+                         caption=f"m={m}: dose sweep over strengths {cfg.doses.strengths[0]:.3g} … {cfg.doses.strengths[-1]:.3g} (every strength reported, nothing chosen; unsteered accuracy {none:.3f}), "
+                         f"mean over {cfg.repeats} repeats on the cells' test samples")  # fmt: skip
+
+
+def _table(rows, cfg: ToyConfig, key: str) -> list[list]:
+    out = []
+    for a in ["none"] + ADAPTERS:
+        cells = []
+        for n in cfg.n_pairs:
+            e = cell_estimate(rows, a, n, key)
+            fmt = ".2f" if key == "accuracy" else ".1e"  # disturbance is often ~1e-5: keep it visible
+            cells.append("undefined" if e.n == 0 else f"{e.mean:{fmt}} [{e.ci_low:{fmt}}, {e.ci_high:{fmt}}]")
+        out.append([a] + cells)
+    return out
+
+
+if __name__ == "__main__":
+    main("toy_steering", ToyConfig, run)
