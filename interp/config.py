@@ -137,3 +137,25 @@ class PatchingConfig:
     tol: float = 1e-3  # |m_clean - m_corr| below this -> recovery undefined
     n_boot: int = 2000
     top_k_heads: int = 10
+
+
+def cell_settings(settings: T, **given: Any) -> T:
+    """The part of ``settings`` a cell is given: ``given`` fields replaced (e.g. ``tasks=[task]``)
+    and every other field kept. A cell's cache key is derived from what it is given, so a study
+    passes a cell only what its computation reads; fields it names in ``analysis_fields`` (see
+    :func:`reset_fields`) go back to their defaults, so changing them re-renders, not recomputes."""
+    return dataclasses.replace(settings, **given)
+
+
+def reset_fields(settings: T, *names: str) -> T:
+    """``settings`` with fields ``names`` set to their class defaults: for the analysis-only fields
+    (thresholds, selection splits) a cell never reads, so they stay out of its cache key."""
+    fields = {f.name: f for f in dataclasses.fields(settings)}
+    unknown = [n for n in names if n not in fields]
+    if unknown:
+        raise ValueError(f"{type(settings).__name__} has no field {unknown[0]!r}; fields: {sorted(fields)}")
+    defaults = {}
+    for n in names:
+        f = fields[n]
+        defaults[n] = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+    return dataclasses.replace(settings, **defaults)

@@ -113,3 +113,12 @@ def load_caa(behavior: str, split: str = "generate") -> list[dict[str, str]]:
     _choose("split", split, CAA_SPLITS)
     items = json.loads(dataset_path("caa", behavior, CAA_SPLITS[split]).read_text())
     return _non_empty(items, f"caa/{behavior}/{split}")
+
+
+def data_dir(name: str) -> Path:
+    """The shipped dataset folder ``name`` (e.g. ``function_vectors``): cells declare it as an
+    input, so its content digest enters their cache keys."""
+    path = DATA_ROOT / name
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path} is not a shipped dataset folder; have: {sorted(p.name for p in DATA_ROOT.iterdir() if p.is_dir())}")
+    return path

@@ -4,7 +4,7 @@ The study is :mod:`interp.studies.function_vectors` (CIE, FVs over k × λ, task
 patching recovery per task); this script runs it per model and task, and reports recovery of
 5-shot accuracy per layer and the share of model × task combinations reaching each level.
 
-    python -m experiments.function_vectors --config configs/function_vectors.yaml
+    interp run function_vectors --config configs/function_vectors.yaml
 """
 
 from __future__ import annotations
@@ -13,13 +13,23 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from interp import plots
 from interp.cache import file_slug
-from interp.config import settings_part
+from interp.config import cell_settings, reset_fields, settings_part
+from interp.data.datasets_io import data_dir
 from interp.executor import Cell
-from interp.runner import Run, RunConfig, main
-from interp.studies.function_vectors import (THRESHOLDS, FVSettings, held_out_recovery, majority_baseline, peak_recovery, peak_shares, recovery_curves,
-                                            task_study)
+from interp.runner import Run, RunConfig
+from interp.studies.function_vectors.core import (
+    THRESHOLDS,
+    FVSettings,
+    held_out_recovery,
+    majority_baseline,
+    peak_recovery,
+    peak_shares,
+    recovery_curves,
+    task_study,
+)
+from interp.studies.function_vectors.figures import fv_patching_curves, fv_recovery_curves
+from interp.study import Study
 
 
 @dataclass
@@ -59,13 +69,29 @@ def _held_row(name: str, task: str, r, held: dict) -> list:
             *[cell(h) for h in held.values()]]  # fmt: skip
 
 
-def run(cfg: FVConfig, run: Run) -> None:
+def _seeds(cfg: FVConfig) -> dict[str, int]:
+    return {task: cfg.run.seed + 1000 * ti for ti, task in enumerate(cfg.tasks)}
+
+
+def cells(cfg: FVConfig, done: dict) -> list[Cell]:
+    # what a task's cell reads: its own task, not the others; not the analysis-only fields
+    settings, seeds = reset_fields(settings_part(cfg, FVSettings), "min_reference", "selection"), _seeds(cfg)
+    data = (data_dir("function_vectors"),)
+    return [
+        Cell(f"{name}/{task}", name, task_study, (task, cell_settings(settings, tasks=[task]), seeds[task]), data)
+        for name in cfg.models
+        for task in cfg.tasks
+    ]
+
+
+def analyse(cfg: FVConfig, done: dict) -> dict:
+    """The per-(model, task) results by label (the report derives curves and held-out choices)."""
+    return done
+
+
+def report(cfg: FVConfig, done: dict, run: Run) -> None:
     run.report.add_text(_intro(cfg))
     rows, peaks, held_rows, held_peaks = [], [], [], []
-    settings, parts = settings_part(cfg, FVSettings), {k: v for k, v in vars(cfg).items() if k not in ("run", "models", "tasks", "min_reference", "selection")}
-    seeds = {task: cfg.run.seed + 1000 * ti for ti, task in enumerate(cfg.tasks)}
-    done = run.cells([Cell(f"{name}/{task}", name, task_study, (task, settings, seeds[task]), {"step": "fv.task.v3", "task": task, "cfg": parts, "seed": seeds[task]})
-                      for name in cfg.models for task in cfg.tasks])  # fmt: skip
     for name in cfg.models:
         curves, results = {}, {}
         for task in cfg.tasks:
@@ -86,10 +112,10 @@ def run(cfg: FVConfig, run: Run) -> None:
                                                                for m, h in held.items()}}})  # fmt: skip
         if not results:
             continue
-        run.save_figure(plots.fv_recovery_curves(name, curves, {t: r.layers for t, r in results.items()}), f"recovery_{file_slug(name)}.png",
+        run.save_figure(fv_recovery_curves(name, curves, {t: r.layers for t, r in results.items()}), f"recovery_{file_slug(name)}.png",
                         f"{name}: FV / TV recovery by layer per task")  # fmt: skip
         if cfg.patching:
-            run.save_figure(plots.fv_patching_curves(name, results), f"patching_{file_slug(name)}.png", f"{name}: resid / attn / mlp patching recovery by layer per task")
+            run.save_figure(fv_patching_curves(name, results), f"patching_{file_slug(name)}.png", f"{name}: resid / attn / mlp patching recovery by layer per task")
     run.report.add_table(["model", "task", "queries: selection / test", "5-shot (test)", "majority", "FV default", "FV search", "TV"], held_rows,
                          caption="HEADLINE — recovery of 5-shot accuracy on held-out queries: configuration chosen on the selection queries "
                                  "(recovery [95% CI] (choice; optimism gap in accuracy))")  # fmt: skip
@@ -102,5 +128,20 @@ def run(cfg: FVConfig, run: Run) -> None:
                              caption=f"Share of model × task combinations whose recovery reaches each level (seed 001 Table 3) — {label}")  # fmt: skip
 
 
-if __name__ == "__main__":
-    main("function_vectors", FVConfig, run)
+def check(cfg: FVConfig) -> None:
+    if not cfg.tasks:
+        raise ValueError("tasks=[]; name at least one task, e.g. tasks=[antonym]")
+    for name in ("n_icl", "n_shots", "n_eval", "default_k"):
+        if getattr(cfg, name) < 1:
+            raise ValueError(f"{name}={getattr(cfg, name)}; must be >= 1")
+
+
+STUDY = Study(
+    "function_vectors",
+    FVConfig,
+    cells=cells,
+    analyse=analyse,
+    report=report,
+    check=check,
+    description="function vectors (CIE heads) and task vectors per layer; recovery of 5-shot accuracy, held out",
+)

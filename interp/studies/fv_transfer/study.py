@@ -6,7 +6,7 @@ per task × layer with the Simpson's-paradox check, dissociation cases, AUROC, P
 gate, gated and ungated side by side); this script runs it per model and task and writes the
 report.
 
-    python -m experiments.fv_transfer --config configs/fv_transfer.yaml
+    interp run fv_transfer --config configs/fv_transfer.yaml
 """
 
 from __future__ import annotations
@@ -15,13 +15,15 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from interp import plots
 from interp.cache import file_slug
-from interp.config import settings_part
+from interp.config import cell_settings, reset_fields, settings_part
+from interp.data.datasets_io import data_dir
 from interp.executor import Cell
-from interp.runner import Run, RunConfig, main
+from interp.runner import Run, RunConfig
 from interp.stats import bootstrap_ci, iid_gate
-from interp.studies.fv_transfer import TransferSettings, cache_parts, check_settings, task_transfer, templates_for
+from interp.studies.fv_transfer import figures as plots
+from interp.studies.fv_transfer.core import TransferSettings, check_settings, task_transfer, templates_for
+from interp.study import Study
 from interp.transfer import best_layer, subset_pairs, transfer_diagnostics, transfer_pairs
 
 
@@ -155,18 +157,27 @@ def _model_report(run: Run, cfg: TransferConfig, name: str, extraction: str, res
             "diagnostics": {"all": diag_all.to_json() if diag_all else {}, "gated": diag_gated.to_json() if diag_gated else {}}}  # fmt: skip
 
 
-def run(cfg: TransferConfig, run: Run) -> None:
+def cells(cfg: TransferConfig, done: dict) -> list[Cell]:
+    # a task's cell is given its own task and not the analysis thresholds (they re-render, not recompute)
+    base = reset_fields(settings_part(cfg, TransferSettings), "cos_min", "transfer_max", "iid_threshold")
+    seeds = {task: cfg.run.seed + 1000 * ti for ti, task in enumerate(cfg.tasks)}
+    data = (data_dir("function_vectors"),)
+    return [
+        Cell(f"{name}/{e}/{task}", name, task_transfer, (task, cell_settings(base, extraction=e, tasks=[task]), seeds[task]), data)
+        for name in cfg.models
+        for e in _extractions(cfg)
+        for task in cfg.tasks
+    ]
+
+
+def analyse(cfg: TransferConfig, done: dict) -> dict:
+    """The per-(model, extraction, task) results by label (the report runs the transfer analysis)."""
+    return done
+
+
+def report(cfg: TransferConfig, done: dict, run: Run) -> None:
     extractions = _extractions(cfg)
     run.report.add_text(_intro(cfg))
-    base, seeds = settings_part(cfg, TransferSettings), {task: cfg.run.seed + 1000 * ti for ti, task in enumerate(cfg.tasks)}
-    cells = []
-    for name in cfg.models:
-        for e in extractions:
-            s = replace(base, extraction=e)
-            cells += [Cell(f"{name}/{e}/{task}", name, task_transfer, (task, s, seeds[task]),
-                           {"step": "fv_transfer.task.v3", "task": task, "cfg": cache_parts(s), "templates": templates_for(task, cfg), "seed": seeds[task]})
-                      for task in cfg.tasks]  # fmt: skip
-    done = run.cells(cells)
     all_metrics = {}
     for name in cfg.models:
         by_ex = {e: {t: done[f"{name}/{e}/{t}"] for t in cfg.tasks if f"{name}/{e}/{t}" in done} for e in extractions}
@@ -181,5 +192,18 @@ def run(cfg: TransferConfig, run: Run) -> None:
     run.report.add_table(["task", "kind", "template"], tpl_rows, caption="Templates (the model predicts the first token of ' y' after the stem)")
 
 
-if __name__ == "__main__":
-    main("fv_transfer", TransferConfig, run)
+def _check(cfg: TransferConfig) -> None:
+    if not cfg.tasks:
+        raise ValueError("tasks=[]; name at least one task, e.g. tasks=[antonym]")
+    _extractions(cfg)  # checks every extraction's settings
+
+
+STUDY = Study(
+    "fv_transfer",
+    TransferConfig,
+    cells=cells,
+    analyse=analyse,
+    report=report,
+    check=_check,
+    description="cross-template function-vector transfer (seed 000): IID gate, Simpson check, dissociations",
+)
