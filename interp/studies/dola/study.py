@@ -7,21 +7,22 @@ MC1 / accuracy at ``select_alpha``, as seed 001 chooses it), the α sweep on tha
 length-bias demonstration (raw logits plus a constant per token), and the logit lens beside the
 apathy curves.
 
-    python -m experiments.dola --config configs/dola.yaml
+    interp run dola --config configs/dola.yaml
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from interp import plots
+from interp.studies.dola import figures as plots
 from interp.data import load_factor, load_truthfulqa_mc
 from interp.dola import TruthfulQAItem, candidate_layers, factor_item, mc_metrics, summarise, truthfulqa_primer
 from interp.executor import Cell
 from interp.cache import file_slug
-from interp.runner import Run, RunConfig, main
+from interp.runner import Run, RunConfig
+from interp.study import Study
 from interp.selection import SelectionConfig, restrict, select, split_items
-from interp.studies.dola import (DolaSettings, best_alpha, best_bucket, bucket_diagnostics, chunk_starts, item_subset, lens_and_apathy, per_item_metrics,
+from interp.studies.dola.core import (DolaSettings, best_alpha, best_bucket, bucket_diagnostics, chunk_starts, item_subset, lens_and_apathy, per_item_metrics,
                                  score_chunk)
 
 MC = ("mc1", "mc2", "mc3")
@@ -128,22 +129,43 @@ def _normalisation_and_buckets(run: Run, cfg: DolaConfig, name: str, tq: dict, f
     return diag
 
 
-def _cells(cfg: DolaConfig, tq_items, f_items, q_idx, f_idx, questions) -> list[Cell]:
-    """Per model: TruthfulQA and FACTOR chunks (one forward per item, every bucket × α) and the lens."""
-    cells, primer = [], truthfulqa_primer(cfg.truthfulqa_shots)
+@dataclass
+class DolaData:
+    questions: list
+    factor: list
+    q_idx: list[int]
+    f_idx: list[int]
+    tq_items: list
+    f_items: list
+
+
+def _data(cfg: DolaConfig) -> DolaData:
+    questions, factor = load_truthfulqa_mc(cfg.truthfulqa_version), load_factor(cfg.factor_split)
+    q_idx, f_idx = item_subset(len(questions), cfg.truthfulqa), item_subset(len(factor), cfg.factor)
+    tq_items, f_items = [TruthfulQAItem.from_question(questions[i]) for i in q_idx], [factor_item(factor[i]) for i in f_idx]
+    return DolaData(questions, factor, q_idx, f_idx, tq_items, f_items)
+
+
+def cells(cfg: DolaConfig, done: dict) -> list[Cell]:
+    """Per model: TruthfulQA and FACTOR chunks (one forward per item, every bucket × α) and the
+    lens. The items themselves are the cells' arguments, so their content is in the keys."""
+    d, out, primer = _data(cfg), [], truthfulqa_primer(cfg.truthfulqa_shots)
+    common = (cfg.buckets, cfg.alphas)
     for name in cfg.models:
-        key = dict(buckets=cfg.buckets, alphas=cfg.alphas, truncate=cfg.truncate_context)
-        for s in chunk_starts(len(tq_items), cfg.chunk):
-            part = [t.item for t in tq_items[s : s + cfg.chunk]]
-            cells.append(Cell(f"{name}/truthfulqa/{s}", name, score_chunk, (part, cfg.buckets, cfg.alphas, primer, cfg.truncate_context),
-                              key | dict(step="dola.tfqa.v2", version=cfg.truthfulqa_version, idx=q_idx, shots=cfg.truthfulqa_shots, start=s, n=len(part))))  # fmt: skip
-        for s in chunk_starts(len(f_items), cfg.chunk):
-            part = f_items[s : s + cfg.chunk]
-            cells.append(Cell(f"{name}/factor/{s}", name, score_chunk, (part, cfg.buckets, cfg.alphas, "", cfg.truncate_context),
-                              key | dict(step="dola.factor.v2", split=cfg.factor_split, idx=f_idx, start=s, n=len(part))))  # fmt: skip
-        cells.append(Cell(f"{name}/lens", name, lens_and_apathy, ([questions[i] for i in q_idx], cfg.lens_questions, primer),
-                          dict(step="dola.lens.v3", n=cfg.lens_questions, idx=q_idx, shots=cfg.truthfulqa_shots)))  # fmt: skip
-    return cells
+        for s in chunk_starts(len(d.tq_items), cfg.chunk):
+            part = [t.item for t in d.tq_items[s : s + cfg.chunk]]
+            out.append(Cell(f"{name}/truthfulqa/{s}", name, score_chunk, (part, *common, primer, cfg.truncate_context)))
+        for s in chunk_starts(len(d.f_items), cfg.chunk):
+            part = d.f_items[s : s + cfg.chunk]
+            out.append(Cell(f"{name}/factor/{s}", name, score_chunk, (part, *common, "", cfg.truncate_context)))
+        lens_args = ([d.questions[i] for i in d.q_idx], cfg.lens_questions, primer)
+        out.append(Cell(f"{name}/lens", name, lens_and_apathy, lens_args))
+    return out
+
+
+def analyse(cfg: DolaConfig, done: dict) -> dict:
+    """The per-chunk scores and lens results by label (the report runs the held-out choices)."""
+    return done
 
 
 def _scored(done: dict, prefix: str, n_items: int, chunk: int) -> list[tuple] | None:
@@ -152,13 +174,11 @@ def _scored(done: dict, prefix: str, n_items: int, chunk: int) -> list[tuple] | 
     return None if any(p is None for p in parts) else [x for p in parts for x in p]
 
 
-def run(cfg: DolaConfig, run: Run) -> None:
-    questions, factor = load_truthfulqa_mc(cfg.truthfulqa_version), load_factor(cfg.factor_split)
-    q_idx, f_idx = item_subset(len(questions), cfg.truthfulqa), item_subset(len(factor), cfg.factor)
-    tq_items, f_items = [TruthfulQAItem.from_question(questions[i]) for i in q_idx], [factor_item(factor[i]) for i in f_idx]
-    run.report.add_text(_intro(cfg, (len(q_idx), len(questions)), (len(f_idx), len(factor))))
+def report(cfg: DolaConfig, done: dict, run: Run) -> None:
+    d = _data(cfg)
+    tq_items, f_items = d.tq_items, d.f_items
+    run.report.add_text(_intro(cfg, (len(d.q_idx), len(d.questions)), (len(d.f_idx), len(d.factor))))
     per_model_tq, best_rows, f_rows, bias_rows, held = {}, [], [], [], []
-    done = run.cells(_cells(cfg, tq_items, f_items, q_idx, f_idx, questions))
     for name in cfg.models:
         tq_scored, f_scored, la = _scored(done, f"{name}/truthfulqa", len(tq_items), cfg.chunk), _scored(done, f"{name}/factor", len(f_items), cfg.chunk), done.get(f"{name}/lens")
         if tq_scored is None or f_scored is None or la is None:
@@ -207,5 +227,28 @@ def _summary_tables(run: Run, cfg: DolaConfig, per_model_tq: dict, best_rows, f_
                     "TruthfulQA MC metrics of raw-logit scoring vs the constant added per token (dashed: correct log-softmax scoring)")  # fmt: skip
 
 
-if __name__ == "__main__":
-    main("dola", DolaConfig, run)
+def check(cfg: DolaConfig) -> None:
+    import math
+
+    from interp.dola import BUCKETS
+
+    bad = [b for b in cfg.buckets if b not in BUCKETS]
+    if bad or not cfg.buckets:
+        raise ValueError(f"buckets={cfg.buckets!r}; allowed (one or more): {list(BUCKETS)}")
+    if not cfg.alphas or any(not (math.isfinite(a) and 0 <= a < 1) for a in cfg.alphas):
+        raise ValueError(f"alphas={cfg.alphas!r}; need one or more values in [0, 1)")
+    if cfg.select_alpha not in cfg.alphas:
+        raise ValueError(f"select_alpha={cfg.select_alpha}; must be one of alphas={cfg.alphas}")
+    if cfg.chunk < 1 or cfg.lens_questions < 1:
+        raise ValueError(f"chunk={cfg.chunk}, lens_questions={cfg.lens_questions}; both must be >= 1")
+
+
+STUDY = Study(
+    "dola",
+    DolaConfig,
+    cells=cells,
+    analyse=analyse,
+    report=report,
+    check=check,
+    description="DoLa on TruthfulQA MC and FACTOR (buckets, α, both normalisers, length bias), held out",
+)
