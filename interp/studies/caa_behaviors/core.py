@@ -128,19 +128,6 @@ def gen_stride(g: GenerationConfig, depth: int) -> int:
     return -(-depth // g.n_layers) if g.n_layers else g.layer_stride
 
 
-def cache_parts(s: CAABehaviorSettings, depth: int | None) -> dict:
-    """What a behaviour's sweep depends on, for a cache key (``max_rows`` changes no number)."""
-    key = {k: v for k, v in vars(s).items() if k not in ("behaviors", "max_rows", "selection")}  # selection changes no sweep number
-    if not s.balance_letters:  # the default adds nothing to the key: results cached before the option existed stay valid
-        key.pop("balance_letters")
-    if s.layer_stride == 1:
-        key.pop("layer_stride")
-    # the resolved stride, not n_layers: same layers, same cached result (depth None: the model's
-    # depth is not known before it loads, so the settings as given)
-    key["generation"] = vars(s.generation).copy() if depth is None else {**{k: v for k, v in vars(s.generation).items() if k != "n_layers"}, "layer_stride": gen_stride(s.generation, depth)}
-    return key
-
-
 def fitting_items(model, items: list[dict], s: CAABehaviorSettings, where: str) -> tuple[list[dict], int]:
     """Items whose prompt (plus answer letter and generated tokens) fits the model's context,
     and how many did not."""

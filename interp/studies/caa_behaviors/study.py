@@ -4,7 +4,7 @@ The study is :mod:`interp.studies.caa_behaviors` (vectors, logit and generation 
 layer, Cohen's d, the shift's behaviour / letter split, dose response); this script runs it per
 model and behaviour, caches each behaviour's sweep, and writes the report and figures.
 
-    python -m experiments.caa_behaviors --config configs/caa_behaviors.yaml
+    interp run caa_behaviors --config configs/caa_behaviors.yaml
 """
 
 from __future__ import annotations
@@ -13,12 +13,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from interp import plots
 from interp.cache import file_slug
-from interp.config import settings_part
+from interp.config import cell_settings, reset_fields, settings_part
+from interp.data.datasets_io import data_dir
 from interp.executor import Cell
-from interp.runner import Run, RunConfig, main
-from interp.studies.caa_behaviors import (CAABehaviorSettings, behavior_sweep, cache_parts, check_settings, dose_response, dose_response_rows,
+from interp.runner import Run, RunConfig
+from interp.studies.caa_behaviors import figures as plots
+from interp.study import Study
+from interp.studies.caa_behaviors.core import (CAABehaviorSettings, behavior_sweep, check_settings, dose_response, dose_response_rows,
                                          summarize)
 
 
@@ -67,13 +69,25 @@ def _summary_table(cfg: CAAConfig, sweeps: dict, summaries: dict) -> tuple[list[
     return head, rows
 
 
-def run(cfg: CAAConfig, run: Run) -> None:
-    check_settings(cfg)
+def cells(cfg: CAAConfig, done: dict) -> list[Cell]:
+    # a behaviour's sweep is given its own behaviour, not the others, nor the selection split
+    settings = reset_fields(settings_part(cfg, CAABehaviorSettings), "selection")
+    data = (data_dir("caa"),)
+    return [
+        Cell(f"{name}/{b}", name, behavior_sweep, (b, cell_settings(settings, behaviors=[b])), data)
+        for name in cfg.models
+        for b in cfg.behaviors
+    ]
+
+
+def analyse(cfg: CAAConfig, done: dict) -> dict:
+    """The per-(model, behaviour) sweeps by label (the report summarises them)."""
+    return done
+
+
+def report(cfg: CAAConfig, done: dict, run: Run) -> None:
     run.report.add_text(_intro(cfg))
     table: dict = {}
-    settings = settings_part(cfg, CAABehaviorSettings)
-    done = run.cells([Cell(f"{name}/{b}", name, behavior_sweep, (b, settings), {"step": "caa.behavior.v4", "behavior": b, "cfg": cache_parts(settings, None)})
-                      for name in cfg.models for b in cfg.behaviors])  # fmt: skip
     for name in cfg.models:
         sweeps = {b: done[f"{name}/{b}"] for b in cfg.behaviors if f"{name}/{b}" in done}  # failed cells: listed at the end of the report
         if not sweeps:
@@ -106,5 +120,12 @@ def run(cfg: CAAConfig, run: Run) -> None:
                     "Cohen's d per behaviour × model at the best layer, and the shift's behaviour and letter parts")  # fmt: skip
 
 
-if __name__ == "__main__":
-    main("caa_behaviors", CAAConfig, run)
+STUDY = Study(
+    "caa_behaviors",
+    CAAConfig,
+    cells=cells,
+    analyse=analyse,
+    report=report,
+    check=check_settings,
+    description="CAA across behaviours (seed 003): logit and generation metrics, dose response, layer choice held out",
+)

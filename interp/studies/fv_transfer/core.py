@@ -116,18 +116,6 @@ def templates_for(task: str, s: TransferSettings) -> dict[str, str]:
     return out
 
 
-def cache_parts(s: TransferSettings) -> dict:
-    """What a task's result depends on, for a cache key (analysis thresholds and max_rows change no number)."""
-    keep = {k: v for k, v in vars(s).items() if k not in ("tasks", "cos_min", "transfer_max", "iid_threshold", "max_rows")}
-    if s.extraction == "shuffled":
-        keep.pop("extraction")  # the default: keeps the cache keys of runs from before the option existed
-    if s.extraction != "fv":
-        keep.pop("fv_k")
-    if s.dose_units == "raw":
-        keep.pop("dose_units")
-    return keep
-
-
 def _split(task: str, s: TransferSettings, seed: int):
     pairs = load_fv_task(task)
     if len(pairs) < s.n_val + s.n_eval + s.n_shots + 1:
