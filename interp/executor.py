@@ -34,7 +34,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 
@@ -78,6 +78,7 @@ class Cell:
         )
 
 
+@runtime_checkable
 class CellContext(Protocol):
     """What :func:`run_cells` needs from a run (``interp.runner.Run`` provides it)."""
 

@@ -52,8 +52,6 @@ def _quiet_tl_deprecation():
         warnings.filterwarnings("ignore", message=_TL_DEPRECATION, category=DeprecationWarning)
         yield
 
-# bump when the cached format or the conversion changes, so stale caches are not reused
-_CACHE_FORMAT = 2
 _HUB_HOST = ("huggingface.co", 443)
 
 
@@ -209,11 +207,19 @@ def _package_version(dist: str) -> str:
 
 
 def _cache_path(name: str, dist: str) -> Path:
-    import transformer_lens
+    """The converted model's cache folder, named by what the conversion depends on: the GGUF
+    file's content, the package, TransformerLens and transformers versions and the code of this
+    module (derived, never a hand-bumped format number)."""
+    from interp.cache import cache_key, code_fingerprint, data_digest
 
-    tl_version = getattr(transformer_lens, "__version__", _package_version("transformer-lens"))
-    key = f"{name}-{_package_version(dist)}-tl{tl_version}-f{_CACHE_FORMAT}"
-    return cache_dir() / "models" / key
+    key = cache_key(
+        gguf=data_digest([_GGUF_FILES[name]()]) if name in _GGUF_FILES else None,
+        dist=_package_version(dist),
+        tl=_package_version("transformer-lens"),
+        transformers=_package_version("transformers"),
+        code=code_fingerprint([__name__]),
+    )[:16]
+    return cache_dir() / "models" / f"{name}-{key}"
 
 
 def _save_converted(model: HookedTransformer, target: Path) -> None:
@@ -463,6 +469,9 @@ def model_identity(name: str) -> str:
 
         return f"{name}:{code_fingerprint(['interp.models'])}:{data_digest([tokenizer_dir()])[:20]}"
     return f"{name}:tl{_package_version('transformer-lens')}"
+
+
+_GGUF_FILES = {"smollm2-135m-instruct": lambda: smollm2_gguf_path(), "gemma-3-270m": lambda: gemma3_gguf_path()}
 
 
 def describe_models() -> dict[str, str]:

@@ -289,8 +289,9 @@ def load_study_config(study, config: str | Path | None, overrides: list[str]) ->
     return cfg
 
 
-def run_study(name: str, config: str | Path | None = None, overrides: list[str] = (), out: str | None = None) -> Path:
-    """Run study ``name``: the whole config is checked before a run folder exists; returns the report path."""
+def run_study(name, config: str | Path | None = None, overrides: list[str] = (), out: str | None = None) -> Path:
+    """Run study ``name`` (or a :class:`~interp.study.Study`): the whole config is checked before a
+    run folder exists; returns the report path."""
     # the one place the backend is chosen: scripts write PNGs with no display; the library's
     # figure functions stay backend-neutral for notebooks
     import matplotlib
@@ -298,7 +299,10 @@ def run_study(name: str, config: str | Path | None = None, overrides: list[str] 
     from interp.study import get_study
 
     matplotlib.use("Agg")
-    study = get_study(name)
+    from interp.study import Study
+
+    study = name if isinstance(name, Study) else get_study(name)
+    name = study.name
     overrides = list(overrides) + ([f"run.results_dir={out}"] if out else [])
     cfg = load_study_config(study, config, overrides)
     run = Run(name, cfg, cfg.run)

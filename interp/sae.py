@@ -255,14 +255,17 @@ def spliced_loss(model: HookedTransformer, sae, rows: Tensor, hook: str, layer: 
 
 
 def sae_dir(model_name: str, cfg: SAETrainConfig, root: Path | None = None) -> Path:
-    """The cache folder of the SAE trained with ``cfg`` on ``model_name``."""
-    from interp.cache import cache_dir
+    """The cache folder of the SAE trained with ``cfg`` on ``model_name``. Its name is derived from
+    everything the SAE depends on: the model's identity (converted weights' checksum), every
+    field of ``cfg``, the training corpus files and the code of this module (and what it
+    imports) — never a hand-bumped version."""
+    from interp.cache import cache_dir, cache_key, code_fingerprint, data_digest
+    from interp.data.datasets_io import data_dir
+    from interp.models import model_identity
 
-    key = hashlib.sha256(json.dumps([model_name, asdict(cfg), _CODE_VERSION], sort_keys=True).encode()).hexdigest()[:12]
+    corpus = data_digest([data_dir("factor"), data_dir("truthfulqa"), data_dir("caa")])
+    key = cache_key(model=model_identity(model_name), cfg=cfg, corpus=corpus, code=code_fingerprint([__name__]))[:16]
     return (root or cache_dir()) / "saes" / f"{model_name.replace('/', '__')}-{cfg.hook}-L{cfg.layer}-{key}"
-
-
-_CODE_VERSION = 1  # bump when training changes so cached SAEs are not reused
 
 
 def load_sae(spec: str, device: str = "cpu"):

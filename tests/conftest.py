@@ -27,20 +27,14 @@ def tiny_model(request):
 
 @pytest.fixture
 def smoke_run(tmp_path):
-    """Run ``experiments.<name>`` on ``configs/<name>.smoke.yaml`` (plus ``key=value``
-    overrides) into ``tmp_path``; returns (results folder, metrics dict)."""
-    import dataclasses
-    import importlib
+    """Run study ``name`` on ``configs/<name>.smoke.yaml`` (plus ``key=value`` overrides) into
+    ``tmp_path``; returns (results folder, metrics dict)."""
     import json
 
-    from interp.runner import RunConfig, main
+    from interp.runner import run_study
 
     def go(name: str, *overrides: str, run_id: str = "smoke"):
-        module = importlib.import_module(f"experiments.{name}")
-        # the experiment's config: the dataclass defined there with a `run: RunConfig` field
-        cfg_cls = next(v for v in vars(module).values() if isinstance(v, type) and dataclasses.is_dataclass(v) and v.__module__ == module.__name__
-                       and any(f.name == "run" and f.type in (RunConfig, "RunConfig") for f in dataclasses.fields(v)))  # fmt: skip
-        main(name, cfg_cls, module.run, ["--config", f"configs/{name}.smoke.yaml", f"run.results_dir={tmp_path}", f"run.run_id={run_id}", *overrides])
+        run_study(name, f"configs/{name}.smoke.yaml", [f"run.results_dir={tmp_path}", f"run.run_id={run_id}", *overrides])
         folder = tmp_path / name / run_id
         return folder, json.loads((folder / "metrics.json").read_text())
 

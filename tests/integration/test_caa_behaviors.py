@@ -102,12 +102,11 @@ def test_caa_groups_weigh_each_group_equally():
 def test_balance_letters_changes_the_vector_only_when_the_split_is_unbalanced(tmp_path):
     """refusal's first 6 generate questions match on A five times: the equal-weight vector differs
     from the plain mean; myopic-reward's are 3 A / 3 B, where both estimators coincide."""
-    from experiments.caa_behaviors import CAAConfig, run
-    from interp.runner import main
+    from interp.runner import run_study
 
     deltas = {}
     for balance in ("false", "true"):
-        main("caa_behaviors", CAAConfig, run, ["--config", "configs/caa_behaviors.smoke.yaml", f"run.results_dir={tmp_path}",
+        run_study("caa_behaviors", "configs/caa_behaviors.smoke.yaml", [f"run.results_dir={tmp_path}",
                                                 f"run.run_id=b_{balance}", "models=[random:tiny-llama]", "generation.enabled=false",
                                                 f"balance_letters={balance}"])  # fmt: skip
         metrics = json.loads((tmp_path / "caa_behaviors" / f"b_{balance}" / "metrics.json").read_text())["random:tiny-llama"]

@@ -28,11 +28,9 @@ def test_parse_answer(text, want):
 
 @pytest.mark.slow
 def test_correctness_experiment_smoke(tmp_path):
-    from experiments.correctness_steering import CorrectnessConfig, run
-    from interp.runner import main
+    from interp.runner import run_study
 
-    main("correctness_steering", CorrectnessConfig, run,
-         ["--config", "configs/correctness_steering.smoke.yaml", f"run.results_dir={tmp_path}", "run.run_id=smoke"])  # fmt: skip
+    run_study("correctness_steering", "configs/correctness_steering.smoke.yaml", [f"run.results_dir={tmp_path}", "run.run_id=smoke"])  # fmt: skip
     folder = tmp_path / "correctness_steering" / "smoke"
     assert (folder / "accuracy_smollm2-135m-instruct.png").stat().st_size > 1000
     m = json.loads((folder / "metrics.json").read_text())["smollm2-135m-instruct"]
@@ -54,16 +52,15 @@ def test_correctness_experiment_smoke(tmp_path):
 
 
 def test_zero_relative_dose_is_an_error():
-    from interp.studies.correctness import CorrectnessSettings, check_settings
+    from interp.studies.correctness_steering import CorrectnessSettings, check_settings
 
     with pytest.raises(ValueError, match=r"relative_doses=\[0.0, 1.0\]; leave out 0"):
         check_settings(CorrectnessSettings(relative_doses=[0.0, 1.0]))
 
 
 def test_kinds_without_enough_problems_are_an_error(tmp_path):
-    from experiments.correctness_steering import CorrectnessConfig, run
-    from interp.runner import main
+    from interp.runner import run_study
 
     with pytest.raises(ValueError, match=r"no kind in \['add1', 'mul1'\] has n_calibrate \+ n_problems = 408"):
-        main("correctness_steering", CorrectnessConfig, run, ["--config", "configs/correctness_steering.smoke.yaml", f"run.results_dir={tmp_path}",
+        run_study("correctness_steering", "configs/correctness_steering.smoke.yaml", [f"run.results_dir={tmp_path}",
                                                               "models=[random:tiny-llama]", "n_problems=400"])  # fmt: skip

@@ -1,6 +1,6 @@
 """The demo experiment end to end on its smoke config (tiny random model)."""
 
-from interp.runner import main
+from interp.runner import run_study
 
 
 def test_demo_smoke(smoke_run, tiny_llama):
@@ -30,8 +30,7 @@ def test_demo_smoke(smoke_run, tiny_llama):
 def test_demo_rejects_unknown_config_key(tmp_path):
     import pytest
 
-    from experiments.demo import DemoConfig, run
     from interp.config import ConfigError
 
     with pytest.raises(ConfigError, match="unknown config key 'model.nmae'"):
-        main("demo", DemoConfig, run, ["--config", "configs/demo.smoke.yaml", "model.nmae=x"])
+        run_study("demo", "configs/demo.smoke.yaml", ["model.nmae=x"])

@@ -147,10 +147,9 @@ def test_apathy_by_hand_and_curves(tiny_model):
 def test_dola_experiment_smoke(tmp_path):
     import json
 
-    from experiments.dola import DolaConfig, run
-    from interp.runner import main
+    from interp.runner import run_study
 
-    main("dola", DolaConfig, run, ["--config", "configs/dola.smoke.yaml", f"run.results_dir={tmp_path}", "run.run_id=smoke"])
+    run_study("dola", "configs/dola.smoke.yaml", [f"run.results_dir={tmp_path}", "run.run_id=smoke"])
     folder = tmp_path / "dola" / "smoke"
     for f in ["length_bias.png", "lens_apathy_random_tiny-llama.png", "premature_random_tiny-gpt2.png"]:
         assert (folder / f).stat().st_size > 1000, f
@@ -173,7 +172,7 @@ def test_dola_experiment_smoke(tmp_path):
 def test_dola_held_out_choice_ignores_test_items():
     """A bucket that is best only on the test items must not be chosen; the seed's procedure on
     the test items (labelled) picks it."""
-    from experiments.dola import DolaConfig, held_out
+    from interp.studies.dola.study import DolaConfig, held_out
     from interp.selection import restrict, split_items
     from interp.studies.dola import best_bucket
 

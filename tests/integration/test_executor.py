@@ -61,5 +61,5 @@ def test_cell_and_executor_arguments_are_checked(smoke_run):
 
     with pytest.raises(ValueError, match="duplicate labels"):
         check_cells([Cell("a", "m", task_study), Cell("a", "m", task_study)])
-    with pytest.raises(TypeError, match="lambdas cannot be shipped"):
+    with pytest.raises(TypeError, match="cannot be shipped to workers"):
         check_cells([Cell("a", "m", lambda model: 1)])

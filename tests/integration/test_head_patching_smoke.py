@@ -2,14 +2,11 @@
 
 import json
 
-from interp.runner import main
+from interp.runner import run_study
 
 
 def test_head_patching_smoke(tmp_path):
-    from experiments.head_patching import HeadPatchingConfig, run
-
-    report = main("head_patching", HeadPatchingConfig, run,
-                  ["--config", "configs/head_patching.smoke.yaml", f"run.results_dir={tmp_path}", "run.run_id=smoke"])  # fmt: skip
+    report = run_study("head_patching", "configs/head_patching.smoke.yaml", [f"run.results_dir={tmp_path}", "run.run_id=smoke"])  # fmt: skip
     folder = tmp_path / "head_patching" / "smoke"
     text = report.read_text()
     # the clean-run check comes before any recovery figure

@@ -18,12 +18,10 @@ def test_word_embedder_orders_related_words():
 
 @pytest.mark.slow
 def test_prompt_pairs_smoke(tmp_path, monkeypatch):
-    from experiments.prompt_pairs import PromptPairsConfig, run
-    from interp.runner import main
+    from interp.runner import run_study
 
     monkeypatch.setenv("INTERP_CACHE", str(tmp_path / "cache"))
-    report = main("prompt_pairs", PromptPairsConfig, run,
-                  ["--config", "configs/prompt_pairs.smoke.yaml", f"run.results_dir={tmp_path}"])  # fmt: skip
+    report = run_study("prompt_pairs", "configs/prompt_pairs.smoke.yaml", [f"run.results_dir={tmp_path}"])  # fmt: skip
     text = report.read_text()
     assert "explained variance" in text and "no adapter" in text
     m = json.loads((report.parent / "metrics.json").read_text())["smollm2-135m-instruct"]

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from interp.runner import main
+from interp.runner import run_study
 from interp.toy import AttributeWorld, SteerTask, ToyMLP, evaluate, example_pairs
 
 
@@ -53,9 +53,8 @@ def test_evaluate_with_a_perfect_edit():
 
 
 def test_toy_steering_smoke(tmp_path):
-    from experiments.toy_steering import ToyConfig, run
-
-    report = main("toy_steering", ToyConfig, run, ["--config", "configs/toy_steering.smoke.yaml", f"run.results_dir={tmp_path}", "run.run_id=smoke"])
+    
+    report = run_study("toy_steering", "configs/toy_steering.smoke.yaml", [f"run.results_dir={tmp_path}", "run.run_id=smoke"])
     folder = tmp_path / "toy_steering" / "smoke"
     assert (folder / "steering_m6.png").stat().st_size > 1000
     metrics = json.loads((folder / "metrics.json").read_text())

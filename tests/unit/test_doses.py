@@ -53,7 +53,7 @@ def test_relative_push_of_a_planted_edit():
 
 
 def test_toy_bracket_reads_no_effect_and_positive_control():
-    from interp.toy.study import bracket
+    from interp.studies.toy_steering import bracket
 
     rows = [{"adapter": "caa", "n_pairs": 4, "repeat": r, "strength": s, "push": s / 10, "accuracy": acc, "disturbance": s / 1000}
             for r in range(2) for s, acc in [(0.1, 0.13), (1.0, 0.5), (10.0, 0.95), (100.0, 1.0)]]  # fmt: skip

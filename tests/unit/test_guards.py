@@ -10,7 +10,7 @@ import pytest
 
 from interp.cache import CacheStats, cache_key, checksum_path, code_fingerprint, disk_cached, source_digest
 from interp.config import ConfigError, load_config
-from interp.runner import Run, RunConfig, main, new_run_id
+from interp.runner import Run, RunConfig, new_run_id, run_study
 from interp.stats import auroc, bootstrap_ci, mcnemar_exact
 
 
@@ -96,8 +96,11 @@ def test_interrupted_run_says_so(tmp_path):
         run.log_metrics(done=1.0)
         raise KeyboardInterrupt
 
+    from interp.study import Study
+
+    study = Study("unit", Cfg, cells=lambda cfg, done: [], analyse=lambda cfg, done: done, report=lambda cfg, r, run: body(cfg, run))
     with pytest.raises(KeyboardInterrupt):
-        main("unit", Cfg, body, ["--config", str(yaml)])
+        run_study(study, str(yaml))
     info = json.loads((tmp_path / "unit" / "x" / "run.json").read_text())
     assert info["status"] == "interrupted" and info["error"].startswith("KeyboardInterrupt")
     assert json.loads((tmp_path / "unit" / "x" / "metrics.json").read_text()) == {"done": 1.0}  # finished work kept
@@ -165,7 +168,7 @@ def test_code_fingerprint_follows_imports(monkeypatch):
 
 def test_a_scalar_for_a_list_key_is_named(tmp_path):
     """`steps: 300` for a list field used to pass the loader and fail deep in the study."""
-    from interp.toy.study import ToySettings
+    from interp.studies.toy_steering import ToySettings
 
     with pytest.raises(ConfigError, match=r"grid.steps' expects a list, got 300"):
         load_config(ToySettings, None, ["grid.steps=300"])

@@ -67,7 +67,7 @@ def test_first_content_word(text, want):
 
 
 def test_pooled_shift_is_a_ratio_of_pooled_means():
-    from experiments.prompt_pairs import pooled_shift
+    from interp.studies.prompt_pairs import pooled_shift
 
     # dataset A: unsteered 0, positives 1, steered 0.5; dataset B: a tiny gap (0 -> 0.01), steered 0.1
     a = (np.array([0.5, 0.5]), np.array([0.0, 0.0]), np.array([1.0, 1.0]))

@@ -3,7 +3,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from interp.runner import Run, RunConfig, cache_key, disk_cached
+from interp.cache import cache_key, disk_cached
+from interp.runner import Run, RunConfig
 
 
 def test_disk_cache_resumes(tmp_path, monkeypatch):

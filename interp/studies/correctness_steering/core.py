@@ -89,6 +89,13 @@ def check_settings(cfg: CorrectnessSettings) -> None:
         raise ValueError(f"test_fraction={cfg.test_fraction}; must lie in (0, 1)")
     if 0.0 in cfg.relative_doses:
         raise ValueError(f"relative_doses={cfg.relative_doses}; leave out 0 (α = 0 of the raw grid is the unsteered reference)")
+    # sizes larger than the data are errors before any compute (the number of distinct problems
+    # of a kind does not depend on the seed)
+    kinds = cfg.kinds if cfg.task == "auto" else [cfg.task]
+    need = cfg.n_calibrate + cfg.n_problems
+    short = {k: len(problems(k, need, 0)) for k in kinds}
+    if all(n < need for n in short.values()):
+        raise ValueError(f"no kind in {kinds} has n_calibrate + n_problems = {need} distinct problems ({short}); lower n_problems or add a kind")
 
 
 def _steering_batch(model, prompts: list[str], max_rows: int) -> SteeringBatch:

@@ -6,19 +6,21 @@ invariance flag, a positive control); this script runs it per model and writes t
 accuracy table layer × α with counts, the smallest change the test set could detect, and a flag
 when the outputs are byte-identical across every α of a layer ("suspicious invariance").
 
-    python -m experiments.correctness_steering --config configs/correctness_steering.yaml
+    interp run correctness_steering --config configs/correctness_steering.yaml
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import interp
-from interp import plots
 from interp.cache import file_slug
-from interp.runner import Run, RunConfig, main
+from interp.config import settings_part
+from interp.executor import Cell
+from interp.runner import Run, RunConfig
+from interp.studies.correctness_steering import figures as plots
+from interp.study import Study
 from interp.stats import mcnemar_min_detectable
-from interp.studies.correctness import CorrectnessSettings, alpha_tests, check_settings, correctness_study, invariance_flags, relative_tests
+from interp.studies.correctness_steering.core import CorrectnessSettings, alpha_tests, check_settings, correctness_study, invariance_flags, relative_tests
 
 
 @dataclass
@@ -91,17 +93,34 @@ def _relative_table(run: Run, name: str, r) -> None:
                                  f"raw grid spans |d| ≤ {', '.join(f'L{layer}: {abs(raw[layer]).max():.3f}' for layer in r.layers)}")  # fmt: skip
 
 
-def run(cfg: CorrectnessConfig, run: Run) -> None:
-    check_settings(cfg)
+def cells(cfg: CorrectnessConfig, done: dict) -> list[Cell]:
+    # each model's cell gets the settings (max_rows included: it batches, it changes no number
+    # but is part of what the cell is given) and its own seed
+    settings = settings_part(cfg, CorrectnessSettings)
+    return [
+        Cell(name, name, correctness_study, (settings, cfg.run.seed + 1000 * mi))
+        for mi, name in enumerate(cfg.models)
+    ]
+
+
+def analyse(cfg: CorrectnessConfig, done: dict) -> dict:
+    """The per-model results by name (the report tests every α and flags invariance)."""
+    return done
+
+
+def report(cfg: CorrectnessConfig, done: dict, run: Run) -> None:
     run.report.add_text(_intro(cfg))
-    for mi, name in enumerate(cfg.models):
-        model = interp.load_model(name, device=run.device)
-        seed = cfg.run.seed + 1000 * mi
-        key = {k: v for k, v in vars(cfg).items() if k not in ("run", "models", "max_rows")}
-        r = run.cached(lambda: correctness_study(model, cfg, seed), step="correctness.study.v3", model=name, cfg=key, seed=seed)
-        del model
-        _model_report(run, cfg, name, r)
+    for name in cfg.models:
+        if name in done:  # a failed cell is listed at the end of the report
+            _model_report(run, cfg, name, done[name])
 
 
-if __name__ == "__main__":
-    main("correctness_steering", CorrectnessConfig, run)
+STUDY = Study(
+    "correctness_steering",
+    CorrectnessConfig,
+    cells=cells,
+    analyse=analyse,
+    report=report,
+    check=check_settings,
+    description="a correctness direction (seed 004 analogue on a plain LM): α sweep at early / middle / late layers, invariance flag",
+)

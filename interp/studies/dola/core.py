@@ -8,7 +8,7 @@ into named variants (``base``, ``base_raw±c`` for the length-bias demonstration
 :func:`best_alpha` make seed 001's choice; :func:`lens_and_apathy` gives the logit-lens and
 apathy curves at the answer position.
 
-    >>> scored = score_items(scorer, [t.item for t in items], cached=None, chunk=25)
+    >>> scored = score_items(scorer, [t.item for t in items], chunk=25)
     >>> m = per_item_metrics(settings, scored, [t.metrics for t in items])
     >>> m["dola|50-100|0.1"]["mc1"].mean()
 """
@@ -74,15 +74,12 @@ def chunk_starts(n_items: int, chunk: int) -> list[int]:
     return list(range(0, n_items, chunk))
 
 
-def score_items(scorer: ContinuationScorer, items, chunk: int, cached: Callable | None = None, desc: str = "items") -> list[tuple]:
-    """(scores, n_tokens, premature layers) per item, in chunks of ``chunk`` items; ``cached(compute,
-    start=, n=)`` (e.g. a run's cache with the caller's key bound) stores each finished chunk, so
-    an interrupted run resumes from the last one."""
+def score_items(scorer: ContinuationScorer, items, chunk: int, desc: str = "items") -> list[tuple]:
+    """(scores, n_tokens, premature layers) per item, in chunks of ``chunk`` items (the study runs
+    each chunk as its own cell, so an interrupted run resumes from the last finished chunk)."""
     out = []
     for s in tqdm(range(0, len(items), chunk), desc=desc):
-        part = items[s : s + chunk]
-        compute = lambda: _score(scorer, part)  # noqa: E731
-        out += cached(compute, start=s, n=len(part)) if cached is not None else compute()
+        out += _score(scorer, items[s : s + chunk])
     return out
 
 

@@ -6,7 +6,7 @@ with the target, :mod:`interp.semantic`); the SAE comes from :func:`interp.sae.g
 script runs it per model and dataset and writes the report; every figure shows the baseline
 without an adapter as a dashed line, as in seed 002's Fig. 4.1.
 
-    python -m experiments.prompt_pairs --config configs/prompt_pairs.yaml
+    interp run prompt_pairs --config configs/prompt_pairs.yaml
 """
 
 from __future__ import annotations
@@ -15,13 +15,16 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-import interp
-from interp import plots
 from interp.cache import file_slug
-from interp.runner import Run, RunConfig, main
+from interp.config import settings_part
+from interp.config import cell_settings
+from interp.executor import Cell
+from interp.runner import Run, RunConfig
+from interp.studies.prompt_pairs import figures as plots
+from interp.study import Study
 from interp.sae import SAETrainConfig, get_sae
 from interp.semantic import WordEmbedder
-from interp.studies.prompt_pairs import METRIC_TITLES, METRICS, PromptPairsSettings, check_settings, dataset_study, mean_ci, per_pair, study_layer
+from interp.studies.prompt_pairs.core import METRIC_TITLES, METRICS, PromptPairsSettings, check_settings, dataset_study, mean_ci, per_pair, study_layer
 
 
 @dataclass
@@ -155,23 +158,65 @@ def _dose_section(run: Run, cfg: PromptPairsConfig, name: str, slug: str, result
                                               for x, p in zip(sorted(cfg.dose_scales), points[a])} for a in cfg.adapters}})  # fmt: skip
 
 
-def run(cfg: PromptPairsConfig, run: Run) -> None:
-    if not cfg.models:
-        raise ValueError("models must be non-empty")
-    check_settings(cfg)
-    run.report.add_text(_intro(cfg))
-    embed = WordEmbedder()
+def _sae_config(model, cfg: PromptPairsSettings, seed: int) -> SAETrainConfig:
+    return SAETrainConfig(layer=study_layer(model.cfg.n_layers, cfg.layer_fraction), seed=seed, **asdict(cfg.sae))
+
+
+def sae_cell(model, name: str, cfg: PromptPairsSettings, seed: int, pretrained: str | None) -> tuple[int, dict]:
+    """Train (or load) the model's SAE at the study layer: (layer, quality report)."""
+    sae_cfg = _sae_config(model, cfg, seed)
+    _, quality = get_sae(model, name, sae_cfg, pretrained=pretrained)
+    return sae_cfg.layer, quality
+
+
+def dataset_cell(model, name: str, cfg: PromptPairsSettings, seed: int, pretrained: str | None, dataset: str):
+    """Every adapter × fitting size × draw on one dataset, scored with the model's SAE."""
+    sae_cfg = _sae_config(model, cfg, seed)
+    sae, _ = get_sae(model, name, sae_cfg, pretrained=pretrained)
+    return dataset_study(model, sae, sae_cfg.layer, dataset, cfg, WordEmbedder(), seed=seed)
+
+
+def cells(cfg: PromptPairsConfig, done: dict) -> list[Cell]:
+    """Per model: the SAE first; then one cell per dataset (each reads the SAE from its cache)."""
+    settings, out = settings_part(cfg, PromptPairsSettings), []
     for name in cfg.models:
-        model = interp.load_model(name, device=run.device)
-        layer = study_layer(model.cfg.n_layers, cfg.layer_fraction)
-        sae, quality = get_sae(model, name, SAETrainConfig(layer=layer, seed=cfg.run.seed, **asdict(cfg.sae)), pretrained=cfg.sae_pretrained.get(name))
-        key = {**{k: v for k, v in vars(cfg).items() if k not in ("run", "models", "datasets", "sae_pretrained")}, "sae": asdict(cfg.sae)}
-        results = {d: run.cached(lambda: dataset_study(model, sae, layer, d, cfg, embed, seed=cfg.run.seed), step="prompt_pairs.v3", model=name,
-                                 dataset=d, layer=layer, cfg=key, seed=cfg.run.seed, sae=cfg.sae_pretrained.get(name))
-                   for d in cfg.datasets}  # fmt: skip
-        del model
-        _model_report(run, cfg, name, layer, quality, results)
+        # a model's cells see its own pretrained SAE only, and each dataset cell its own dataset
+        s = cell_settings(settings, sae_pretrained={}, datasets=[])
+        pre = cfg.sae_pretrained.get(name)
+        out.append(Cell(f"{name}/sae", name, sae_cell, (name, s, cfg.run.seed, pre)))
+        if f"{name}/sae" in done:
+            out += [Cell(f"{name}/{d}", name, dataset_cell, (name, s, cfg.run.seed, pre, d)) for d in cfg.datasets]
+    return out
 
 
-if __name__ == "__main__":
-    main("prompt_pairs", PromptPairsConfig, run)
+def analyse(cfg: PromptPairsConfig, done: dict) -> dict:
+    """The SAE reports and per-dataset results by label (the report pools them)."""
+    return done
+
+
+def report(cfg: PromptPairsConfig, done: dict, run: Run) -> None:
+    run.report.add_text(_intro(cfg))
+    for name in cfg.models:
+        if f"{name}/sae" not in done:
+            continue  # a failed cell: listed at the end of the report
+        layer, quality = done[f"{name}/sae"]
+        results = {d: done[f"{name}/{d}"] for d in cfg.datasets if f"{name}/{d}" in done}
+        if results:
+            _model_report(run, cfg, name, layer, quality, results)
+
+
+def _check(cfg: PromptPairsConfig) -> None:
+    if not cfg.datasets:
+        raise ValueError("datasets=[]; name at least one dataset")
+    check_settings(cfg)
+
+
+STUDY = Study(
+    "prompt_pairs",
+    PromptPairsConfig,
+    cells=cells,
+    analyse=analyse,
+    report=report,
+    check=_check,
+    description="CAA / ACE / LoReFT / LoReST on prompt pairs (seed 002 §3.2), scored with SAE features and word similarity",
+)

@@ -1,11 +1,11 @@
 """Toy "steering clear" study (seed 002 §3.1; Krasheninnikov & Krueger 2024, Figure 1).
 
-The study is :mod:`interp.toy.study` (per cell: adapters fitted on N pairs, hyperparameters on
-validation samples, accuracy and disturbance on test samples); this script trains the residual
-MLP per number of attributes m (best validation checkpoint, cached), runs every (N, repeat) cell
-and the CAA / ACE dose sweep (cached) and writes the report. "none" is the unsteered model.
+The cells are in :mod:`.core` (per cell: adapters fitted on N pairs, hyperparameters on
+validation samples, accuracy and disturbance on test samples): first one cell per number of
+attributes m trains the residual MLP (best validation checkpoint); then every (N, repeat) cell
+and the CAA / ACE dose sweep take the trained MLP as an argument. "none" is the unsteered model.
 
-    python -m experiments.toy_steering --config configs/toy_steering.yaml
+    interp run toy_steering --config configs/toy_steering.yaml
 """
 
 from __future__ import annotations
@@ -13,12 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from tqdm.auto import tqdm
 
-from interp import plots
-from interp.runner import Run, RunConfig, main
+from interp.config import reset_fields, settings_part
+from interp.executor import Cell
+from interp.runner import Run, RunConfig
+from interp.studies.toy_steering import figures as plots
+from interp.studies.toy_steering.core import ADAPTERS, ToySettings, bracket, cell_estimate, dose_sweep, run_cell
+from interp.study import Study
 from interp.toy import AttributeWorld, train_toy
-from interp.toy.study import ADAPTERS, ToySettings, bracket, cell_estimate, dose_sweep, run_cell
 
 
 @dataclass
@@ -26,7 +28,40 @@ class ToyConfig(ToySettings):
     run: RunConfig = field(default_factory=RunConfig)
 
 
-def run(cfg: ToyConfig, run: Run) -> None:
+def cells(cfg: ToyConfig, done: dict) -> list[Cell]:
+    """A training cell per m; once it is done, the (N, repeat) steering and dose cells on its MLP."""
+    out = []
+    # the steering cells are given the trained MLP, so they need neither the grid lists nor the training settings
+    base = reset_fields(settings_part(cfg, ToySettings), "ms", "n_pairs", "repeats", "train")
+    for m in cfg.ms:
+        world = AttributeWorld.create(m, seed=cfg.train.seed)
+        out.append(Cell(f"m{m}/train", None, train_toy, (world, cfg.train)))
+        if f"m{m}/train" not in done:
+            continue
+        model = done[f"m{m}/train"][0]
+        steer, doses = reset_fields(base, "doses"), reset_fields(base, "grid")
+        out += [Cell(f"m{m}/N{n}/r{rep}", None, run_cell, (model, world, steer, n, rep)) for n in cfg.n_pairs for rep in range(cfg.repeats)]
+        out += [
+            Cell(f"m{m}/doses/N{n}/r{rep}", None, dose_sweep, (model, world, doses, n, rep))
+            for n in cfg.doses.n_pairs
+            for rep in range(cfg.repeats)
+        ]
+    return out
+
+
+def analyse(cfg: ToyConfig, done: dict) -> dict:
+    """Per m: the trained model's info, every steering row and every dose row."""
+    out = {}
+    for m in cfg.ms:
+        if f"m{m}/train" not in done:
+            continue
+        rows = [r for n in cfg.n_pairs for rep in range(cfg.repeats) for r in done.get(f"m{m}/N{n}/r{rep}", [])]
+        doses = [r for n in cfg.doses.n_pairs for rep in range(cfg.repeats) for r in done.get(f"m{m}/doses/N{n}/r{rep}", [])]
+        out[m] = {"info": done[f"m{m}/train"][1], "rows": rows, "doses": doses}
+    return out
+
+
+def report(cfg: ToyConfig, res: dict, run: Run) -> None:
     t = cfg.train
     run.report.add_text(
         f"Toy steering: m in {cfg.ms} attributes x 8 values, anchors N(0,1) in R^8, noise 0.1. Residual MLP "
@@ -41,19 +76,13 @@ def run(cfg: ToyConfig, run: Run) -> None:
     rows: list[dict] = []
     dose_rows: list[dict] = []
     model_rows = []
-    for m in cfg.ms:
-        world = AttributeWorld.create(m, seed=t.seed)
-        model, info = run.cached(lambda: train_toy(world, t), step="toy.train", m=m, train=vars(t))
+    for m, r in res.items():
+        info = r["info"]
         model_rows.append([m, f"{info['val_accuracy']:.4f}", info["n_train"], info["n_val"], t.epochs])
         run.log_metrics(**{f"m{m}_val_accuracy": info["val_accuracy"], f"m{m}_val_history": info["val_history"]})
-        cells = [(n, rep) for n in cfg.n_pairs for rep in range(cfg.repeats)]
-        for n, rep in tqdm(cells, desc=f"steering m={m}"):
-            rows += run.cached(lambda: run_cell(model, world, cfg, n, rep), step="toy.cell", m=m, n=n, rep=rep,
-                               task=vars(cfg.task), grid=vars(cfg.grid), train=vars(t), n_val=cfg.n_val, n_test=cfg.n_test)  # fmt: skip
+        rows += r["rows"]
         run.log_metrics(results=rows)
-        for n, rep in tqdm([(n, rep) for n in cfg.doses.n_pairs for rep in range(cfg.repeats)], desc=f"doses m={m}"):
-            dose_rows += run.cached(lambda: dose_sweep(model, world, cfg, n, rep), step="toy.doses", m=m, n=n, rep=rep, task=vars(cfg.task),
-                                    doses=vars(cfg.doses), train=vars(t), n_val=cfg.n_val, n_test=cfg.n_test)  # fmt: skip
+        dose_rows += r["doses"]
         run.log_metrics(doses=dose_rows)
     run.report.add_table(["m", "best validation accuracy", "train samples", "validation samples", "epochs"], model_rows,
                          caption="Trained toy models (target: >= 0.98)")  # fmt: skip
@@ -120,5 +149,21 @@ def _table(rows, cfg: ToyConfig, key: str) -> list[list]:
     return out
 
 
-if __name__ == "__main__":
-    main("toy_steering", ToyConfig, run)
+def check(cfg: ToyConfig) -> None:
+    if not cfg.ms or any(m < 2 for m in cfg.ms):
+        raise ValueError(f"ms={cfg.ms!r}; need one or more numbers of attributes >= 2")
+    if cfg.repeats < 1 or cfg.n_val < 1 or cfg.n_test < 1:
+        raise ValueError(f"repeats={cfg.repeats}, n_val={cfg.n_val}, n_test={cfg.n_test}; each must be >= 1")
+    if not cfg.n_pairs or any(n < 1 for n in cfg.n_pairs):
+        raise ValueError(f"n_pairs={cfg.n_pairs!r}; need one or more positive numbers of pairs")
+
+
+STUDY = Study(
+    "toy_steering",
+    ToyConfig,
+    cells=cells,
+    analyse=analyse,
+    report=report,
+    check=check,
+    description="the toy 'steering clear' MLP (seed 002 §3.1): CAA / ACE / LoReFT / LoReST vs number of pairs, dose sweep",
+)
