@@ -154,7 +154,7 @@ class Run:
 
     def _write_run_info(self, status: str, error: str | None = None) -> None:
         info = {
-            "experiment": self.name, "status": status, "seed": self.run_cfg.seed,
+            "experiment": self.name, "status": status, "seed": self.run_cfg.seed, "path": str(self.path),
             "git_commit": self.commit, "device": self.device, "argv": sys.argv, "pid": os.getpid(),
             "started": dt.datetime.fromtimestamp(self._start).isoformat(timespec="seconds"),
             "wall_time_s": round(time.time() - self._start, 1),
@@ -218,10 +218,11 @@ class Run:
         else:
             wall = time.time() - self._start
             cache = self.cache_stats.summary() if self.run_cfg.use_cache else _cache_text({"use_cache": False})
+        where = self._info.get("path", self.path) if rerendered else self.path
         return (
-            f"---\nRun `{self.path}` · seed {self.run_cfg.seed} · commit `{self.commit}` · "
+            f"---\nRun `{where}` · seed {self.run_cfg.seed} · commit `{self.commit}` · "
             f"device {self.device} · wall time {wall:.0f} s · {cache}.\n\nReproduce: `interp run {self.name} "
-            f"--config <config>` with the resolved config in `config.yaml`; `interp report {self.path}` re-renders "
+            f"--config <config>` with the resolved config in `config.yaml`; `interp report {where}` re-renders "
             "this report from the stored cell results."
         )
 

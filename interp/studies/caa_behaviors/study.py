@@ -18,7 +18,7 @@ from interp.config import cell_settings, reset_fields, settings_part
 from interp.data.datasets_io import data_dir
 from interp.executor import Cell
 from interp.runner import Run, RunConfig
-from interp.studies.caa_behaviors import figures as plots
+import interp.studies.caa_behaviors.figures as plots
 from interp.study import Study
 from interp.studies.caa_behaviors.core import (CAABehaviorSettings, behavior_sweep, check_settings, dose_response, dose_response_rows,
                                          summarize)

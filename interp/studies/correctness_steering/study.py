@@ -17,7 +17,7 @@ from interp.cache import file_slug
 from interp.config import settings_part
 from interp.executor import Cell
 from interp.runner import Run, RunConfig
-from interp.studies.correctness_steering import figures as plots
+import interp.studies.correctness_steering.figures as plots
 from interp.study import Study
 from interp.stats import mcnemar_min_detectable
 from interp.studies.correctness_steering.core import CorrectnessSettings, alpha_tests, check_settings, correctness_study, invariance_flags, relative_tests

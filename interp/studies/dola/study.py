@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from interp.studies.dola import figures as plots
+import interp.studies.dola.figures as plots
 from interp.data import load_factor, load_truthfulqa_mc
 from interp.dola import TruthfulQAItem, candidate_layers, factor_item, mc_metrics, summarise, truthfulqa_primer
 from interp.executor import Cell

@@ -21,7 +21,7 @@ from interp.data.datasets_io import data_dir
 from interp.executor import Cell
 from interp.runner import Run, RunConfig
 from interp.stats import bootstrap_ci, iid_gate
-from interp.studies.fv_transfer import figures as plots
+import interp.studies.fv_transfer.figures as plots
 from interp.studies.fv_transfer.core import TransferSettings, check_settings, task_transfer, templates_for
 from interp.study import Study
 from interp.transfer import best_layer, subset_pairs, transfer_diagnostics, transfer_pairs

@@ -20,7 +20,7 @@ from interp.config import settings_part
 from interp.config import cell_settings
 from interp.executor import Cell
 from interp.runner import Run, RunConfig
-from interp.studies.prompt_pairs import figures as plots
+import interp.studies.prompt_pairs.figures as plots
 from interp.study import Study
 from interp.sae import SAETrainConfig, get_sae
 from interp.semantic import WordEmbedder

@@ -17,7 +17,7 @@ import numpy as np
 from interp.config import reset_fields, settings_part
 from interp.executor import Cell
 from interp.runner import Run, RunConfig
-from interp.studies.toy_steering import figures as plots
+import interp.studies.toy_steering.figures as plots
 from interp.studies.toy_steering.core import ADAPTERS, ToySettings, bracket, cell_estimate, dose_sweep, run_cell
 from interp.study import Study
 from interp.toy import AttributeWorld, train_toy

@@ -1,0 +1,79 @@
+"""The ``interp`` command line: run from any folder, config errors as one line with status 2 and
+no run folder, ``interp list`` and ``interp report`` (re-render without compute)."""
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _interp(*args, cwd, env_cache):
+    import os
+
+    env = {**os.environ, "INTERP_CACHE": str(env_cache)}
+    return subprocess.run([sys.executable, "-m", "interp.cli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_run_from_another_folder_then_rerender(tmp_path):
+    cfg = ROOT / "configs" / "demo.smoke.yaml"
+    proc = _interp("run", "demo", "--config", str(cfg), "run.run_id=r1", cwd=tmp_path, env_cache=tmp_path / "cache")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    folder = tmp_path / "results" / "demo" / "r1"  # ./results of the folder it ran in
+    report, metrics = (folder / "report.md").read_text(), (folder / "metrics.json").read_text()
+    assert json.loads(metrics)["n_pairs"] == 3 and (folder / "cells" / "index.json").exists()
+    (folder / "report.md").unlink()
+    (folder / "head_patching.png").unlink()
+    proc = _interp("report", str(folder), cwd=tmp_path, env_cache=tmp_path / "empty-cache")  # no cache, no model: no compute
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (folder / "report.md").read_text() == report and (folder / "metrics.json").read_text() == metrics
+    assert (folder / "head_patching.png").stat().st_size > 1000
+    assert not (tmp_path / "empty-cache" / "intermediates").exists()
+
+
+@pytest.mark.parametrize(
+    "overrides, expect",
+    [
+        (["model.nmae=x"], "unknown config key 'model.nmae'"),
+        (["model.name=no-such-model"], "model 'no-such-model' is unknown; allowed"),
+        (["run.executor=dask"], "run.executor='dask'; allowed: ['local', 'ray']"),
+        (["run.seed=true"], "run.seed=True; must be an integer"),
+        (["run.run_id=../.."], "run.run_id='../..'; must be one plain folder name"),
+        (["task.pairs=[[hot,cold]]"], "task.pairs has 1 entries"),
+    ],
+)
+def test_config_errors_are_one_line_status_2_and_no_folder(tmp_path, overrides, expect):
+    cfg = ROOT / "configs" / "demo.smoke.yaml"
+    proc = _interp("run", "demo", "--config", str(cfg), "--out", str(tmp_path / "out"), *overrides, cwd=tmp_path, env_cache=tmp_path / "c")
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(cfg) in lines[0] and expect in lines[0], proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_unreachable_ray_address_is_named_fast(tmp_path):
+    cfg = ROOT / "configs" / "demo.smoke.yaml"
+    t0 = time.time()
+    proc = _interp("run", "demo", "--config", str(cfg), "--out", str(tmp_path / "out"), "run.executor=ray", "run.ray_address=127.0.0.1:9",
+                   cwd=tmp_path, env_cache=tmp_path / "c")  # fmt: skip
+    assert proc.returncode == 2 and "run.ray_address='127.0.0.1:9' is unreachable" in proc.stderr
+    assert time.time() - t0 < 30 and not (tmp_path / "out").exists()
+
+
+def test_empty_models_and_tasks_are_config_errors(tmp_path):
+    cfg = ROOT / "configs" / "function_vectors.smoke.yaml"
+    for override, expect in (("models=[]", "models=[]"), ("tasks=[]", "tasks=[]")):
+        proc = _interp("run", "function_vectors", "--config", str(cfg), "--out", str(tmp_path / "out"), override, cwd=tmp_path, env_cache=tmp_path / "c")
+        assert proc.returncode == 2 and expect in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_list_names_every_study(tmp_path):
+    from interp.study import STUDIES
+
+    proc = _interp("list", cwd=tmp_path, env_cache=tmp_path / "c")
+    assert proc.returncode == 0 and [line.split()[0] for line in proc.stdout.splitlines()] == list(STUDIES)
