@@ -23,7 +23,15 @@ import torch
 
 import interp
 from interp.data import load_truthfulqa_mc
-from interp.dola import ALPHAS, BUCKETS, TRUTHFULQA_PRIMER, ContinuationScorer, TruthfulQAItem, candidate_layers, dola_scores
+from interp.dola import (
+    ALPHAS,
+    BUCKETS,
+    TRUTHFULQA_PRIMER,
+    ContinuationScorer,
+    TruthfulQAItem,
+    candidate_layers,
+    dola_scores,
+)
 from interp.engine import final_logits
 from interp.hooks import act_name, hidden_state_hook
 
@@ -38,9 +46,13 @@ def reference(model, item, bucket_layers: list[int], alpha: float, post: bool) -
         opt = model.to_tokens(" " + option.strip(), prepend_bos=False)[0]
         toks = torch.cat([prefix, opt])[None].to(model.cfg.device)
         names = [hidden_state_hook(j) for j in bucket_layers]
-        _, cache = model.run_with_cache(toks, names_filter=lambda n: n in names or n == act_name("resid_post", model.cfg.n_layers - 1))
+        _, cache = model.run_with_cache(
+            toks, names_filter=lambda n: n in names or n == act_name("resid_post", model.cfg.n_layers - 1)
+        )
         rows = torch.arange(len(prefix) - 1, len(prefix) - 1 + len(opt))
-        final = final_logits(model, cache[act_name("resid_post", model.cfg.n_layers - 1)][0, rows]).float().log_softmax(-1)
+        final = (
+            final_logits(model, cache[act_name("resid_post", model.cfg.n_layers - 1)][0, rows]).float().log_softmax(-1)
+        )
         layers = torch.stack([final_logits(model, cache[n][0, rows]).float().log_softmax(-1) for n in names])
         scores, _ = dola_scores(layers, final, alpha, post_softmax=post)
         out.append(float(scores[torch.arange(len(opt)), opt.to(scores.device)].sum()))
@@ -60,8 +72,10 @@ def main() -> None:
     items = [TruthfulQAItem.from_question(q).item for q in load_truthfulqa_mc()[: args.questions]]
     buckets = list(BUCKETS)
     configs = [(b, a, p) for b in buckets for a in ALPHAS for p in (False, True)]
-    print(f"model={args.model} device={model.cfg.device} threads={torch.get_num_threads()} questions={len(items)} "
-          f"options={sum(len(i.options) for i in items)} configurations={len(configs)}")  # fmt: skip
+    print(
+        f"model={args.model} device={model.cfg.device} threads={torch.get_num_threads()} questions={len(items)} "
+        f"options={sum(len(i.options) for i in items)} configurations={len(configs)}"
+    )
 
     scorer = ContinuationScorer(model, buckets, ALPHAS, shared_prefix=TRUTHFULQA_PRIMER)
     scorer.score_all(items[:1])  # warm-up (prefix cache, allocator)
@@ -80,8 +94,19 @@ def main() -> None:
     t_ref = time.perf_counter() - t0
     print(f"per-configuration full forwards: {t_ref:.2f} s; max |ours - reference| answer score = {err:.2e}")
     print(f"speed-up: x{t_ref / t_ours:.1f}")
-    print(json.dumps({"model": args.model, "questions": len(items), "configurations": len(configs),
-                      "seconds_ours": t_ours, "seconds_reference": t_ref, "speedup": t_ref / t_ours, "max_abs_diff": err}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "model": args.model,
+                "questions": len(items),
+                "configurations": len(configs),
+                "seconds_ours": t_ours,
+                "seconds_reference": t_ref,
+                "speedup": t_ref / t_ours,
+                "max_abs_diff": err,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

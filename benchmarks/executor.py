@@ -25,10 +25,26 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _run(out: str, run_id: str, tasks: list[str], extra: list[str], env: dict) -> float:
-    cmd = [sys.executable, "-m", "experiments.function_vectors", "--config", "configs/function_vectors.smoke.yaml",
-           f"run.results_dir={out}", f"run.run_id={run_id}", "run.use_cache=false", "models=[smollm2-135m-instruct]",
-           f"tasks=[{','.join(tasks)}]", "n_icl=10", "n_shots=5", "n_eval=20", "ks=[5,10]", "scales=[1.0,4.0]", "default_k=10",
-           "patching=false", *extra]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "experiments.function_vectors",
+        "--config",
+        "configs/function_vectors.smoke.yaml",
+        f"run.results_dir={out}",
+        f"run.run_id={run_id}",
+        "run.use_cache=false",
+        "models=[smollm2-135m-instruct]",
+        f"tasks=[{','.join(tasks)}]",
+        "n_icl=10",
+        "n_shots=5",
+        "n_eval=20",
+        "ks=[5,10]",
+        "scales=[1.0,4.0]",
+        "default_k=10",
+        "patching=false",
+        *extra,
+    ]
     t = time.time()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
@@ -47,11 +63,26 @@ def main() -> None:
         _run(out, "warm", args.tasks[:1], ["n_eval=6", "n_icl=4"], env)
         local = _run(out, "local", args.tasks, [], env)
         ray = _run(out, "ray", args.tasks, ["run.executor=ray", f"run.ray_cpus={args.cpus}", "run.cell_cpus=1"], env)
-        same = (Path(out) / "function_vectors/local/metrics.json").read_text() == (Path(out) / "function_vectors/ray/metrics.json").read_text()
-    print(f"in-process {local:.1f} s, Ray {ray:.1f} s ({args.cpus} CPUs, {len(args.tasks)} cells): Ray / in-process = {ray / local:.2f}; "
-          f"metrics identical: {same}")  # fmt: skip
-    print(json.dumps({"cells": len(args.tasks), "cpus": args.cpus, "in_process_s": round(local, 1), "ray_s": round(ray, 1),
-                      "ratio_ray_over_in_process": round(ray / local, 3), "metrics_identical": same}))  # fmt: skip
+        same = (Path(out) / "function_vectors/local/metrics.json").read_text() == (
+            Path(out) / "function_vectors/ray/metrics.json"
+        ).read_text()
+    print(
+        f"in-process {local:.1f} s, Ray {ray:.1f} s ({args.cpus} CPUs, {len(args.tasks)} cells): Ray / in-process = "
+        f"{ray / local:.2f}; "
+        f"metrics identical: {same}"
+    )
+    print(
+        json.dumps(
+            {
+                "cells": len(args.tasks),
+                "cpus": args.cpus,
+                "in_process_s": round(local, 1),
+                "ray_s": round(ray, 1),
+                "ratio_ray_over_in_process": round(ray / local, 3),
+                "metrics_identical": same,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -23,9 +23,25 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-SMOKES = ["demo", "function_vectors", "fv_transfer", "caa_behaviors", "dola", "head_patching", "correctness_steering", "prompt_pairs", "toy_steering"]
-PROMPTS = ["The capital of France is", "Question: What is the opposite of hot?\nAnswer:", "1 2 3 4 5 6",
-           "When Mary and John went to the store, John gave a drink to", "def add(a, b):\n    return", "The word apple in French is"]  # fmt: skip
+SMOKES = [
+    "demo",
+    "function_vectors",
+    "fv_transfer",
+    "caa_behaviors",
+    "dola",
+    "head_patching",
+    "correctness_steering",
+    "prompt_pairs",
+    "toy_steering",
+]
+PROMPTS = [
+    "The capital of France is",
+    "Question: What is the opposite of hot?\nAnswer:",
+    "1 2 3 4 5 6",
+    "When Mary and John went to the store, John gave a drink to",
+    "def add(a, b):\n    return",
+    "The word apple in French is",
+]
 
 
 def _step(fn, *args) -> dict:
@@ -39,11 +55,22 @@ def _step(fn, *args) -> dict:
 
 def smoke(name: str, device: str, timeout: int) -> dict:
     with tempfile.TemporaryDirectory() as out:
-        cmd = [sys.executable, "-m", f"experiments.{name}", "--config", f"configs/{name}.smoke.yaml", f"run.results_dir={out}",
-               "run.run_id=gpu", f"run.device={device}", "run.use_cache=false"]  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-m",
+            f"experiments.{name}",
+            "--config",
+            f"configs/{name}.smoke.yaml",
+            f"run.results_dir={out}",
+            "run.run_id=gpu",
+            f"run.device={device}",
+            "run.use_cache=false",
+        ]
         proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
         if proc.returncode != 0:
-            raise RuntimeError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}")
+            raise RuntimeError(
+                proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"
+            )
         info = json.loads((Path(out) / name / "gpu" / "run.json").read_text())
         return {"device": info["device"], "run_status": info["status"]}
 
@@ -70,8 +97,11 @@ def parity(name: str, device: str) -> dict:
         if device == "cpu":
             break
     ref, got = logits["cpu"], logits[device]
-    return {"max_abs_diff": float((ref - got).abs().max()), "top1_agreement": float((ref.argmax(-1) == got.argmax(-1)).float().mean()),
-            "positions": int(ref.shape[0])}  # fmt: skip
+    return {
+        "max_abs_diff": float((ref - got).abs().max()),
+        "top1_agreement": float((ref.argmax(-1) == got.argmax(-1)).float().mean()),
+        "positions": int(ref.shape[0]),
+    }
 
 
 def main() -> None:
@@ -83,14 +113,23 @@ def main() -> None:
     if args.device is None:
         raise SystemExit("no CUDA device here: pass --device cpu for a dry run of the same steps")
     t0 = time.time()
-    report = {"device": args.device, "cuda_available": torch.cuda.is_available(), "torch": torch.__version__,
-              "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None, "threads": torch.get_num_threads()}  # fmt: skip
+    report = {
+        "device": args.device,
+        "cuda_available": torch.cuda.is_available(),
+        "torch": torch.__version__,
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "threads": torch.get_num_threads(),
+    }
     report["parity"] = {m: _step(parity, m, args.device) for m in ("smollm2-135m-instruct", "gemma-3-270m")}
     report["patching_benchmark"] = _step(patching, args.device, args.timeout)
     report["smoke"] = {}
     for name in args.smokes:
         report["smoke"][name] = _step(smoke, name, args.device, args.timeout)
-        print(f"[gpu_check] {name}: {report['smoke'][name]['status']} ({report['smoke'][name]['seconds']} s)", file=sys.stderr, flush=True)
+        print(
+            f"[gpu_check] {name}: {report['smoke'][name]['status']} ({report['smoke'][name]['seconds']} s)",
+            file=sys.stderr,
+            flush=True,
+        )
     steps = [*report["parity"].values(), report["patching_benchmark"], *report["smoke"].values()]
     report["ok"] = all(s["status"] == "ok" for s in steps)
     report["seconds"] = round(time.time() - t0, 1)

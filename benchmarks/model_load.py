@@ -23,8 +23,16 @@ t = time.perf_counter(); interp.load_model({name!r}, device="cpu"); print(time.p
 
 
 def timed(name: str, skip: bool, repeats: int) -> float:
-    runs = [float(subprocess.run([sys.executable, "-c", LOAD.format(name=name, skip=skip)], capture_output=True, text=True, check=True)
-                  .stdout.strip().splitlines()[-1]) for _ in range(repeats)]  # fmt: skip
+    runs = [
+        float(
+            subprocess.run(
+                [sys.executable, "-c", LOAD.format(name=name, skip=skip)], capture_output=True, text=True, check=True
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
+        for _ in range(repeats)
+    ]
     return sorted(runs)[len(runs) // 2]
 
 
@@ -38,8 +46,16 @@ def main() -> None:
     for name in args.models:
         interp.load_model(name, device="cpu")  # convert once if needed
         checked, unchecked = timed(name, False, args.repeats), timed(name, True, args.repeats)
-        print(json.dumps({"model": name, "cached_load_s": round(checked, 2), "without_hash_check_s": round(unchecked, 2),
-                          "ratio": round(checked / unchecked, 2)}))  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    "model": name,
+                    "cached_load_s": round(checked, 2),
+                    "without_hash_check_s": round(unchecked, 2),
+                    "ratio": round(checked / unchecked, 2),
+                }
+            )
+        )
 
 
 if __name__ == "__main__":

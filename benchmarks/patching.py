@@ -81,8 +81,20 @@ def timed(fn, device: str):
 
 def _memory_in_child(args, budget: float) -> dict:
     """Peak memory of one exact run at ``budget`` GiB, measured in a fresh process."""
-    cmd = [sys.executable, "-m", "benchmarks.patching", "--memory-only", "--model", args.model, "--pairs", str(args.pairs),
-           "--threads", str(args.threads), "--budget-gb", str(budget)] + (["--device", args.device] if args.device else [])  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks.patching",
+        "--memory-only",
+        "--model",
+        args.model,
+        "--pairs",
+        str(args.pairs),
+        "--threads",
+        str(args.threads),
+        "--budget-gb",
+        str(budget),
+    ] + (["--device", args.device] if args.device else [])
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -111,8 +123,10 @@ def main() -> None:
     s = interp.data.single_token_ids(model, pairs.s, "s names")
     metric = logit_diff_metric(io, s)
     heads = model.cfg.n_layers * model.cfg.n_heads
-    print(f"model={args.model} device={device} threads={torch.get_num_threads()} pairs={args.pairs} "
-          f"tokens/prompt={corr.tokens.shape[1]} heads={heads}")  # fmt: skip
+    print(
+        f"model={args.model} device={device} threads={torch.get_num_threads()} pairs={args.pairs} "
+        f"tokens/prompt={corr.tokens.shape[1]} heads={heads}"
+    )
 
     run_ours = lambda budget: patch(model, clean, corr, metric, site="z", progress=False, memory_budget_gb=budget)  # noqa: E731
     if args.memory_only:  # child process: a fresh allocator, so the peak is not hidden by earlier runs
@@ -126,22 +140,36 @@ def main() -> None:
     mem, mem_small = _memory_in_child(args, args.budget_gb), _memory_in_child(args, small_budget)
     ours, t_ours = timed(lambda: run_ours(args.budget_gb), device)
     small_metric = torch.tensor(mem_small["metric"]).view_as(ours.metric.mean(-1))
-    assert torch.allclose(small_metric, ours.metric.mean(-1), atol=1e-4), "chunking to a small budget changed the results"
+    assert torch.allclose(small_metric, ours.metric.mean(-1), atol=1e-4), (
+        "chunking to a small budget changed the results"
+    )
     # attribution takes under a second, so its time is the median of 5 runs (exact runs once)
     runs = [timed(lambda: attribution_patching(model, clean, corr, metric, sites=("z",)), device) for _ in range(5)]
     attr, t_attr = runs[0][0], float(np.median([t for _, t in runs]))
     exact_cells = ours.metric.mean(-1).flatten().numpy() - ours.m_corr.mean().item()
     attr_cells = attr["z"].metric.mean(-1).flatten().numpy() - attr["z"].m_corr.mean().item()
     pearson = float(np.corrcoef(exact_cells, attr_cells)[0, 1])
-    print(f"interp.patching.patch (z, all positions): {t_ours:.2f} s; peak memory {mem['peak_gb']:.3f} GiB "
-          f"(budget {args.budget_gb} GiB), {mem_small['peak_gb']:.3f} GiB with a {small_budget} GiB budget (same numbers)")  # fmt: skip
+    print(
+        f"interp.patching.patch (z, all positions): {t_ours:.2f} s; peak memory {mem['peak_gb']:.3f} GiB "
+        f"(budget {args.budget_gb} GiB), {mem_small['peak_gb']:.3f} GiB with a {small_budget} GiB budget (same numbers)"
+    )
     print(f"attribution patching: {t_attr:.3f} s, Pearson vs exact over the {heads} heads = {pearson:.3f}")
 
-    result = {"model": args.model, "device": device, "threads": torch.get_num_threads(), "heads": heads,
-              "pairs": args.pairs, "tokens_per_prompt": int(corr.tokens.shape[1]), "ours_s": round(t_ours, 3),
-              "attribution_s": round(t_attr, 4), "attribution_vs_exact_pearson": round(pearson, 4),
-              "peak_memory_gb": round(mem["peak_gb"], 3), "memory_budget_gb": args.budget_gb,
-              "peak_memory_small_budget_gb": round(mem_small["peak_gb"], 3), "small_budget_gb": small_budget}  # fmt: skip
+    result = {
+        "model": args.model,
+        "device": device,
+        "threads": torch.get_num_threads(),
+        "heads": heads,
+        "pairs": args.pairs,
+        "tokens_per_prompt": int(corr.tokens.shape[1]),
+        "ours_s": round(t_ours, 3),
+        "attribution_s": round(t_attr, 4),
+        "attribution_vs_exact_pearson": round(pearson, 4),
+        "peak_memory_gb": round(mem["peak_gb"], 3),
+        "memory_budget_gb": args.budget_gb,
+        "peak_memory_small_budget_gb": round(mem_small["peak_gb"], 3),
+        "small_budget_gb": small_budget,
+    }
     if not args.skip_reference:
         with torch.no_grad():
             _, cache = model.run_with_cache(clean.tokens.to(device))
@@ -155,8 +183,12 @@ def main() -> None:
         err = (ours.metric.mean(-1) - ref.cpu()).abs().max().item()
         print(f"transformer_lens.patching: {t_ref:.2f} s; max |ours - transformer_lens| = {err:.2e}")
         print(f"speed-up: exact x{t_ref / t_ours:.1f}, attribution x{t_ref / t_attr:.0f} (vs transformer_lens exact)")
-        result |= {"transformer_lens_s": round(t_ref, 3), "speedup": round(t_ref / t_ours, 2),
-                   "attribution_speedup": round(t_ref / t_attr, 1), "max_abs_diff": err}  # fmt: skip
+        result |= {
+            "transformer_lens_s": round(t_ref, 3),
+            "speedup": round(t_ref / t_ours, 2),
+            "attribution_speedup": round(t_ref / t_attr, 1),
+            "max_abs_diff": err,
+        }
     print(json.dumps(result))
 
 

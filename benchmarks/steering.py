@@ -22,9 +22,9 @@ import torch
 import interp
 from interp.data import load_fv_task
 from interp.engine import final_logits, linear_friendly_weights
-from interp.steering import SteeringBatch
 from interp.hooks import act_name, add_vector
 from interp.mediation import first_token_ids
+from interp.steering import SteeringBatch
 
 
 def main() -> None:
@@ -65,13 +65,27 @@ def main() -> None:
                 plain[layer] = torch.stack(preds)
         t_plain = time.perf_counter() - t0
     agree = float(torch.cat([(ours[layer] == plain[layer]).float().flatten() for layer in layers]).mean())
-    print(f"model {args.model}: {args.vectors} vectors x {len(layers)} layers {layers} x {len(batch)} prompts "
-          f"(width {batch.tokens.shape[1]} tokens), {torch.get_num_threads()} threads, device {model.cfg.device}")  # fmt: skip
+    print(
+        f"model {args.model}: {args.vectors} vectors x {len(layers)} layers {layers} x {len(batch)} prompts "
+        f"(width {batch.tokens.shape[1]} tokens), {torch.get_num_threads()} threads, device {model.cfg.device}"
+    )
     print(f"SteeringBatch          {t_ours:8.2f} s")
     print(f"hooked full forwards   {t_plain:8.2f} s")
     print(f"speed-up               {t_plain / t_ours:8.1f}x   (top-1 agreement {agree:.4f})")
-    print(json.dumps({"model": args.model, "vectors": args.vectors, "layers": layers, "prompts": len(batch), "ours_s": round(t_ours, 3),
-                      "plain_s": round(t_plain, 3), "ratio": round(t_plain / t_ours, 2), "agreement": agree}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "model": args.model,
+                "vectors": args.vectors,
+                "layers": layers,
+                "prompts": len(batch),
+                "ours_s": round(t_ours, 3),
+                "plain_s": round(t_plain, 3),
+                "ratio": round(t_plain / t_ours, 2),
+                "agreement": agree,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

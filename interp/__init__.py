@@ -1,10 +1,11 @@
 """interp: mechanistic interpretability and steering-reliability research on HookedTransformers.
 
-    >>> import interp
-    >>> model = interp.load_model("smollm2-135m-instruct")
-    >>> batch = interp.tokenize(model, ["The capital of France is"])
+>>> import interp
+>>> model = interp.load_model("smollm2-135m-instruct")
+>>> batch = interp.tokenize(model, ["The capital of France is"])
 """
 
+from interp.cache import cache_dir
 from interp.data import TokenBatch, run_batch, single_token_id, tokenize
 from interp.errors import ModelUnavailableError, UndefinedMetricError
 from interp.hooks import (
@@ -18,14 +19,27 @@ from interp.hooks import (
     replace_activation,
     zero_ablate,
 )
-from interp.cache import cache_dir
 from interp.models import list_models, load_model
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "ModelUnavailableError", "TokenBatch", "UndefinedMetricError", "active_hook_count",
-    "add_vector", "cache_dir", "capture", "check_layer", "hook_name", "list_models",
-    "load_model", "mean_ablate", "mean_activation", "replace_activation", "run_batch",
-    "single_token_id", "tokenize", "zero_ablate",
-]  # fmt: skip
+    "ModelUnavailableError",
+    "TokenBatch",
+    "UndefinedMetricError",
+    "active_hook_count",
+    "add_vector",
+    "cache_dir",
+    "capture",
+    "check_layer",
+    "hook_name",
+    "list_models",
+    "load_model",
+    "mean_ablate",
+    "mean_activation",
+    "replace_activation",
+    "run_batch",
+    "single_token_id",
+    "tokenize",
+    "zero_ablate",
+]

@@ -31,9 +31,28 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from interp.data.tokenize import TokenBatch
-from interp.engine import Metric, apply_metric, base_run, batch_mask, batch_tokens, final_logits, last_rows, linear_friendly_weights, metric_columns
+from interp.engine import (
+    Metric,
+    apply_metric,
+    base_run,
+    batch_mask,
+    batch_tokens,
+    final_logits,
+    last_rows,
+    linear_friendly_weights,
+    metric_columns,
+)
 from interp.hooks import Positions, act_name, capture, check_finite, hooks, position_mask
-from interp.patching import SITES, PatchingResult, align_positions, prepare_pair, recovery, resolve_layers, site_hook, str_tokens
+from interp.patching import (
+    SITES,
+    PatchingResult,
+    align_positions,
+    prepare_pair,
+    recovery,
+    resolve_layers,
+    site_hook,
+    str_tokens,
+)
 
 
 def attribution_patching(
@@ -88,8 +107,19 @@ def attribution_patching(
         est = torch.stack(grids) + m_corr  # predicted patched metric
         rec, undefined = recovery(est, m_clean, m_corr, tol)
         axes = ("layer",) + (("head",) if site == "z" else ()) + (("pos",) if per_position else ()) + ("batch",)
-        out[site] = PatchingResult(site, axes, est, rec, m_clean, m_corr, undefined, "denoise", "attribution",
-                                   str_tokens(model, corrupted) if model.tokenizer is not None else [], layer_list)  # fmt: skip
+        out[site] = PatchingResult(
+            site,
+            axes,
+            est,
+            rec,
+            m_clean,
+            m_corr,
+            undefined,
+            "denoise",
+            "attribution",
+            str_tokens(model, corrupted) if model.tokenizer is not None else [],
+            layer_list,
+        )
     return out
 
 
@@ -115,11 +145,20 @@ def _gradients(model: HookedTransformer, batch: TokenBatch, metric: Metric, name
         # make the graph start here even when the weights are frozen (requires_grad=False)
         return act.detach().requires_grad_(True)
 
-    with torch.enable_grad(), _frozen(model), hooks(model, [(first, leaf)]), capture(model, names, detach=False) as acts:
-        resid = model(batch_tokens(model, batch), stop_at_layer=model.cfg.n_layers, attention_mask=batch_mask(model, batch))
+    with (
+        torch.enable_grad(),
+        _frozen(model),
+        hooks(model, [(first, leaf)]),
+        capture(model, names, detach=False) as acts,
+    ):
+        resid = model(
+            batch_tokens(model, batch), stop_at_layer=model.cfg.n_layers, attention_mask=batch_mask(model, batch)
+        )
         logits = final_logits(model, last_rows(resid, batch), metric_columns(metric))
         total = apply_metric(metric, logits).sum()
         tensors = [acts[n] for n in names]
         grads = torch.autograd.grad(total, tensors, allow_unused=True)
-    out_grads = {n: (g if g is not None else torch.zeros_like(t)).detach().cpu() for n, g, t in zip(names, grads, tensors)}
+    out_grads = {
+        n: (g if g is not None else torch.zeros_like(t)).detach().cpu() for n, g, t in zip(names, grads, tensors)
+    }
     return out_grads, {n: acts[n].detach().cpu() for n in names}, logits.detach()

@@ -65,7 +65,9 @@ def ab_prompt(model, question: str, chat: bool = True, answer_open: bool = True)
     if not question.strip():
         raise ValueError("question is empty")
     if chat and uses_chat_template(model):
-        text = model.tokenizer.apply_chat_template([{"role": "user", "content": question}], tokenize=False, add_generation_prompt=True)
+        text = model.tokenizer.apply_chat_template(
+            [{"role": "user", "content": question}], tokenize=False, add_generation_prompt=True
+        )
         return text + "(" if answer_open else text
     text = f"Question: {question}\n\nAnswer:"
     return text + " (" if answer_open else text
@@ -79,7 +81,10 @@ def letter_ids(model, prompt: str, letters: tuple[str, ...] = ("A", "B")) -> tor
     for letter in letters:
         ext = model.tokenizer.encode(prompt + letter, add_special_tokens=False)
         if len(ext) != len(base) + 1 or ext[: len(base)] != base:
-            raise ValueError(f"letter {letter!r} after the prompt's last characters {prompt[-10:]!r} does not tokenise as one extra token for this model")
+            raise ValueError(
+                f"letter {letter!r} after the prompt's last characters {prompt[-10:]!r} does not tokenise as one extra "
+                "token for this model"
+            )
         ids.append(ext[-1])
     return torch.tensor(ids)
 

@@ -21,7 +21,6 @@ import functools
 import hashlib
 import importlib.util
 import io
-import json
 import os
 import tempfile
 import types
@@ -145,8 +144,10 @@ def _feed(h, obj: Any) -> None:
     elif isinstance(obj, torch.dtype):
         h.update(f"dtype:{obj};".encode())
     else:
-        raise TypeError(f"cannot derive a cache key from a {type(obj).__module__}.{type(obj).__qualname__} ({obj!r:.80}); "
-                        "give cells plain values, dataclasses, tensors, arrays or paths")  # fmt: skip
+        raise TypeError(
+            f"cannot derive a cache key from a {type(obj).__module__}.{type(obj).__qualname__} ({obj!r:.80}); "
+            "give cells plain values, dataclasses, tensors, arrays or paths"
+        )
 
 
 def data_digest(paths) -> str:
@@ -223,7 +224,12 @@ def _strip_docstrings(tree: ast.AST) -> ast.AST:
     for node in ast.walk(tree):
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
             body = node.body
-            if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) and isinstance(body[0].value.value, str):
+            if (
+                body
+                and isinstance(body[0], ast.Expr)
+                and isinstance(getattr(body[0], "value", None), ast.Constant)
+                and isinstance(body[0].value.value, str)
+            ):
                 node.body = body[1:] or [ast.Pass()]
     return tree
 
@@ -245,11 +251,18 @@ def _module_info(name: str) -> tuple[str, frozenset[str]]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             deps |= {a.name for a in node.names if a.name.split(".")[0] == PACKAGE}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and node.module.split(".")[0] == PACKAGE:
+        elif (
+            isinstance(node, ast.ImportFrom)
+            and node.module
+            and node.level == 0
+            and node.module.split(".")[0] == PACKAGE
+        ):
             deps.add(node.module)
             # `from interp.x import y`: y may be a submodule
             deps |= {f"{node.module}.{a.name}" for a in node.names if _spec_exists(f"{node.module}.{a.name}")}
-    parents = {".".join(d.split(".")[:i]) for d in deps for i in range(1, d.count(".") + 1)}  # packages run their __init__
+    parents = {
+        ".".join(d.split(".")[:i]) for d in deps for i in range(1, d.count(".") + 1)
+    }  # packages run their __init__
     return source_digest(source), frozenset((deps | parents) - {name})
 
 
@@ -352,12 +365,20 @@ class CacheStats:
         if not self.n_reused and not self.computed:
             return "no cached steps"
         src = ", ".join(f"{c[:12]} ×{n}" for c, n in sorted(self.reused.items()))
-        out = f"{self.n_reused} of {self.n_reused + self.computed} cached steps reused" + (f" (written by commit {src})" if src else "")
+        out = f"{self.n_reused} of {self.n_reused + self.computed} cached steps reused" + (
+            f" (written by commit {src})" if src else ""
+        )
         return out + (f"; {self.corrupt} corrupt entries recomputed" if self.corrupt else "")
 
 
-def disk_cached(key: str, compute: Callable[[], T], enabled: bool = True, folder: str = "intermediates",
-                stats: CacheStats | None = None, commit: str = "unknown") -> T:  # fmt: skip
+def disk_cached(
+    key: str,
+    compute: Callable[[], T],
+    enabled: bool = True,
+    folder: str = "intermediates",
+    stats: CacheStats | None = None,
+    commit: str = "unknown",
+) -> T:
     """Return the object stored under ``key`` or compute, store (atomically, with a checksum)
     and return it. A corrupt or truncated entry is named in a warning, removed and recomputed.
 
@@ -376,7 +397,9 @@ def disk_cached(key: str, compute: Callable[[], T], enabled: bool = True, folder
     return value
 
 
-def read_entry(key: str, folder: str = "intermediates", stats: CacheStats | None = None, root: Path | None = None) -> tuple[bool, Any]:
+def read_entry(
+    key: str, folder: str = "intermediates", stats: CacheStats | None = None, root: Path | None = None
+) -> tuple[bool, Any]:
     """``(True, value)`` for a sound entry under ``key``; ``(False, None)`` when there is none
     (a corrupt one is named in a warning and removed). ``root``: a folder other than the cache's."""
     path = (root if root is not None else cache_dir() / folder) / f"{key}.pt"
@@ -400,15 +423,24 @@ def read_entry(key: str, folder: str = "intermediates", stats: CacheStats | None
     return False, None
 
 
-def write_entry(key: str, value: Any, folder: str = "intermediates", commit: str = "unknown", root: Path | None = None) -> None:
+def write_entry(
+    key: str, value: Any, folder: str = "intermediates", commit: str = "unknown", root: Path | None = None
+) -> None:
     """Store ``value`` under ``key``: checksum first, then the entry, atomically."""
     path = (root if root is not None else cache_dir() / folder) / f"{key}.pt"
     path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
-    entry = {"format": _ENTRY_FORMAT, "value": value, "commit": commit, "created": dt.datetime.now().isoformat(timespec="seconds")}
+    entry = {
+        "format": _ENTRY_FORMAT,
+        "value": value,
+        "commit": commit,
+        "created": dt.datetime.now().isoformat(timespec="seconds"),
+    }
     torch.save(entry, buf)
     data = buf.getvalue()
-    write_checksum(path, hashlib.sha256(data).hexdigest())  # the checksum first: a crash leaves a checksum without entry, never the reverse
+    write_checksum(
+        path, hashlib.sha256(data).hexdigest()
+    )  # the checksum first: a crash leaves a checksum without entry, never the reverse
     atomic_write_bytes(path, data)
 
 

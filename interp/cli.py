@@ -49,7 +49,9 @@ def _run(args: argparse.Namespace) -> int:
     try:
         study = get_study(args.study)
         # every check happens here, before run_study creates a folder
-        load_study_config(study, args.config, list(args.overrides) + ([f"run.results_dir={args.out}"] if args.out else []))
+        load_study_config(
+            study, args.config, list(args.overrides) + ([f"run.results_dir={args.out}"] if args.out else [])
+        )
     except _CONFIG_ERRORS as err:
         print(f"interp: config error in {where}: {err}", file=sys.stderr)
         return 2

@@ -19,8 +19,8 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
@@ -40,7 +40,9 @@ def from_dict(cls: type[T], data: dict[str, Any], path: str = "") -> T:
     unknown = sorted(set(data) - set(fields))
     if unknown:
         where = f" in section {path!r}" if path else ""
-        raise ConfigError(f"unknown config key {'.'.join(filter(None, [path, unknown[0]]))!r}{where}; allowed keys: {sorted(fields)}")
+        raise ConfigError(
+            f"unknown config key {'.'.join(filter(None, [path, unknown[0]]))!r}{where}; allowed keys: {sorted(fields)}"
+        )
     hints = typing.get_type_hints(cls)
     kwargs = {k: _coerce(hints[k], v, f"{path}.{k}" if path else k) for k, v in data.items()}
     return cls(**kwargs)
@@ -57,7 +59,10 @@ def _coerce(tp: Any, value: Any, path: str) -> Any:
         inner = [a for a in args if a is not type(None)]
         return _coerce(inner[0], value, path) if len(inner) == 1 else value
     if origin in (list, tuple) and not isinstance(value, (list, tuple)):
-        raise ConfigError(f"config key {path!r} expects a list, got {value!r} ({type(value).__name__}); write [{value!r}] for one item")
+        raise ConfigError(
+            f"config key {path!r} expects a list, got {value!r} ({type(value).__name__}); write [{value!r}] for one "
+            "item"
+        )
     if origin in (list, tuple):
         (arg, *_) = typing.get_args(tp) or (Any,)
         items = [_coerce(arg, v, f"{path}[{i}]") for i, v in enumerate(value)]
@@ -104,7 +109,10 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequenc
         except yaml.YAMLError as err:
             raise ConfigError(f"config file {str(path)!r} is not valid YAML: {err}") from None
         if not isinstance(data, dict):
-            raise ConfigError(f"config file {str(path)!r} holds a {type(data).__name__} at the top level; expected a mapping of config keys")
+            raise ConfigError(
+                f"config file {str(path)!r} holds a {type(data).__name__} at the top level; expected a mapping of "
+                "config keys"
+            )
     return from_dict(cls, apply_overrides(data, overrides))
 
 

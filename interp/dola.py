@@ -36,11 +36,17 @@ from interp.hooks import capture, check_finite, hidden_state_hook
 from interp.stats import Estimate, bootstrap_ci
 
 BUCKETS: dict[str, tuple[float, float]] = {
-    "0-50": (0.0, 0.5), "25-75": (0.25, 0.75), "50-100": (0.5, 1.0), "all": (0.0, 1.0),
-}  # fmt: skip
+    "0-50": (0.0, 0.5),
+    "25-75": (0.25, 0.75),
+    "50-100": (0.5, 1.0),
+    "all": (0.0, 1.0),
+}
 QUARTILE_BUCKETS: dict[str, tuple[float, float]] = {
-    "0-25": (0.0, 0.25), "25-50": (0.25, 0.5), "50-75": (0.5, 0.75), "75-100": (0.75, 1.0),
-}  # fmt: skip
+    "0-25": (0.0, 0.25),
+    "25-50": (0.25, 0.5),
+    "50-75": (0.5, 0.75),
+    "75-100": (0.75, 1.0),
+}
 ALPHAS = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9)
 IMPLAUSIBLE = -1000.0
 
@@ -132,8 +138,10 @@ def dola_scores(
     if normalisation not in NORMALISATIONS:
         raise ValueError(f"normalisation={normalisation!r}; allowed: {list(NORMALISATIONS)}")
     if layer_logprobs.shape[1:] != final_logprobs.shape:
-        raise ValueError(f"layer_logprobs {tuple(layer_logprobs.shape)} must be [candidates, *final_logprobs.shape "
-                         f"{tuple(final_logprobs.shape)}]")  # fmt: skip
+        raise ValueError(
+            f"layer_logprobs {tuple(layer_logprobs.shape)} must be [candidates, *final_logprobs.shape "
+            f"{tuple(final_logprobs.shape)}]"
+        )
     div = jsd(final_logprobs[None], layer_logprobs)  # [cand ...]
     premature = div.argmax(0)
     chosen = layer_logprobs.gather(0, premature[None, ..., None].expand(1, *final_logprobs.shape))[0]
@@ -240,16 +248,27 @@ class ContinuationScorer:
     unembedded, at the final layer and every candidate layer.
     """
 
-    def __init__(self, model: HookedTransformer, buckets: Sequence[str | Sequence[int]] = tuple(BUCKETS),
-                 alphas: Sequence[float] = ALPHAS, shared_prefix: str = "", implausible: float = IMPLAUSIBLE,
-                 max_vocab_rows: int = 256, truncate: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self,
+        model: HookedTransformer,
+        buckets: Sequence[str | Sequence[int]] = tuple(BUCKETS),
+        alphas: Sequence[float] = ALPHAS,
+        shared_prefix: str = "",
+        implausible: float = IMPLAUSIBLE,
+        max_vocab_rows: int = 256,
+        truncate: bool = False,
+    ) -> None:
         self.model = model
         n = model.cfg.n_layers
         if len(buckets) == 0:
-            raise ValueError(f"buckets is empty; give at least one of {sorted(BUCKETS | QUARTILE_BUCKETS)} or a list of layers")
+            raise ValueError(
+                f"buckets is empty; give at least one of {sorted(BUCKETS | QUARTILE_BUCKETS)} or a list of layers"
+            )
         if len(alphas) == 0:
             raise ValueError("alphas is empty; give at least one relative-top α, e.g. [0.1]")
-        self.bucket_layers = {(b if isinstance(b, str) else ",".join(map(str, b))): candidate_layers(n, b) for b in buckets}
+        self.bucket_layers = {
+            (b if isinstance(b, str) else ",".join(map(str, b))): candidate_layers(n, b) for b in buckets
+        }
         self.layers = sorted({j for ls in self.bucket_layers.values() for j in ls})
         self.bucket_idx = {b: [self.layers.index(j) for j in ls] for b, ls in self.bucket_layers.items()}
         self.alphas = [check_alpha(a) for a in alphas]
@@ -287,8 +306,10 @@ class ContinuationScorer:
         if len(ctx) <= room:
             return ctx
         if not self.truncate or room < 2:
-            raise ValueError(f"context of {len(ctx)} tokens + shared prefix {prefix} + options {width} exceeds the "
-                             f"model's n_ctx={n_ctx}; pass truncate=True to keep the context's last tokens")  # fmt: skip
+            raise ValueError(
+                f"context of {len(ctx)} tokens + shared prefix {prefix} + options {width} exceeds the "
+                f"model's n_ctx={n_ctx}; pass truncate=True to keep the context's last tokens"
+            )
         self.n_truncated += 1
         keep_bos = self.prefix_tokens is None and self.bos  # the context carries the BOS itself
         return torch.cat([ctx[:1], ctx[len(ctx) - room + 1 :]]) if keep_bos else ctx[len(ctx) - room :]
@@ -308,16 +329,23 @@ class ContinuationScorer:
         model, dev = self.model, self.model.cfg.device
         if self.prefix_tokens is not None and self._prefix_cache is None:
             cache = TransformerLensKeyValueCache.init_cache(model.cfg, dev, 1)
-            model(self.prefix_tokens[None].to(dev), past_kv_cache=cache,
-                  attention_mask=torch.ones(1, len(self.prefix_tokens), dtype=torch.long, device=dev))  # fmt: skip
+            model(
+                self.prefix_tokens[None].to(dev),
+                past_kv_cache=cache,
+                attention_mask=torch.ones(1, len(self.prefix_tokens), dtype=torch.long, device=dev),
+            )
             self._prefix_cache = cache
         if self._prefix_cache is not None:
             cache = repeat_cache(self._prefix_cache, 1, frozen=False)  # a growing copy of the shared prefix
         else:
             cache = TransformerLensKeyValueCache.init_cache(model.cfg, dev, 1)
         with capture(self.model, self.hooks, positions=[len(tokens) - 1]) as acts:
-            resid = model(tokens[None].to(dev), past_kv_cache=cache, stop_at_layer=model.cfg.n_layers,
-                          attention_mask=torch.ones(1, len(tokens), dtype=torch.long, device=dev))  # fmt: skip
+            resid = model(
+                tokens[None].to(dev),
+                past_kv_cache=cache,
+                stop_at_layer=model.cfg.n_layers,
+                attention_mask=torch.ones(1, len(tokens), dtype=torch.long, device=dev),
+            )
         last = {"final": resid[0, -1]} | {h: acts[h][0, 0] for h in self.hooks}
         return cache, last
 
@@ -337,13 +365,17 @@ class ContinuationScorer:
             cache, last = self._cache_after(ctx)
             rep = repeat_cache(cache, n_opt, expand=True)  # every option reads the same context
             with capture(model, self.hooks) as acts:
-                resid = model(toks.to(dev), past_kv_cache=rep, attention_mask=mask.to(dev), stop_at_layer=model.cfg.n_layers)
+                resid = model(
+                    toks.to(dev), past_kv_cache=rep, attention_mask=mask.to(dev), stop_at_layer=model.cfg.n_layers
+                )
             # the residual that predicts option token t: the context's last position for t = 0,
             # the option's own position t - 1 after that
             rows_final, rows_layers, targets, owner = [], [], [], []
             for i, o in enumerate(opts):
                 rows_final.append(torch.cat([last["final"][None], resid[i, : len(o) - 1]]))
-                rows_layers.append(torch.stack([torch.cat([last[h][None], acts[h][i, : len(o) - 1]]) for h in self.hooks]))
+                rows_layers.append(
+                    torch.stack([torch.cat([last[h][None], acts[h][i, : len(o) - 1]]) for h in self.hooks])
+                )
                 targets.append(o)
                 owner += [i] * len(o)
             final_r = torch.cat(rows_final)  # [P d]
@@ -353,7 +385,9 @@ class ContinuationScorer:
             per_token = self._token_scores(final_r, layer_r, target)
         per_token, premature = per_token
         owner_np = np.asarray(owner)
-        scores = {k: np.bincount(owner_np, weights=v.double().cpu().numpy(), minlength=n_opt) for k, v in per_token.items()}
+        scores = {
+            k: np.bincount(owner_np, weights=v.double().cpu().numpy(), minlength=n_opt) for k, v in per_token.items()
+        }
         layer_ids = torch.as_tensor(self.layers)
         chosen = {b: layer_ids[v.cpu()].tolist() for b, v in premature.items()}
         return ScoredOptions(scores, np.array([len(o) for o in opts]), chosen)
@@ -374,7 +408,9 @@ class ContinuationScorer:
         with linear_friendly_weights(self.model):
             self._in_batch = True
             try:
-                for item in tqdm(items, desc=progress if isinstance(progress, str) else "scoring", disable=not progress):
+                for item in tqdm(
+                    items, desc=progress if isinstance(progress, str) else "scoring", disable=not progress
+                ):
                     out.append(self.score(item))
             finally:
                 self._in_batch = False

@@ -31,9 +31,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 from jaxtyping import Bool, Float
-from torch import Tensor
+from torch import Tensor, nn
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
@@ -84,8 +83,13 @@ def bytes_per_row(model: HookedTransformer, seq: int) -> int:
     return elem * (seq * per_pos + attn + 2 * c.d_vocab)
 
 
-def plan_chunks(variants: Sequence[Variant], batch: int, max_rows: int, min_rows: int = MIN_ROWS_PER_FORWARD,
-                first: Sequence[int] | None = None) -> list[list[int]]:  # fmt: skip
+def plan_chunks(
+    variants: Sequence[Variant],
+    batch: int,
+    max_rows: int,
+    min_rows: int = MIN_ROWS_PER_FORWARD,
+    first: Sequence[int] | None = None,
+) -> list[list[int]]:
     """Indices of ``variants`` grouped into forwards: sorted by layer (then first changed
     position), at most ``max_rows`` rows (copies × batch) each; a chunk spans several layers
     only while it is below ``min_rows`` (it then starts at its lowest layer)."""
@@ -106,7 +110,9 @@ def plan_chunks(variants: Sequence[Variant], batch: int, max_rows: int, min_rows
     return chunks
 
 
-def final_logits(model: HookedTransformer, resid: Float[Tensor, "*rows d_model"], columns: Tensor | None = None) -> Float[Tensor, "*rows d_vocab"]:
+def final_logits(
+    model: HookedTransformer, resid: Float[Tensor, "*rows d_model"], columns: Tensor | None = None
+) -> Float[Tensor, "*rows d_vocab"]:
     """The model's output head (final norm, unembedding, logit soft-cap) on residual vectors of
     any leading shape: the same ops ``HookedTransformer.forward`` applies after the last block
     (the logit lens reads intermediate layers through it too).
@@ -147,22 +153,37 @@ def apply_metric(metric: Metric, logits: Float[Tensor, "batch d_vocab"]) -> Floa
     batch = logits.shape[0]
     out = metric(logits)
     if not isinstance(out, Tensor):
-        raise TypeError(f"metric returned a {type(out).__name__}; a metric must return a float tensor of shape [batch={batch}], one number per prompt")
+        raise TypeError(
+            f"metric returned a {type(out).__name__}; a metric must return a float tensor of shape [batch={batch}], "
+            "one number per prompt"
+        )
     if not out.is_floating_point():
-        raise TypeError(f"metric returned a {out.dtype} tensor; a metric must return a float tensor of shape [batch={batch}] (cast with .float())")
+        raise TypeError(
+            f"metric returned a {out.dtype} tensor; a metric must return a float tensor of shape [batch={batch}] (cast "
+            "with .float())"
+        )
     if tuple(out.shape) != (batch,):
-        raise ValueError(f"metric returned shape {tuple(out.shape)}; expected [batch={batch}], one number per prompt "
-                         "(do not average over prompts: recovery and its CI are per prompt)")  # fmt: skip
+        raise ValueError(
+            f"metric returned shape {tuple(out.shape)}; expected [batch={batch}], one number per prompt "
+            "(do not average over prompts: recovery and its CI are per prompt)"
+        )
     bad = ~torch.isfinite(out)
     if bad.any():
         cols = metric_columns(metric)
         if cols is not None and not torch.isfinite(logits[:, cols.to(logits.device)]).all():
-            raise ValueError(f"the model's logits at the declared columns are not finite for {int(bad.sum())} prompt(s)")
+            raise ValueError(
+                f"the model's logits at the declared columns are not finite for {int(bad.sum())} prompt(s)"
+            )
         if cols is not None:
-            raise ValueError(f"metric returned NaN/inf for {int(bad.sum())} of {batch} prompts. It declares metric.columns="
-                             f"{cols.tolist()}: only those token ids are unembedded and every other logit is NaN, so a metric "
-                             "that reads another token id must list it in metric.columns (or have no .columns for the full vocabulary)")  # fmt: skip
-        raise ValueError(f"metric returned NaN/inf for {int(bad.sum())} of {batch} prompts; a metric must be finite on finite logits")
+            raise ValueError(
+                f"metric returned NaN/inf for {int(bad.sum())} of {batch} prompts. It declares metric.columns="
+                f"{cols.tolist()}: only those token ids are unembedded and every other logit is NaN, so a metric "
+                "that reads another token id must list it in metric.columns (or have no .columns for the full "
+                "vocabulary)"
+            )
+        raise ValueError(
+            f"metric returned NaN/inf for {int(bad.sum())} of {batch} prompts; a metric must be finite on finite logits"
+        )
     return out
 
 
@@ -186,7 +207,9 @@ def swapped_weight_bytes(model: HookedTransformer) -> int:
 
 
 @contextlib.contextmanager
-def linear_friendly_weights(model: HookedTransformer, max_bytes: float = float("inf"), unembed: bool = True) -> Iterator[None]:
+def linear_friendly_weights(
+    model: HookedTransformer, max_bytes: float = float("inf"), unembed: bool = True
+) -> Iterator[None]:
     """Store the weights that TL's gated MLP and unembedding transpose on every call in
     transposed memory layout, so their ``W.T.contiguous()`` costs nothing.
 
@@ -214,15 +237,22 @@ def linear_friendly_weights(model: HookedTransformer, max_bytes: float = float("
 
 
 @torch.no_grad()
-def base_run(model: HookedTransformer, base: TokenBatch, extra_hooks: Sequence[str] = (), columns: Tensor | None = None,
-             resid: bool = True) -> tuple[Tensor, dict[str, Tensor]]:  # fmt: skip
+def base_run(
+    model: HookedTransformer,
+    base: TokenBatch,
+    extra_hooks: Sequence[str] = (),
+    columns: Tensor | None = None,
+    resid: bool = True,
+) -> tuple[Tensor, dict[str, Tensor]]:
     """Forward ``base`` once; return its last-token logits and the captured activations
     (``extra_hooks``, plus the residual before every layer when ``resid``: the engine starts
     patched runs from it, a source run does not need it)."""
     names = [act_name("resid_pre", layer) for layer in range(model.cfg.n_layers)] if resid else []
     names += [n for n in extra_hooks if n not in names]
     with capture(model, names) as acts:
-        resid = model(batch_tokens(model, base), stop_at_layer=model.cfg.n_layers, attention_mask=batch_mask(model, base))
+        resid = model(
+            batch_tokens(model, base), stop_at_layer=model.cfg.n_layers, attention_mask=batch_mask(model, base)
+        )
     logits = final_logits(model, last_rows(resid, base), columns)
     return logits, dict(acts)
 
@@ -293,7 +323,9 @@ def run_variants(
     hook_names = sorted({v.hook for v in variants})
     if base_cache is None:
         _, base_cache = base_run(model, base, hook_names if share_prefix else ())
-    share_prefix = share_prefix and model.cfg.attention_dir == "causal" and not (base.is_padded and base.padding_side == "left")
+    share_prefix = (
+        share_prefix and model.cfg.attention_dir == "causal" and not (base.is_padded and base.padding_side == "left")
+    )
     first = _first_changed(variants, sources, base_cache, slots, base) if share_prefix else [0] * len(variants)
 
     # the budget covers the stacked forwards and the weight copies made for speed
@@ -306,13 +338,28 @@ def run_variants(
     bar = tqdm(total=len(variants), desc=desc, disable=not progress, leave=False)
     with linear_friendly_weights(model, max_bytes=memory_budget_gb * 2**30 / 4, unembed=metric_columns(metric) is None):
         for chunk in chunks:
-            _run_chunk(model, base, base_cache, sources, variants, chunk, first, slots, attention_mask, prefix_caches, metric, out)
+            _run_chunk(
+                model,
+                base,
+                base_cache,
+                sources,
+                variants,
+                chunk,
+                first,
+                slots,
+                attention_mask,
+                prefix_caches,
+                metric,
+                out,
+            )
             bar.update(len(chunk))
     bar.close()
     return out
 
 
-def _run_chunk(model, base, base_cache, sources, variants, chunk, first, slots, attention_mask, prefix_caches, metric, out) -> None:
+def _run_chunk(
+    model, base, base_cache, sources, variants, chunk, first, slots, attention_mask, prefix_caches, metric, out
+) -> None:
     """One stacked forward: copy ``c`` of the batch carries variant ``chunk[c]``."""
     batch, n_layers = len(base), model.cfg.n_layers
     copies = len(chunk)
@@ -364,13 +411,18 @@ def _first_changed(variants, sources, base_cache, slots: Tensor, base: TokenBatc
 def prefix_cache(model: HookedTransformer, base: TokenBatch, length: int) -> TransformerLensKeyValueCache:
     """Keys and values of the base prompts' first ``length`` positions, in TL's own cache."""
     cache = TransformerLensKeyValueCache.init_cache(model.cfg, model.cfg.device, len(base))
-    model(base.tokens[:, :length].to(model.cfg.device), attention_mask=base.attention_mask[:, :length].to(model.cfg.device),
-          past_kv_cache=cache, stop_at_layer=model.cfg.n_layers)  # fmt: skip
+    model(
+        base.tokens[:, :length].to(model.cfg.device),
+        attention_mask=base.attention_mask[:, :length].to(model.cfg.device),
+        past_kv_cache=cache,
+        stop_at_layer=model.cfg.n_layers,
+    )
     return cache
 
 
-def repeat_cache(cache: TransformerLensKeyValueCache, copies: int, start: int = 0, frozen: bool = True,
-                 expand: bool = False) -> TransformerLensKeyValueCache:  # fmt: skip
+def repeat_cache(
+    cache: TransformerLensKeyValueCache, copies: int, start: int = 0, frozen: bool = True, expand: bool = False
+) -> TransformerLensKeyValueCache:
     """A copy for ``copies`` stacked repeats (layers before ``start`` are never read, so they
     are not copied). ``frozen=False`` gives a cache that grows, for generation (``start=0``).
     ``expand=True`` (a batch-1 cache, frozen): views instead of copies, no memory per copy."""
@@ -380,8 +432,10 @@ def repeat_cache(cache: TransformerLensKeyValueCache, copies: int, start: int = 
     def rep(t: Tensor) -> Tensor:
         return t.expand(copies, *t.shape[1:]) if expand else t.repeat(copies, *[1] * (t.ndim - 1))
 
-    entries = [e if i < start else TransformerLensKeyValueCacheEntry(rep(e.past_keys), rep(e.past_values), frozen=frozen)
-               for i, e in enumerate(cache.entries)]  # fmt: skip
+    entries = [
+        e if i < start else TransformerLensKeyValueCacheEntry(rep(e.past_keys), rep(e.past_values), frozen=frozen)
+        for i, e in enumerate(cache.entries)
+    ]
     return TransformerLensKeyValueCache(entries, rep(cache.previous_attention_mask), frozen=frozen)
 
 
@@ -395,8 +449,15 @@ def _chunk_hooks(chunk: list[Variant], sources, slots: Tensor, batch: int, p0: i
     for name, members in by_hook.items():
         src = sources[name]
         src = src[:, p0:] if src.ndim > 1 and src.shape[1] > 1 else src
-        shifted = [(c, Variant(chunk[c].hook, chunk[c].layer, None if chunk[c].pos is None else chunk[c].pos - p0, chunk[c].head))
-                   for c in members]  # fmt: skip
+        shifted = [
+            (
+                c,
+                Variant(
+                    chunk[c].hook, chunk[c].layer, None if chunk[c].pos is None else chunk[c].pos - p0, chunk[c].head
+                ),
+            )
+            for c in members
+        ]
         yield name, _patch_fn(name, shifted, copies, src, slots[:, p0:], batch)
 
 

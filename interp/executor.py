@@ -117,7 +117,9 @@ def check_executor_settings(rc: Any) -> None:
             raise ValueError(f"run.{name}={value!r}; must be a number >= 0")
     if rc.cell_cpus <= 0:
         raise ValueError(f"run.cell_cpus={rc.cell_cpus!r}; must be > 0")
-    if rc.ray_cpus is not None and (isinstance(rc.ray_cpus, bool) or not isinstance(rc.ray_cpus, int) or rc.ray_cpus < 1):
+    if rc.ray_cpus is not None and (
+        isinstance(rc.ray_cpus, bool) or not isinstance(rc.ray_cpus, int) or rc.ray_cpus < 1
+    ):
         raise ValueError(f"run.ray_cpus={rc.ray_cpus!r}; must be a positive integer or null (all CPUs)")
     if rc.executor == "ray" and rc.ray_address:
         check_ray_address(rc.ray_address)
@@ -131,12 +133,17 @@ def check_ray_address(address: str, timeout: float = 10.0) -> None:
     hostport = address.split("://", 1)[-1].rstrip("/")
     host, _, port = hostport.rpartition(":")
     if not host or not port.isdigit():
-        raise ValueError(f"run.ray_address={address!r}; expected host:port (e.g. 10.0.0.5:6379 or ray://head:10001) or 'auto'")
+        raise ValueError(
+            f"run.ray_address={address!r}; expected host:port (e.g. 10.0.0.5:6379 or ray://head:10001) or 'auto'"
+        )
     try:
         with socket.create_connection((host, int(port)), timeout=timeout):
             pass
     except OSError as err:
-        raise ConnectionError(f"run.ray_address={address!r} is unreachable ({type(err).__name__}: {err}); start the Ray head there or drop run.ray_address") from None
+        raise ConnectionError(
+            f"run.ray_address={address!r} is unreachable ({type(err).__name__}: {err}); start the Ray head there or "
+            "drop run.ray_address"
+        ) from None
 
 
 def _error_text(err: BaseException) -> str:
@@ -198,7 +205,9 @@ def stored_results(run_dir: Path, labels: list[str]) -> dict[str, Any]:
     store = Path(run_dir) / "cells"
     index_path = store / "index.json"
     if not index_path.exists():
-        raise FileNotFoundError(f"{run_dir} holds no cell results ({index_path} is missing); rerun the study to produce them")
+        raise FileNotFoundError(
+            f"{run_dir} holds no cell results ({index_path} is missing); rerun the study to produce them"
+        )
     index = json.loads(index_path.read_text())
     out = {}
     for label in labels:

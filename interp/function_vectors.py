@@ -30,8 +30,12 @@ from interp.heads import has_post_attn_norm, head_contributions
 from interp.hooks import act_name, add_vector, capture, check_layer, replace_activation
 
 
-def function_vector(model: HookedTransformer, mean_z: Float[Tensor, "layer head_index d_head"],
-                    heads: Sequence[tuple[int, int]], post_scale: Float[Tensor, " layer"] | None = None) -> Float[Tensor, " d_model"]:  # fmt: skip
+def function_vector(
+    model: HookedTransformer,
+    mean_z: Float[Tensor, "layer head_index d_head"],
+    heads: Sequence[tuple[int, int]],
+    post_scale: Float[Tensor, " layer"] | None = None,
+) -> Float[Tensor, " d_model"]:
     """Sum over ``heads`` ((layer, head) pairs, e.g. ``CIEResult.top(k)``) of each head's
     contribution to the residual stream from its mean output: ``ā W_O[h]`` through its slice of
     ``W_O``, and — in blocks with a post-attention norm (Gemma-2/3) — through that norm with its
@@ -40,11 +44,17 @@ def function_vector(model: HookedTransformer, mean_z: Float[Tensor, "layer head_
     ``b_O`` belongs to no head and is not added (Todd et al.'s code adds o_proj's bias per head)."""
     if has_post_attn_norm(model):
         if post_scale is None or tuple(post_scale.shape) != (model.cfg.n_layers,):
-            raise ValueError(f"this model puts attention output through a post norm (ln1_post): pass post_scale [n_layers={model.cfg.n_layers}], "
-                             f"e.g. interp.heads.post_attn_scales(model, clean_batch).mean(1); got {None if post_scale is None else tuple(post_scale.shape)}")  # fmt: skip
+            raise ValueError(
+                "this model puts attention output through a post norm (ln1_post): pass post_scale "
+                f"[n_layers={model.cfg.n_layers}], "
+                "e.g. interp.heads.post_attn_scales(model, clean_batch).mean(1); got "
+                f"{None if post_scale is None else tuple(post_scale.shape)}"
+            )
     n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
     if tuple(mean_z.shape) != (n_layers, n_heads, model.cfg.d_head):
-        raise ValueError(f"mean_z has shape {tuple(mean_z.shape)}; expected [{n_layers}, {n_heads}, {model.cfg.d_head}]")
+        raise ValueError(
+            f"mean_z has shape {tuple(mean_z.shape)}; expected [{n_layers}, {n_heads}, {model.cfg.d_head}]"
+        )
     if len(heads) == 0:
         raise ValueError("heads is empty; a function vector needs at least one head")
     fv = torch.zeros(model.cfg.d_model)
@@ -63,7 +73,9 @@ def function_vector(model: HookedTransformer, mean_z: Float[Tensor, "layer head_
 
 
 @torch.no_grad()
-def task_vectors(model: HookedTransformer, icl: TokenBatch, layers: Iterable[int] | None = None) -> Float[Tensor, "layer d_model"]:
+def task_vectors(
+    model: HookedTransformer, icl: TokenBatch, layers: Iterable[int] | None = None
+) -> Float[Tensor, "layer d_model"]:
     """Mean over the ICL prompts of the residual after each layer at the last real token
     (one forward; row ``i`` is the ``i``-th of ``layers``, default all)."""
     layers = list(range(model.cfg.n_layers)) if layers is None else [check_layer(model, layer) for layer in layers]
@@ -92,7 +104,9 @@ def check_answers(batch: TokenBatch, answer_ids: Tensor) -> None:
 
 
 @torch.no_grad()
-def top1_accuracy(model: HookedTransformer, batch: TokenBatch, answer_ids: Int[Tensor, " batch"]) -> Float[Tensor, " batch"]:
+def top1_accuracy(
+    model: HookedTransformer, batch: TokenBatch, answer_ids: Int[Tensor, " batch"]
+) -> Float[Tensor, " batch"]:
     """Per prompt: 1 if the first answer token is the top-1 prediction at the last position
     (the zero-shot / ICL baselines)."""
     check_answers(batch, answer_ids)
@@ -117,7 +131,10 @@ def steered_accuracy(
     if mode not in ("add", "replace"):
         raise ValueError(f"mode={mode!r}; allowed: ['add', 'replace']")
     vec = vector.to(model.cfg.device, model.cfg.dtype)
-    ctx = (add_vector(model, act_name("resid_post", layer), vec, positions=batch.last_index, scale=scale) if mode == "add"
-           else replace_activation(model, act_name("resid_post", layer), vec, positions=batch.last_index))  # fmt: skip
+    ctx = (
+        add_vector(model, act_name("resid_post", layer), vec, positions=batch.last_index, scale=scale)
+        if mode == "add"
+        else replace_activation(model, act_name("resid_post", layer), vec, positions=batch.last_index)
+    )
     with ctx:
         return top1_correct(model, batch, answer_ids)

@@ -34,15 +34,22 @@ from interp.hooks import act_name, capture, check_layer
 
 def has_post_attn_norm(model: HookedTransformer) -> bool:
     """Does the attention output pass a norm (``ln1_post``) before the residual add?"""
-    return bool(getattr(model.cfg, "use_normalization_before_and_after", False)) and model.cfg.normalization_type is not None
+    return (
+        bool(getattr(model.cfg, "use_normalization_before_and_after", False))
+        and model.cfg.normalization_type is not None
+    )
 
 
 def _post_norm(model: HookedTransformer, layer: int):
     return model.blocks[layer].ln1_post
 
 
-def head_contributions(model: HookedTransformer, layer: int, z: Float[Tensor, "*rows head_index d_head"],
-                       scale: Float[Tensor, "*rows"] | float | None = None) -> Float[Tensor, "*rows head_index d_model"]:  # fmt: skip
+def head_contributions(
+    model: HookedTransformer,
+    layer: int,
+    z: Float[Tensor, "*rows head_index d_head"],
+    scale: Float[Tensor, "*rows"] | float | None = None,
+) -> Float[Tensor, "*rows head_index d_model"]:
     """Each head's additive contribution to the residual at one position (see module doc).
     ``scale`` (the post-norm's scale per row) is required for models with a post-attention
     norm and ignored otherwise."""
@@ -52,7 +59,10 @@ def head_contributions(model: HookedTransformer, layer: int, z: Float[Tensor, "*
     if not has_post_attn_norm(model):
         return out
     if scale is None:
-        raise ValueError(f"layer {layer} has a post-attention norm (ln1_post): pass its scale (post_attn_scales) to turn head outputs into residual contributions")
+        raise ValueError(
+            f"layer {layer} has a post-attention norm (ln1_post): pass its scale (post_attn_scales) to turn head "
+            "outputs into residual contributions"
+        )
     norm = _post_norm(model, layer)
     s = torch.as_tensor(scale, dtype=torch.float32, device=out.device)[..., None, None]
     if model.cfg.normalization_type.startswith("LN"):
@@ -60,7 +70,9 @@ def head_contributions(model: HookedTransformer, layer: int, z: Float[Tensor, "*
     return out / s * norm.w.detach().float().to(out.device)
 
 
-def attn_bias_contribution(model: HookedTransformer, layer: int, scale: Float[Tensor, "*rows"] | float | None = None) -> Float[Tensor, "*rows d_model"]:
+def attn_bias_contribution(
+    model: HookedTransformer, layer: int, scale: Float[Tensor, "*rows"] | float | None = None
+) -> Float[Tensor, "*rows d_model"]:
     """The part of ``hook_attn_out`` that belongs to no head: ``b_O`` (through the post norm,
     and its bias, when there is one)."""
     layer = check_layer(model, layer)
@@ -78,7 +90,9 @@ def attn_bias_contribution(model: HookedTransformer, layer: int, scale: Float[Te
 
 
 @torch.no_grad()
-def post_attn_scales(model: HookedTransformer, batch: TokenBatch, layers: Iterable[int] | None = None) -> Float[Tensor, "layer batch"]:
+def post_attn_scales(
+    model: HookedTransformer, batch: TokenBatch, layers: Iterable[int] | None = None
+) -> Float[Tensor, "layer batch"]:
     """``ln1_post``'s scale at each prompt's last real token, per layer (float, CPU)."""
     if not has_post_attn_norm(model):
         raise ValueError("this model has no post-attention norm (ln1_post); its head outputs need no scale")

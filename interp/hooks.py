@@ -74,7 +74,10 @@ def hook_name(model: HookedTransformer, ref: HookRef) -> str:
     naming the value and what is allowed."""
     if isinstance(ref, tuple):
         if len(ref) != 2 or not isinstance(ref[0], str):
-            raise ValueError(f"hook={ref!r}: a tuple hook is (name, layer), e.g. ('resid_pre', 3); or give the full name 'blocks.3.hook_resid_pre'")
+            raise ValueError(
+                f"hook={ref!r}: a tuple hook is (name, layer), e.g. ('resid_pre', 3); or give the full name "
+                "'blocks.3.hook_resid_pre'"
+            )
         short, layer = ref
         check_layer(model, layer)
         name = act_name(short, layer % model.cfg.n_layers)
@@ -83,7 +86,9 @@ def hook_name(model: HookedTransformer, ref: HookRef) -> str:
     else:
         raise TypeError(f"hook={ref!r}: expected a hook name or (name, layer), got {type(ref).__name__}")
     if name not in model.hook_dict:
-        raise ValueError(f"hook={ref!r} resolves to {name!r}, which is not a hook point of this model. {_hook_hint(model, name)}")
+        raise ValueError(
+            f"hook={ref!r} resolves to {name!r}, which is not a hook point of this model. {_hook_hint(model, name)}"
+        )
     return name
 
 
@@ -105,9 +110,13 @@ def check_layer(model: HookedTransformer, layer: int, argument: str = "layer") -
     try:
         index = operator.index(layer)
     except TypeError:
-        raise TypeError(f"{argument}={layer!r} ({type(layer).__name__}): a layer is an integer 0..{n - 1} (or -{n}..-1)") from None
+        raise TypeError(
+            f"{argument}={layer!r} ({type(layer).__name__}): a layer is an integer 0..{n - 1} (or -{n}..-1)"
+        ) from None
     if not -n <= index < n:
-        raise ValueError(f"{argument}={layer!r} is out of range; this model has n_layers={n}, allowed 0..{n - 1} (or -{n}..-1)")
+        raise ValueError(
+            f"{argument}={layer!r} is out of range; this model has n_layers={n}, allowed 0..{n - 1} (or -{n}..-1)"
+        )
     return index % n
 
 
@@ -124,25 +133,39 @@ def position_mask(positions: Positions, batch: int, seq: int, device=None) -> Bo
     if positions is None:
         return mask.fill_(True)
     if isinstance(positions, (Sequence, Tensor)) and len(positions) == 0:
-        raise ValueError("positions is empty: it would select no slot and the hook would do nothing; pass None for every position")
+        raise ValueError(
+            "positions is empty: it would select no slot and the hook would do nothing; pass None for every position"
+        )
     if isinstance(positions, int) or (isinstance(positions, Sequence) and not isinstance(positions, Tensor)):
         cols = torch.tensor([positions] if isinstance(positions, int) else list(positions), dtype=torch.long)
         _check_positions(cols, seq)
         mask[:, cols.to(mask.device) % seq] = True
         return mask
-    if not isinstance(positions, Tensor) or positions.dtype in (torch.float16, torch.float32, torch.float64, torch.bool):
-        raise TypeError(f"positions={positions!r}: expected None, int, list of ints or an int tensor [batch] / [batch, k]")
+    if not isinstance(positions, Tensor) or positions.dtype in (
+        torch.float16,
+        torch.float32,
+        torch.float64,
+        torch.bool,
+    ):
+        raise TypeError(
+            f"positions={positions!r}: expected None, int, list of ints or an int tensor [batch] / [batch, k]"
+        )
     idx = positions.to(device=mask.device, dtype=torch.long)
     idx = idx[:, None] if idx.ndim == 1 else idx
     if idx.ndim != 2 or idx.shape[0] != batch:
-        raise ValueError(f"positions has shape {tuple(positions.shape)}; per-prompt positions must be [batch={batch}] or [batch={batch}, k]")
+        raise ValueError(
+            f"positions has shape {tuple(positions.shape)}; per-prompt positions must be [batch={batch}] or "
+            f"[batch={batch}, k]"
+        )
     _check_positions(idx, seq)
     return mask.scatter_(1, idx % seq, True)
 
 
 def _check_positions(idx: Tensor, seq: int) -> None:
     if idx.numel() and (idx.max() >= seq or idx.min() < -seq):
-        raise ValueError(f"positions={idx.tolist()} out of range for a sequence of length {seq} (allowed {-seq}..{seq - 1})")
+        raise ValueError(
+            f"positions={idx.tolist()} out of range for a sequence of length {seq} (allowed {-seq}..{seq - 1})"
+        )
 
 
 def head_mask(heads: Heads, n_heads: int, device=None) -> Bool[Tensor, " head_index"]:
@@ -151,7 +174,9 @@ def head_mask(heads: Heads, n_heads: int, device=None) -> Bool[Tensor, " head_in
         return mask.fill_(True)
     idx = torch.as_tensor([heads] if isinstance(heads, int) else heads, dtype=torch.long).flatten()
     if idx.numel() and (idx.max() >= n_heads or idx.min() < -n_heads):
-        raise ValueError(f"heads={idx.tolist()} out of range; this hook point has {n_heads} heads (allowed 0..{n_heads - 1})")
+        raise ValueError(
+            f"heads={idx.tolist()} out of range; this hook point has {n_heads} heads (allowed 0..{n_heads - 1})"
+        )
     mask[idx.to(mask.device) % n_heads] = True
     return mask
 
@@ -162,7 +187,9 @@ def slot_mask(act: Tensor, name: str, positions: Positions, heads: Heads) -> Ten
     if heads is None:
         return mask.view(*mask.shape[:2], *([1] * (act.ndim - 2)))
     if not has_head_axis(name):
-        raise ValueError(f"heads={heads!r} given for {name!r}, which has no head axis; heads apply to {list(_HEAD_SUFFIXES)}")
+        raise ValueError(
+            f"heads={heads!r} given for {name!r}, which has no head axis; heads apply to {list(_HEAD_SUFFIXES)}"
+        )
     hm = head_mask(heads, act.shape[2], act.device)
     return (mask & hm[None, None, :]).unsqueeze(-1)
 
@@ -310,7 +337,9 @@ def replace_activation(
 
 
 @contextlib.contextmanager
-def zero_ablate(model: HookedTransformer, hook: HookRef, positions: Positions = None, heads: Heads = None) -> Iterator[None]:
+def zero_ablate(
+    model: HookedTransformer, hook: HookRef, positions: Positions = None, heads: Heads = None
+) -> Iterator[None]:
     """Set the activation at ``hook`` to zero at the chosen positions/heads."""
     name = hook_name(model, hook)
 
@@ -323,7 +352,11 @@ def zero_ablate(model: HookedTransformer, hook: HookRef, positions: Positions = 
 
 @contextlib.contextmanager
 def mean_ablate(
-    model: HookedTransformer, hook: HookRef, mean: Float[Tensor, "..."], positions: Positions = None, heads: Heads = None
+    model: HookedTransformer,
+    hook: HookRef,
+    mean: Float[Tensor, "..."],
+    positions: Positions = None,
+    heads: Heads = None,
 ) -> Iterator[None]:
     """Replace the activation at ``hook`` by ``mean`` (e.g. from :func:`mean_activation` over a
     reference dataset) at the chosen positions/heads."""
@@ -373,7 +406,10 @@ def _take_positions(act: Tensor, positions: Positions) -> Tensor:
 
 @torch.no_grad()
 def mean_activation(
-    model: HookedTransformer, tokens: Int[Tensor, "batch pos"], hook: HookRef, positions: Positions = None,
+    model: HookedTransformer,
+    tokens: Int[Tensor, "batch pos"],
+    hook: HookRef,
+    positions: Positions = None,
     attention_mask: Int[Tensor, "batch pos"] | None = None,
 ) -> Tensor:
     """Mean of the activation at ``hook`` over prompts and selected positions (padding

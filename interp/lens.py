@@ -39,8 +39,9 @@ class LensResult:
 
 
 @torch.no_grad()
-def logit_lens(model: HookedTransformer, batch: TokenBatch, tokens: dict[str, Int[Tensor, " batch"]],
-               mid: bool = False) -> LensResult:  # fmt: skip
+def logit_lens(
+    model: HookedTransformer, batch: TokenBatch, tokens: dict[str, Int[Tensor, " batch"]], mid: bool = False
+) -> LensResult:
     """Probability and rank of the named tokens (one id per prompt) after every layer, and with
     ``mid=True`` also after each layer's attention (``resid_mid``)."""
     names, sites = [], []
@@ -52,7 +53,9 @@ def logit_lens(model: HookedTransformer, batch: TokenBatch, tokens: dict[str, In
         sites.append(f"L{layer}.post")
     for key, ids in tokens.items():
         if ids.shape != (len(batch),):
-            raise ValueError(f"tokens[{key!r}] has shape {tuple(ids.shape)}; expected one id per prompt: ({len(batch)},)")
+            raise ValueError(
+                f"tokens[{key!r}] has shape {tuple(ids.shape)}; expected one id per prompt: ({len(batch)},)"
+            )
     with capture(model, names, positions=batch.last_index) as acts:
         run_batch(model, batch)
     resid = torch.stack([acts[n][:, 0] for n in names])  # [layer batch d_model]

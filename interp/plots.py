@@ -13,7 +13,6 @@ from collections.abc import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
-from interp.stats import bootstrap_ci
 
 def layer_head_heatmap(values, title: str, cbar_label: str = "recovery", center_zero: bool = True):
     """``values [layer, head]`` as a heatmap, layers on the y axis; NaN cells are hatched grey."""
@@ -30,9 +29,11 @@ def layer_head_heatmap(values, title: str, cbar_label: str = "recovery", center_
     fig.colorbar(im, ax=ax, label=cbar_label)
     return fig
 
+
 def lens_curves(layers: Sequence[int], curves: dict[str, tuple], title: str, ylabel: str = "probability"):
     """Lines with bands: ``curves[name] = (mean, low, high)`` per layer (like seed 001's Fig. 2)."""
     return layer_curves(layers, curves, title, ylabel, xlabel="layer (resid_post)")
+
 
 def layer_curves(layers: Sequence[int], curves: dict[str, tuple], title: str, ylabel: str, xlabel: str = "layer"):
     """One line per entry with a confidence band: ``curves[name] = (mean, low, high)``.
@@ -48,6 +49,7 @@ def layer_curves(layers: Sequence[int], curves: dict[str, tuple], title: str, yl
     ax.legend(fontsize=8)
     return fig
 
+
 def layer_pos_heatmap(values, pos_labels: Sequence[str], title: str, cbar_label: str = "recovery"):
     """``values [layer, pos]`` with the prompt's tokens on the x axis; NaN cells grey."""
     v = np.asarray(values, dtype=float)
@@ -56,13 +58,16 @@ def layer_pos_heatmap(values, pos_labels: Sequence[str], title: str, cbar_label:
     ax.set_facecolor("0.85")
     im = ax.imshow(np.ma.masked_invalid(v), aspect="auto", origin="lower", cmap="RdBu_r", vmin=-lim, vmax=lim)
     ax.set_xticks(range(v.shape[1]))
-    labels = [repr(t)[1:-1] for t in pos_labels] if len(pos_labels) == v.shape[1] else [str(i) for i in range(v.shape[1])]
+    labels = (
+        [repr(t)[1:-1] for t in pos_labels] if len(pos_labels) == v.shape[1] else [str(i) for i in range(v.shape[1])]
+    )
     ax.set_xticklabels(labels, rotation=60, ha="right", fontsize=8)
     ax.set_ylabel("layer")
     ax.set_title(title, fontsize=10)
     fig.colorbar(im, ax=ax, label=cbar_label)
     fig.tight_layout()
     return fig
+
 
 def exact_vs_attribution(exact, attribution, labels: Sequence[str], title: str):
     """Scatter of exact against attribution-patching estimates, one colour per site, with the
@@ -85,6 +90,7 @@ def exact_vs_attribution(exact, attribution, labels: Sequence[str], title: str):
     ax.grid(alpha=0.3)
     return fig
 
+
 def bar_with_ci(labels: Sequence[str], means, lows, highs, title: str, ylabel: str):
     fig, ax = plt.subplots(figsize=(max(4, 0.5 * len(labels)), 3.2))
     means, lows, highs = map(np.asarray, (means, lows, highs))
@@ -93,6 +99,7 @@ def bar_with_ci(labels: Sequence[str], means, lows, highs, title: str, ylabel: s
     ax.set_title(title, fontsize=10)
     ax.tick_params(axis="x", rotation=45)
     return fig
+
 
 def grid(n: int, w: float, h: float, cols: int = 4):
     """Figure with ``n`` panels in rows of at most ``cols`` (seven in one row are unreadable);
@@ -103,6 +110,7 @@ def grid(n: int, w: float, h: float, cols: int = 4):
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     return fig, list(axes.flat[:n])
+
 
 def _abs_max_floor(*arrays, floor: float = 0.5) -> float:
     """Largest finite |value|, at least ``floor``: a colour range floor (d = 0.5, "medium";

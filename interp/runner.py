@@ -10,7 +10,6 @@ re-renders without compute).
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import os
@@ -23,14 +22,13 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 import numpy as np
 import torch
 
-from interp.config import dump_yaml, load_config
 from interp.cache import CacheStats, atomic_write_text, jsonable
+from interp.config import dump_yaml, load_config
 from interp.executor import check_executor_settings, run_cells
 
 T = TypeVar("T")
@@ -53,10 +51,14 @@ class RunConfig:
 
     seed: int = 0
     results_dir: str = "results"
-    run_id: str | None = None  # default: time to the millisecond + a random suffix; reuse an id (same config) to write into that folder again
+    run_id: str | None = (
+        # default: time to the millisecond + a random suffix; reuse an id (same config) to write into that folder again
+        None
+    )
     device: str | None = None  # default: cuda when available
     use_cache: bool = True  # reuse cached intermediates (activations) from earlier runs
-    # grid cells (interp.executor): "local" (this process) or "ray" (a local Ray instance, or the cluster at ray_address)
+    # grid cells (interp.executor): "local" (this process) or "ray" (a local Ray instance, or the cluster at
+    # ray_address)
     executor: str = "local"
     ray_address: str | None = None
     ray_cpus: int | None = None  # CPUs of a local Ray instance (default: all)
@@ -73,8 +75,12 @@ def seed_everything(seed: int) -> None:
 
 def git_commit() -> str:
     try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT, capture_output=True, text=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT, capture_output=True, text=True
+        ).stdout.strip()
         return head + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -126,8 +132,10 @@ class Run:
         config_text = dump_yaml(cfg)
         old = self.path / "config.yaml"
         if old.exists() and old.read_text() != config_text:
-            raise ValueError(f"run folder {self.path} already holds a run with a different config ({old}); "
-                             "choose another run.run_id (or leave it unset for a fresh one)")  # fmt: skip
+            raise ValueError(
+                f"run folder {self.path} already holds a run with a different config ({old}); "
+                "choose another run.run_id (or leave it unset for a fresh one)"
+            )
         self.path.mkdir(parents=True, exist_ok=True)
         self.metrics: dict[str, Any] = {}  # never merged with an earlier run's keys
         self.report = Report(name)
@@ -154,15 +162,28 @@ class Run:
 
     def _write_run_info(self, status: str, error: str | None = None) -> None:
         info = {
-            "experiment": self.name, "status": status, "seed": self.run_cfg.seed, "path": str(self.path),
-            "git_commit": self.commit, "device": self.device, "argv": sys.argv, "pid": os.getpid(),
+            "experiment": self.name,
+            "status": status,
+            "seed": self.run_cfg.seed,
+            "path": str(self.path),
+            "git_commit": self.commit,
+            "device": self.device,
+            "argv": sys.argv,
+            "pid": os.getpid(),
             "started": dt.datetime.fromtimestamp(self._start).isoformat(timespec="seconds"),
             "wall_time_s": round(time.time() - self._start, 1),
-            "cache": {"reused": self.cache_stats.reused, "computed": self.cache_stats.computed, "corrupt": self.cache_stats.corrupt,
-                      "use_cache": self.run_cfg.use_cache},
-            "versions": {"torch": torch.__version__, **{p: _version(p) for p in ("transformer-lens", "sae-lens", "numpy")},
-                         "python": sys.version.split()[0]},
-        }  # fmt: skip
+            "cache": {
+                "reused": self.cache_stats.reused,
+                "computed": self.cache_stats.computed,
+                "corrupt": self.cache_stats.corrupt,
+                "use_cache": self.run_cfg.use_cache,
+            },
+            "versions": {
+                "torch": torch.__version__,
+                **{p: _version(p) for p in ("transformer-lens", "sae-lens", "numpy")},
+                "python": sys.version.split()[0],
+            },
+        }
         if error is not None:
             info["error"] = error
         if self.failed_cells:
@@ -230,7 +251,9 @@ class Run:
 def _cache_text(c: dict) -> str:
     if not c.get("use_cache", True):
         return "cache off (run.use_cache=false): everything computed"
-    stats = CacheStats(reused=dict(c.get("reused", {})), computed=int(c.get("computed", 0)), corrupt=int(c.get("corrupt", 0)))
+    stats = CacheStats(
+        reused=dict(c.get("reused", {})), computed=int(c.get("computed", 0)), corrupt=int(c.get("corrupt", 0))
+    )
     return stats.summary()
 
 

@@ -19,7 +19,6 @@ distribution too. The number of tokens of each kind is recorded in the quality r
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import random
@@ -80,7 +79,9 @@ def corpus_texts(seed: int = 0) -> list[str]:
 
 
 @torch.no_grad()
-def generated_texts(model: HookedTransformer, prompts: list[str], max_new_tokens: int = 96, batch: int = 32, seed: int = 0) -> list[str]:
+def generated_texts(
+    model: HookedTransformer, prompts: list[str], max_new_tokens: int = 96, batch: int = 32, seed: int = 0
+) -> list[str]:
     """The model's own sampled continuations (temperature 1) of ``prompts``, prompt included."""
     from tqdm.auto import tqdm
 
@@ -89,8 +90,15 @@ def generated_texts(model: HookedTransformer, prompts: list[str], max_new_tokens
     for i in tqdm(range(0, len(prompts), batch), desc="generating SAE text", leave=False):
         chunk = prompts[i : i + batch]
         toks = model.to_tokens(chunk, padding_side="left")
-        gen = model.generate(toks, max_new_tokens=max_new_tokens, do_sample=True, temperature=1.0, verbose=False,
-                             padding_side="left", stop_at_eos=False)  # fmt: skip
+        gen = model.generate(
+            toks,
+            max_new_tokens=max_new_tokens,
+            do_sample=True,
+            temperature=1.0,
+            verbose=False,
+            padding_side="left",
+            stop_at_eos=False,
+        )
         out += [model.tokenizer.decode(g, skip_special_tokens=True) for g in gen]
     return out
 
@@ -117,7 +125,9 @@ def _token_rows(model: HookedTransformer, texts: list[str], context: int, n_toke
 
 
 @torch.no_grad()
-def collect_activations(model: HookedTransformer, rows: Tensor, hook: str, layer: int, batch: int = 16) -> Float[Tensor, "n d"]:
+def collect_activations(
+    model: HookedTransformer, rows: Tensor, hook: str, layer: int, batch: int = 16
+) -> Float[Tensor, "n d"]:
     """Activations at ``(hook, layer)`` for every non-BOS position of ``rows`` (BOS's norm is
     an outlier that would dominate the SAE's loss), running each batch only up to the layer."""
     from tqdm.auto import tqdm
@@ -125,7 +135,9 @@ def collect_activations(model: HookedTransformer, rows: Tensor, hook: str, layer
     name = hook_name(model, (hook, layer))
     out = []
     for i in tqdm(range(0, len(rows), batch), desc=f"activations L{layer}", leave=False):
-        _, cache = model.run_with_cache(rows[i : i + batch].to(model.cfg.device), names_filter=name, stop_at_layer=layer + 1)
+        _, cache = model.run_with_cache(
+            rows[i : i + batch].to(model.cfg.device), names_filter=name, stop_at_layer=layer + 1
+        )
         out.append(cache[name][:, 1:].reshape(-1, model.cfg.d_model).float().cpu())
     acts = torch.cat(out)
     if not torch.isfinite(acts).all():
@@ -161,17 +173,29 @@ def train_sae(acts: Float[Tensor, "n d"], cfg: SAETrainConfig, metadata: dict | 
     if cfg.k > cfg.expansion * d:
         raise ValueError(f"k={cfg.k} exceeds d_sae={cfg.expansion * d}")
     torch.manual_seed(cfg.seed)
-    sae_cfg = TopKTrainingSAEConfig(d_in=d, d_sae=cfg.expansion * d, k=cfg.k, normalize_activations="expected_average_only_in",
-                                    metadata=SAEMetadata(**(metadata or {})))  # fmt: skip
+    sae_cfg = TopKTrainingSAEConfig(
+        d_in=d,
+        d_sae=cfg.expansion * d,
+        k=cfg.k,
+        normalize_activations="expected_average_only_in",
+        metadata=SAEMetadata(**(metadata or {})),
+    )
     training = TopKTrainingSAE(sae_cfg)
     # the decoder bias starts at the data mean (the usual geometric-median init, cheaper)
     with torch.no_grad():
         training.b_dec.copy_(acts[: min(n, 50_000)].mean(0) / _scale(acts))
     total = cfg.epochs * (n // cfg.batch_size) * cfg.batch_size
-    trainer_cfg = SAETrainerConfig(total_training_samples=total, train_batch_size_samples=cfg.batch_size, lr=cfg.lr, lr_end=cfg.lr / 10,
-                                   lr_scheduler_name="constant", lr_decay_steps=max(1, total // cfg.batch_size // 5),
-                                   dead_feature_window=max(1, n // cfg.batch_size // 2), feature_sampling_window=10**9,
-                                   n_batches_for_norm_estimate=min(50, n // cfg.batch_size))  # fmt: skip
+    trainer_cfg = SAETrainerConfig(
+        total_training_samples=total,
+        train_batch_size_samples=cfg.batch_size,
+        lr=cfg.lr,
+        lr_end=cfg.lr / 10,
+        lr_scheduler_name="constant",
+        lr_decay_steps=max(1, total // cfg.batch_size // 5),
+        dead_feature_window=max(1, n // cfg.batch_size // 2),
+        feature_sampling_window=10**9,
+        n_batches_for_norm_estimate=min(50, n // cfg.batch_size),
+    )
     trainer = SAETrainer(trainer_cfg, training, _batches(acts, cfg.batch_size, cfg.seed))
     trained = trainer.fit()
     with _tmpdir() as tmp:
@@ -217,8 +241,13 @@ def sae_quality(sae, acts: Float[Tensor, "n d"], batch: int = 4096) -> dict:
         active = codes > 0
         l0 += float(active.sum())
         fired |= active.any(0).cpu()
-    return {"explained_variance": 1 - sse / sst, "l0": l0 / len(acts), "dead_share": float((~fired).float().mean()),
-            "n_eval_tokens": len(acts), "d_sae": sae.cfg.d_sae}  # fmt: skip
+    return {
+        "explained_variance": 1 - sse / sst,
+        "l0": l0 / len(acts),
+        "dead_share": float((~fired).float().mean()),
+        "n_eval_tokens": len(acts),
+        "d_sae": sae.cfg.d_sae,
+    }
 
 
 @torch.no_grad()
@@ -243,7 +272,9 @@ def spliced_loss(model: HookedTransformer, sae, rows: Tensor, hook: str, layer: 
         toks = rows[i : i + batch].to(model.cfg.device)
         totals["clean"] += float(model(toks, return_type="loss", loss_per_token=True)[:, 1:].sum())
         for key, fn in (("spliced", splice), ("zero", zero)):
-            totals[key] += float(model.run_with_hooks(toks, return_type="loss", loss_per_token=True, fwd_hooks=[(name, fn)])[:, 1:].sum())
+            totals[key] += float(
+                model.run_with_hooks(toks, return_type="loss", loss_per_token=True, fwd_hooks=[(name, fn)])[:, 1:].sum()
+            )
         n += toks.shape[0] * (toks.shape[1] - 2)
     loss = {k: v / n for k, v in totals.items()}
     gap = loss["zero"] - loss["clean"]
@@ -285,17 +316,25 @@ def load_sae(spec: str, device: str = "cpu"):
     return SAE.from_pretrained(release, sae_id, device=device)
 
 
-def get_sae(model: HookedTransformer, model_name: str, cfg: SAETrainConfig, pretrained: str | None = None,
-            root: Path | None = None) -> tuple[object, dict]:  # fmt: skip
+def get_sae(
+    model: HookedTransformer,
+    model_name: str,
+    cfg: SAETrainConfig,
+    pretrained: str | None = None,
+    root: Path | None = None,
+) -> tuple[object, dict]:
     """The SAE for ``model`` at ``(cfg.hook, cfg.layer)`` and its quality report.
 
     ``pretrained`` (an SAE Lens release ``release:sae_id`` or a folder) is loaded as is. Otherwise
     the SAE trained with ``cfg`` is loaded from the cache, or trained and cached: activations of
     ``cfg.n_tokens`` tokens (dataset text, and ``generated_share`` of model-written text: 96
-    sampled tokens after each of enough short dataset prompts), ``cfg.epochs`` passes, quality on ``cfg.eval_tokens`` held-out
+    sampled tokens after each of enough short dataset prompts), ``cfg.epochs`` passes, quality on
+    ``cfg.eval_tokens`` held-out
     dataset tokens. A finished SAE is written atomically (a folder renamed into place)."""
     if not 0 <= cfg.layer < model.cfg.n_layers:
-        raise ValueError(f"layer={cfg.layer} is out of range for a {model.cfg.n_layers}-layer model (0…{model.cfg.n_layers - 1})")
+        raise ValueError(
+            f"layer={cfg.layer} is out of range for a {model.cfg.n_layers}-layer model (0…{model.cfg.n_layers - 1})"
+        )
     if pretrained is not None:
         sae = load_sae(pretrained, device=str(model.cfg.device))
         if sae.cfg.d_in != model.cfg.d_model:
@@ -322,12 +361,25 @@ def get_sae(model: HookedTransformer, model_name: str, cfg: SAETrainConfig, pret
     rows = torch.cat(parts)
     acts = collect_activations(model, rows, cfg.hook, cfg.layer)
     eval_acts = collect_activations(model, eval_rows[:n_eval_rows], cfg.hook, cfg.layer)
-    meta = {"model_name": model_name, "hook_name": hook_name(model, (cfg.hook, cfg.layer)), "context_size": cfg.context, "prepend_bos": True}
+    meta = {
+        "model_name": model_name,
+        "hook_name": hook_name(model, (cfg.hook, cfg.layer)),
+        "context_size": cfg.context,
+        "prepend_bos": True,
+    }
     sae = train_sae(acts, cfg, meta)
     quality = sae_quality(sae, eval_acts)
     quality.update(spliced_loss(model, sae, eval_rows[: min(len(eval_rows), 16)], cfg.hook, cfg.layer))
-    quality.update({"train_tokens_dataset": tok_data, "train_tokens_generated": tok_gen, "epochs": cfg.epochs,
-                    "train_seconds": round(time.time() - start, 1), "config": asdict(cfg), "source": "trained"})  # fmt: skip
+    quality.update(
+        {
+            "train_tokens_dataset": tok_data,
+            "train_tokens_generated": tok_gen,
+            "epochs": cfg.epochs,
+            "train_seconds": round(time.time() - start, 1),
+            "config": asdict(cfg),
+            "source": "trained",
+        }
+    )
     tmp = out.with_name(out.name + ".partial")
     sae.save_model(tmp)
     (tmp / QUALITY_FILE).write_text(json.dumps(quality, indent=1))

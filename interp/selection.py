@@ -42,7 +42,9 @@ class Split:
             raise ValueError("selection and test items overlap; a held-out split needs disjoint parts")
 
 
-def split_items(n_items: int, test_fraction: float = 0.5, seed: int = 0, groups: Sequence[Hashable] | None = None) -> Split:
+def split_items(
+    n_items: int, test_fraction: float = 0.5, seed: int = 0, groups: Sequence[Hashable] | None = None
+) -> Split:
     """Seeded split of ``range(n_items)``; with ``groups`` (one label per item) each group is
     split in the same proportion, so both parts keep the group mix."""
     if n_items < 2:
@@ -87,8 +89,11 @@ class Selection:
     def describe(self, digits: int = 2) -> str:
         t = self.test
         test = "undefined" if t.n == 0 else f"{t.mean:.{digits}f} [{t.ci_low:.{digits}f}, {t.ci_high:.{digits}f}]"
-        return (f"chosen on {self.n_selection} items, reported on {self.n_test}: {test}; optimism gap {self.optimism_gap:+.{digits}f} "
-                f"(best-on-test, labelled: {self.best_on_test[1]:.{digits}f} at {self.best_on_test[0]})")  # fmt: skip
+        return (
+            f"chosen on {self.n_selection} items, reported on {self.n_test}: {test}; optimism gap "
+            f"{self.optimism_gap:+.{digits}f} "
+            f"(best-on-test, labelled: {self.best_on_test[1]:.{digits}f} at {self.best_on_test[0]})"
+        )
 
 
 def _mean(x: np.ndarray) -> float:
@@ -96,8 +101,13 @@ def _mean(x: np.ndarray) -> float:
     return float(x.mean()) if x.size else float("nan")
 
 
-def select(scores: Mapping[Hashable, Sequence[float] | np.ndarray], split: Split, higher_is_better: bool = True,
-           n_boot: int = 2000, seed: int = 0) -> Selection:  # fmt: skip
+def select(
+    scores: Mapping[Hashable, Sequence[float] | np.ndarray],
+    split: Split,
+    higher_is_better: bool = True,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> Selection:
     """Choose the config with the best mean selection score (the first in ``scores``' order among
     ties, so order candidates from the most conservative, e.g. the smallest dose); report it on
     the test items. ``scores[config]`` holds one score per item (NaN = undefined, left out)."""
@@ -109,7 +119,9 @@ def select(scores: Mapping[Hashable, Sequence[float] | np.ndarray], split: Split
         raise ValueError(f"scores have different lengths {sorted(n)}; every configuration needs one score per item")
     n_items = n.pop()
     if max(split.selection.max(), split.test.max()) >= n_items:
-        raise ValueError(f"split indexes item {max(split.selection.max(), split.test.max())} but scores have {n_items} items")
+        raise ValueError(
+            f"split indexes item {max(split.selection.max(), split.test.max())} but scores have {n_items} items"
+        )
     sign = 1.0 if higher_is_better else -1.0
     sel_scores = {c: _mean(v[split.selection]) for c, v in arrays.items()}
     test_scores = {c: _mean(v[split.test]) for c, v in arrays.items()}
@@ -120,5 +132,13 @@ def select(scores: Mapping[Hashable, Sequence[float] | np.ndarray], split: Split
     test_defined = [c for c in arrays if not np.isnan(test_scores[c])]
     oracle = max(test_defined, key=lambda c: (sign * test_scores[c], -list(arrays).index(c))) if test_defined else best
     est = bootstrap_ci(arrays[best][split.test], n_boot=n_boot, seed=seed)
-    return Selection(best, sel_scores[best], est, sel_scores[best] - est.mean, len(split.selection), len(split.test), sel_scores,
-                     (oracle, test_scores.get(oracle, float("nan"))))  # fmt: skip
+    return Selection(
+        best,
+        sel_scores[best],
+        est,
+        sel_scores[best] - est.mean,
+        len(split.selection),
+        len(split.test),
+        sel_scores,
+        (oracle, test_scores.get(oracle, float("nan"))),
+    )

@@ -14,10 +14,12 @@ import numpy as np
 
 # function words skipped for the content-word variant of the cosine: the seed's first-word metric
 # mostly compares "a" / "to" / "was" with the target (the model writes "it was a great ...")
-STOPWORDS = frozenset("""a an the to of in on at for with as by from about and or but so very really quite just also then
+STOPWORDS = frozenset(
+    """a an the to of in on at for with as by from about and or but so very really quite just also then
 that this these those it its i he she they we you me him her them my his their our your is are was were be been being
 will would could should can may might must had has have do did does not no too all more most much pretty extremely
-absolutely simply totally truly rather""".split())  # fmt: skip
+absolutely simply totally truly rather""".split()
+)
 
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")

@@ -21,7 +21,10 @@ class Estimate:
     def __str__(self) -> str:
         if self.n == 0:
             return f"undefined (0 of {self.n_undefined} defined)"
-        return f"{self.mean:.3f} [{self.ci_low:.3f}, {self.ci_high:.3f}] (n={self.n}{f', {self.n_undefined} undefined' if self.n_undefined else ''})"
+        return (
+            f"{self.mean:.3f} [{self.ci_low:.3f}, {self.ci_high:.3f}] "
+            f"(n={self.n}{f', {self.n_undefined} undefined' if self.n_undefined else ''})"
+        )
 
 
 def bootstrap_ci(values, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> Estimate:
@@ -99,11 +102,16 @@ class SimpsonCheck:
 
     def __str__(self) -> str:
         if not self.pooled_significant:
-            return f"no Simpson's paradox (the pooled correlation is not significant; {self.n_opposite} of {self.n_groups} groups disagree in sign)"
+            return (
+                f"no Simpson's paradox (the pooled correlation is not significant; {self.n_opposite} of "
+                f"{self.n_groups} groups disagree in sign)"
+            )
         if not self.flagged:
             return f"no Simpson's paradox ({self.n_opposite} of {self.n_groups} groups disagree with the pooled sign)"
-        return (f"SIMPSON'S PARADOX: the pooled correlation is {'positive' if self.pooled_sign > 0 else 'negative'} "
-                f"but {self.n_opposite} of {self.n_groups} within-group correlations have the opposite sign")  # fmt: skip
+        return (
+            f"SIMPSON'S PARADOX: the pooled correlation is {'positive' if self.pooled_sign > 0 else 'negative'} "
+            f"but {self.n_opposite} of {self.n_groups} within-group correlations have the opposite sign"
+        )
 
 
 def simpson_check(pooled: Correlation, groups: dict, alpha: float = 0.05) -> SimpsonCheck:
@@ -111,7 +119,9 @@ def simpson_check(pooled: Correlation, groups: dict, alpha: float = 0.05) -> Sim
     ps = int(np.sign(pooled.r)) if pooled.defined else 0
     opposite = sum(s == -ps for s in signs) if ps else 0
     significant = bool(pooled.defined and pooled.p < alpha)
-    return SimpsonCheck(bool(significant and ps and signs and opposite > len(signs) / 2), ps, len(signs), opposite, significant)
+    return SimpsonCheck(
+        bool(significant and ps and signs and opposite > len(signs) / 2), ps, len(signs), opposite, significant
+    )
 
 
 @dataclass(frozen=True)
@@ -247,7 +257,13 @@ def binary_outcomes(values, name: str) -> np.ndarray:
     """``values`` as a bool array, accepting only bool or 0/1 entries: NaN, strings and other
     numbers are errors (``"False"`` or 0.4 must not count as correct)."""
     raw = np.asarray(values, dtype=object).ravel()
-    bad = [v for v in raw if not (isinstance(v, (bool, np.bool_)) or (isinstance(v, (int, float, np.integer, np.floating)) and v in (0, 1)))]
+    bad = [
+        v
+        for v in raw
+        if not (
+            isinstance(v, (bool, np.bool_)) or (isinstance(v, (int, float, np.integer, np.floating)) and v in (0, 1))
+        )
+    ]
     if bad:
         raise ValueError(f"{name} must hold bool or 0/1 outcomes; got {bad[0]!r} ({sum(1 for _ in bad)} such entries)")
     return raw.astype(bool)
@@ -262,7 +278,9 @@ def mcnemar_exact(control, treatment) -> McNemar:
     if c.size == 0:
         raise ValueError("control and treatment are empty; the test needs at least one paired item")
     if c.shape != t.shape:
-        raise ValueError(f"control has {c.size} items but treatment has {t.size}; the test needs the same items under both")
+        raise ValueError(
+            f"control has {c.size} items but treatment has {t.size}; the test needs the same items under both"
+        )
     gained, lost = int((t & ~c).sum()), int((c & ~t).sum())
     p = 1.0 if gained + lost == 0 else float(binomtest(gained, gained + lost, 0.5).pvalue)
     return McNemar(gained, lost, p, int(c.size))

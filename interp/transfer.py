@@ -60,9 +60,15 @@ class TransferDiagnostics:
         out = {k: v for k, v in vars(self).items() if k not in METHODS}
         for method in METHODS:
             m = getattr(self, method)
-            out[method] = {"pooled": vars(m.pooled), "by_task": {t: vars(c) for t, c in m.by_task.items()},
-                           "simpson_task": str(m.simpson_task), "simpson_task_layer": str(m.simpson_task_layer),
-                           "sig_pos": m.sig_pos, "sig_neg": m.sig_neg, "n_defined": m.n_defined}  # fmt: skip
+            out[method] = {
+                "pooled": vars(m.pooled),
+                "by_task": {t: vars(c) for t, c in m.by_task.items()},
+                "simpson_task": str(m.simpson_task),
+                "simpson_task_layer": str(m.simpson_task_layer),
+                "sig_pos": m.sig_pos,
+                "sig_neg": m.sig_neg,
+                "n_defined": m.n_defined,
+            }
         return out
 
 
@@ -89,27 +95,45 @@ def transfer_pairs(results: dict) -> TransferPairs:
 def subset_pairs(p: TransferPairs, tasks: list[str]) -> TransferPairs:
     """The pairs of ``tasks`` only (e.g. those the IID gate keeps)."""
     keep = np.array([t in tasks for t in p.task], dtype=bool)
-    return TransferPairs(p.cos[keep], p.transfer[keep], [t for t, k in zip(p.task, keep) if k], [t for t, k in zip(p.task_layer, keep) if k])
+    return TransferPairs(
+        p.cos[keep],
+        p.transfer[keep],
+        [t for t, k in zip(p.task, keep) if k],
+        [t for t, k in zip(p.task_layer, keep) if k],
+    )
 
 
 def _method(p: TransferPairs, method: str) -> MethodDiagnostics:
     by_task = grouped_correlation(p.cos, p.transfer, p.task, method)
     by_tl = grouped_correlation(p.cos, p.transfer, p.task_layer, method)
     sig = [c for c in by_tl.groups.values() if c.defined and c.p < 0.05]
-    return MethodDiagnostics(by_task.pooled, by_task.groups, by_task.simpson, by_tl.simpson, len(by_tl.groups),
-                             sum(c.defined for c in by_tl.groups.values()), sum(c.r > 0 for c in sig), sum(c.r < 0 for c in sig))  # fmt: skip
+    return MethodDiagnostics(
+        by_task.pooled,
+        by_task.groups,
+        by_task.simpson,
+        by_tl.simpson,
+        len(by_tl.groups),
+        sum(c.defined for c in by_tl.groups.values()),
+        sum(c.r > 0 for c in sig),
+        sum(c.r < 0 for c in sig),
+    )
 
 
-def transfer_diagnostics(p: TransferPairs, cos_min: float = 0.8, transfer_max: float = 0.4) -> TransferDiagnostics | None:
+def transfer_diagnostics(
+    p: TransferPairs, cos_min: float = 0.8, transfer_max: float = 0.4
+) -> TransferDiagnostics | None:
     """All diagnostics of the pairs, or None when there are none."""
     if len(p) == 0:
         return None
     fail = p.transfer < transfer_max
     high = p.cos > cos_min
     return TransferDiagnostics(
-        pearson=_method(p, "pearson"), spearman=_method(p, "spearman"),
+        pearson=_method(p, "pearson"),
+        spearman=_method(p, "spearman"),
         dissociation=dissociation_cases(p.cos, p.transfer, p.task, cos_min, transfer_max),
-        auroc=auroc(p.cos, fail), failure_rate=float(fail.mean()),
+        auroc=auroc(p.cos, fail),
+        failure_rate=float(fail.mean()),
         failure_given_high_cos=float(fail[high].mean()) if high.any() else float("nan"),
-        n_high_cos=int(high.sum()), n_pairs=int(len(p)),
-    )  # fmt: skip
+        n_high_cos=int(high.sum()),
+        n_pairs=int(len(p)),
+    )

@@ -34,7 +34,9 @@ def smoke_run(tmp_path):
     from interp.runner import run_study
 
     def go(name: str, *overrides: str, run_id: str = "smoke"):
-        run_study(name, f"configs/{name}.smoke.yaml", [f"run.results_dir={tmp_path}", f"run.run_id={run_id}", *overrides])
+        run_study(
+            name, f"configs/{name}.smoke.yaml", [f"run.results_dir={tmp_path}", f"run.run_id={run_id}", *overrides]
+        )
         folder = tmp_path / name / run_id
         return folder, json.loads((folder / "metrics.json").read_text())
 

@@ -14,7 +14,18 @@ from interp.data.datasets_io import (
 from interp.data.tokenize import TokenBatch, run_batch, single_token_id, single_token_ids, tokenize
 
 __all__ = [
-    "CAA_BEHAVIORS", "FactorItem", "MCQuestion", "TokenBatch", "dataset_path", "list_fv_tasks",
-    "load_caa", "load_factor", "load_fv_task", "load_truthfulqa_mc", "run_batch",
-    "single_token_id", "single_token_ids", "tokenize",
-]  # fmt: skip
+    "CAA_BEHAVIORS",
+    "FactorItem",
+    "MCQuestion",
+    "TokenBatch",
+    "dataset_path",
+    "list_fv_tasks",
+    "load_caa",
+    "load_factor",
+    "load_fv_task",
+    "load_truthfulqa_mc",
+    "run_batch",
+    "single_token_id",
+    "single_token_ids",
+    "tokenize",
+]

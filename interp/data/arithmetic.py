@@ -59,9 +59,11 @@ SHOTS = {
     "add2": [Problem("23 + 41 =", 64), Problem("57 + 38 =", 95)],
     "sub2": [Problem("64 - 23 =", 41), Problem("91 - 57 =", 34)],
     "mul1": [Problem("3 * 4 =", 12), Problem("7 * 6 =", 42)],
-    "word": [Problem("Mia has 4 cups and gets 5 more. How many cups does Mia have now?", 9),
-             Problem("Raj has 12 stamps and gets 7 more. How many stamps does Raj have now?", 19)],
-}  # fmt: skip
+    "word": [
+        Problem("Mia has 4 cups and gets 5 more. How many cups does Mia have now?", 9),
+        Problem("Raj has 12 stamps and gets 7 more. How many stamps does Raj have now?", 19),
+    ],
+}
 
 
 def problems(kind: str, n: int, seed: int = 0) -> list[Problem]:

@@ -9,11 +9,19 @@ from pathlib import Path
 
 DATA_ROOT = Path(__file__).parent / "datasets"
 CAA_BEHAVIORS = (
-    "coordinate-other-ais", "corrigible-neutral-HHH", "hallucination", "myopic-reward",
-    "refusal", "survival-instinct", "sycophancy",
-)  # fmt: skip
-CAA_SPLITS = {"generate": "generate_dataset.json", "test_ab": "test_dataset_ab.json",
-              "test_open_ended": "test_dataset_open_ended.json"}  # fmt: skip
+    "coordinate-other-ais",
+    "corrigible-neutral-HHH",
+    "hallucination",
+    "myopic-reward",
+    "refusal",
+    "survival-instinct",
+    "sycophancy",
+)
+CAA_SPLITS = {
+    "generate": "generate_dataset.json",
+    "test_ab": "test_dataset_ab.json",
+    "test_open_ended": "test_dataset_open_ended.json",
+}
 FACTOR_SPLITS = ("news", "expert")
 
 
@@ -78,7 +86,9 @@ def load_truthfulqa_mc(version: str = "v1") -> list[MCQuestion]:
     ITI / CAA numbers use; ``2025``: the January 2025 revision (790 questions)."""
     _choose("version", version, TRUTHFULQA_VERSIONS)
     rows = json.loads(dataset_path("truthfulqa", *TRUTHFULQA_VERSIONS[version]).read_text())
-    return _non_empty([MCQuestion(r["question"], r["mc1_targets"], r["mc2_targets"]) for r in rows], f"truthfulqa/{version}")
+    return _non_empty(
+        [MCQuestion(r["question"], r["mc1_targets"], r["mc2_targets"]) for r in rows], f"truthfulqa/{version}"
+    )
 
 
 # ---------------------------------------------------------------- FACTOR
@@ -96,10 +106,11 @@ def load_factor(split: str = "news") -> list[FactorItem]:
     with dataset_path("factor", f"{split}_factor.csv").open(newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     items = [
-        FactorItem(r["turncated_prefixes"], r["completion"],
-                   (r["contradiction_0"], r["contradiction_1"], r["contradiction_2"]))
+        FactorItem(
+            r["turncated_prefixes"], r["completion"], (r["contradiction_0"], r["contradiction_1"], r["contradiction_2"])
+        )
         for r in rows
-    ]  # fmt: skip
+    ]
     return _non_empty(items, f"factor/{split}")
 
 
@@ -120,5 +131,7 @@ def data_dir(name: str) -> Path:
     input, so its content digest enters their cache keys."""
     path = DATA_ROOT / name
     if not path.is_dir():
-        raise FileNotFoundError(f"{path} is not a shipped dataset folder; have: {sorted(p.name for p in DATA_ROOT.iterdir() if p.is_dir())}")
+        raise FileNotFoundError(
+            f"{path} is not a shipped dataset folder; have: {sorted(p.name for p in DATA_ROOT.iterdir() if p.is_dir())}"
+        )
     return path

@@ -108,7 +108,9 @@ TEMPLATES: dict[str, dict[str, str]] = {
 def task_templates(task: str, kinds: list[str] | None = None) -> dict[str, str]:
     """The templates of ``task`` (all eight kinds, or the ``kinds`` asked for)."""
     if task not in TEMPLATES:
-        raise ValueError(f"task={task!r} has no templates; allowed: {sorted(TEMPLATES)} (or pass templates in the config)")
+        raise ValueError(
+            f"task={task!r} has no templates; allowed: {sorted(TEMPLATES)} (or pass templates in the config)"
+        )
     kinds = list(TEMPLATE_KINDS) if kinds is None else kinds
     unknown = [k for k in kinds if k not in TEMPLATES[task]]
     if unknown:

@@ -25,7 +25,20 @@ DEFAULT_TEMPLATES = [
     "When{A} and{B} arrived at the party,{B} brought a cake to",
     "Yesterday{A} and{B} met at the station, and{B} sent a letter to",
 ]
-DEFAULT_NAMES = [" Mary", " John", " Tom", " James", " Anna", " Paul", " Lisa", " Mark", " Sarah", " David", " Kate", " Peter"]
+DEFAULT_NAMES = [
+    " Mary",
+    " John",
+    " Tom",
+    " James",
+    " Anna",
+    " Paul",
+    " Lisa",
+    " Mark",
+    " Sarah",
+    " David",
+    " Kate",
+    " Peter",
+]
 
 
 @dataclass
@@ -47,8 +60,13 @@ def _fill(template: str, first: str, second: str, third: str) -> str:
     return parts[0] + first + parts[1] + second + parts[2] + third + parts[3]
 
 
-def ioi_pairs(n: int, seed: int = 0, templates: list[str] | None = None, names: list[str] | None = None,
-              orders: list[str] | tuple[str, ...] = ("ABBA",)) -> IOIPairs:  # fmt: skip
+def ioi_pairs(
+    n: int,
+    seed: int = 0,
+    templates: list[str] | None = None,
+    names: list[str] | None = None,
+    orders: list[str] | tuple[str, ...] = ("ABBA",),
+) -> IOIPairs:
     """``n`` clean/ABC-corrupted pairs per name order, templates cycled, names drawn without
     replacement per pair. The ABBA pairs are the same for every ``orders`` (their own seeded
     draw); BABA pairs swap the first two names of a draw from ``seed + 1``."""

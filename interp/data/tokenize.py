@@ -7,8 +7,8 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from jaxtyping import Int
@@ -31,8 +31,13 @@ class TokenBatch:
         return self.tokens.shape[0]
 
     def to(self, device) -> "TokenBatch":
-        return TokenBatch(self.tokens.to(device), self.attention_mask.to(device),
-                          self.last_index.to(device), self.padding_side, self.prompts)  # fmt: skip
+        return TokenBatch(
+            self.tokens.to(device),
+            self.attention_mask.to(device),
+            self.last_index.to(device),
+            self.padding_side,
+            self.prompts,
+        )
 
     @property
     def is_padded(self) -> bool:
@@ -70,13 +75,18 @@ def tokenize(
     too_long = [i for i, r in enumerate(rows) if len(r) > n_ctx]
     if too_long:
         i = too_long[0]
-        raise ValueError(f"prompts[{i}] is {len(rows[i])} tokens; the model's context is n_ctx={n_ctx} "
-                         f"({len(too_long)} prompt(s) too long). Shorten or leave out such prompts.")  # fmt: skip
+        raise ValueError(
+            f"prompts[{i}] is {len(rows[i])} tokens; the model's context is n_ctx={n_ctx} "
+            f"({len(too_long)} prompt(s) too long). Shorten or leave out such prompts."
+        )
     return pad_token_rows(rows, _pad_id(model), padding_side, list(prompts))
 
 
 def pad_token_rows(
-    rows: Sequence[Tensor], pad_id: int, padding_side: str, prompts: list[str]  # rows: 1-D, lengths differ
+    rows: Sequence[Tensor],
+    pad_id: int,
+    padding_side: str,
+    prompts: list[str],  # rows: 1-D, lengths differ
 ) -> TokenBatch:
     """Stack 1-D token rows into a padded batch with attention mask and last-token index."""
     lengths = torch.tensor([len(r) for r in rows])

@@ -88,8 +88,11 @@ def _build():
 
     return PreTrainedTokenizerFast(
         tokenizer_object=Tokenizer.from_str(_tokenizer_json()),
-        bos_token="<|bos|>", eos_token="<|eos|>", pad_token="<|pad|>", padding_side="right",
-    )  # fmt: skip
+        bos_token="<|bos|>",
+        eos_token="<|eos|>",
+        pad_token="<|pad|>",
+        padding_side="right",
+    )
 
 
 @functools.lru_cache(maxsize=None)

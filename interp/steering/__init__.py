@@ -22,7 +22,12 @@ from interp.steering.caa import CAA, CAAConfig
 from interp.steering.loreft import LoReFT, LoReFTConfig
 from interp.steering.lorest import LoReST, LoReSTConfig
 
-ADAPTERS = {"caa": (CAA, CAAConfig), "ace": (ACE, ACEConfig), "loreft": (LoReFT, LoReFTConfig), "lorest": (LoReST, LoReSTConfig)}
+ADAPTERS = {
+    "caa": (CAA, CAAConfig),
+    "ace": (ACE, ACEConfig),
+    "loreft": (LoReFT, LoReFTConfig),
+    "lorest": (LoReST, LoReSTConfig),
+}
 
 
 def make_adapter(name: str, cfg=None) -> Adapter:
@@ -36,7 +41,9 @@ def make_adapter(name: str, cfg=None) -> Adapter:
 
 
 @contextlib.contextmanager
-def apply_adapter(model: HookedTransformer, adapter: Adapter, hook: HookRef, positions: Positions = None) -> Iterator[None]:
+def apply_adapter(
+    model: HookedTransformer, adapter: Adapter, hook: HookRef, positions: Positions = None
+) -> Iterator[None]:
     """Replace the activation at ``hook`` by ``adapter(activation)`` at ``positions`` (None:
     all). The hook is removed on exit, also when the body raises."""
     name = hook_name(model, hook)
@@ -53,6 +60,22 @@ def apply_adapter(model: HookedTransformer, adapter: Adapter, hook: HookRef, pos
         yield
 
 
-__all__ = ["ACE", "ACEConfig", "ADAPTERS", "Adapter", "CAA", "CAAConfig", "LoReFT", "LoReFTConfig", "LoReST",
-           "LoReSTConfig", "Steer", "SteeringBatch", "apply_adapter", "check_pairs", "last_token_residuals", "make_adapter",
-           "mean_difference_vectors"]  # fmt: skip
+__all__ = [
+    "ACE",
+    "ACEConfig",
+    "ADAPTERS",
+    "Adapter",
+    "CAA",
+    "CAAConfig",
+    "LoReFT",
+    "LoReFTConfig",
+    "LoReST",
+    "LoReSTConfig",
+    "Steer",
+    "SteeringBatch",
+    "apply_adapter",
+    "check_pairs",
+    "last_token_residuals",
+    "make_adapter",
+    "mean_difference_vectors",
+]

@@ -9,7 +9,6 @@ HookedTransformer at a hook point and positions.
 from __future__ import annotations
 
 import torch
-from jaxtyping import Float
 from torch import Tensor, nn
 
 
@@ -18,7 +17,9 @@ def check_pairs(neg: Tensor, pos: Tensor) -> None:
     if neg.ndim != 2 or pos.ndim != 2:
         raise ValueError(f"neg and pos must be [n, d]; got shapes {tuple(neg.shape)} and {tuple(pos.shape)}")
     if neg.shape != pos.shape:
-        raise ValueError(f"neg has shape {tuple(neg.shape)} but pos has {tuple(pos.shape)}; pairs must match one to one")
+        raise ValueError(
+            f"neg has shape {tuple(neg.shape)} but pos has {tuple(pos.shape)}; pairs must match one to one"
+        )
     if neg.shape[0] == 0:
         raise ValueError("neg and pos are empty; fitting needs at least one pair")
     for name, t in (("neg", neg), ("pos", pos)):
@@ -56,4 +57,6 @@ class Adapter(nn.Module):
         if not self.fitted:
             raise RuntimeError(f"{type(self).__name__} is not fitted; call .fit(neg, pos) first")
         if a.shape[-1] != self.d_model:
-            raise ValueError(f"activations have last dimension {a.shape[-1]}; this adapter was fitted on d={self.d_model}")
+            raise ValueError(
+                f"activations have last dimension {a.shape[-1]}; this adapter was fitted on d={self.d_model}"
+            )

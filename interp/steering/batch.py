@@ -33,7 +33,9 @@ Steer = Union[Tensor, Callable[[Tensor], Tensor]]
 
 
 @torch.no_grad()
-def last_token_residuals(model: HookedTransformer, batch: TokenBatch, layers: Iterable[int]) -> Float[Tensor, "batch layer d_model"]:
+def last_token_residuals(
+    model: HookedTransformer, batch: TokenBatch, layers: Iterable[int]
+) -> Float[Tensor, "batch layer d_model"]:
     """Per prompt, the residual after each of ``layers`` at its last real token (float, CPU)."""
     layers = [check_layer(model, layer) for layer in layers]
     names = [act_name("resid_post", layer) for layer in layers]
@@ -43,8 +45,9 @@ def last_token_residuals(model: HookedTransformer, batch: TokenBatch, layers: It
 
 
 @torch.no_grad()
-def mean_difference_vectors(model: HookedTransformer, positive: TokenBatch, negative: TokenBatch,
-                            layers: Iterable[int] | None = None) -> Float[Tensor, "layer d_model"]:  # fmt: skip
+def mean_difference_vectors(
+    model: HookedTransformer, positive: TokenBatch, negative: TokenBatch, layers: Iterable[int] | None = None
+) -> Float[Tensor, "layer d_model"]:
     """Per layer, the mean last-token residual after the layer over ``positive`` prompts minus
     the same over ``negative`` prompts (the two sets need not be paired; seed 000's
     mean-difference function vector: clean ICL minus shuffled-label ICL of the same template)."""
@@ -68,11 +71,19 @@ class SteeringBatch:
     """
 
     @torch.no_grad()  # without it autograd keeps every layer's activations of the batch (GBs)
-    def __init__(self, model: HookedTransformer, batch: TokenBatch, answer_ids: Int[Tensor, " batch"] | None = None, max_rows: int = 256):
+    def __init__(
+        self,
+        model: HookedTransformer,
+        batch: TokenBatch,
+        answer_ids: Int[Tensor, " batch"] | None = None,
+        max_rows: int = 256,
+    ):
         if answer_ids is not None:
             check_answers(batch, answer_ids)
         if batch.padding_side != "left" and batch.is_padded:
-            raise ValueError("batch must be left-padded (tokenize(..., padding_side='left')) so every last token shares a column")
+            raise ValueError(
+                "batch must be left-padded (tokenize(..., padding_side='left')) so every last token shares a column"
+            )
         if max_rows < 1:
             raise ValueError(f"max_rows={max_rows}; must be >= 1")
         self.model, self.batch, self.max_rows = model, batch, max_rows
@@ -91,8 +102,15 @@ class SteeringBatch:
                     model(last, stop_at_layer=n)
                 else:
                     ones = torch.ones(len(batch), 1, dtype=self.mask.dtype, device=dev)
-                    model(last, stop_at_layer=n, past_kv_cache=repeat_cache(self.prefix, 1, 0, frozen=False), attention_mask=ones)
-        self.last_resid = torch.stack([acts[name][:, -1] for name in names])  # [layer batch d_model], model dtype/device
+                    model(
+                        last,
+                        stop_at_layer=n,
+                        past_kv_cache=repeat_cache(self.prefix, 1, 0, frozen=False),
+                        attention_mask=ones,
+                    )
+        self.last_resid = torch.stack(
+            [acts[name][:, -1] for name in names]
+        )  # [layer batch d_model], model dtype/device
 
     def __len__(self) -> int:
         return len(self.batch)
@@ -129,7 +147,9 @@ class SteeringBatch:
         """``steer`` as checked vectors [n, d_model], or None for an adapter / callable."""
         if not isinstance(steer, Tensor):
             if not callable(steer):
-                raise TypeError(f"steer must be vectors [n_vectors, d_model] or a fitted adapter; got {type(steer).__name__}")
+                raise TypeError(
+                    f"steer must be vectors [n_vectors, d_model] or a fitted adapter; got {type(steer).__name__}"
+                )
             if getattr(steer, "fitted", True) is False:
                 raise RuntimeError(f"{type(steer).__name__} is not fitted; call .fit(neg, pos) first")
             return None
@@ -140,7 +160,9 @@ class SteeringBatch:
         return steer
 
     @torch.no_grad()
-    def logits(self, layer: int, steer: Steer, mode: str = "add", columns: Int[Tensor, " k"] | None = None) -> Float[Tensor, "vector batch k"]:
+    def logits(
+        self, layer: int, steer: Steer, mode: str = "add", columns: Int[Tensor, " k"] | None = None
+    ) -> Float[Tensor, "vector batch k"]:
         """Final-position logits of every prompt with ``steer[v]`` added to (``mode="add"``) or
         written over (``"replace"``, task vectors) the residual after ``layer`` at the last
         token; row ``v`` for vector ``v``. An adapter replaces that residual by
@@ -171,7 +193,13 @@ class SteeringBatch:
         model, n = self.model, self.model.cfg.n_layers
         if layer < n - 1:
             kv = repeat_cache(self.prefix, copies, layer + 1) if self.prefix is not None else None
-            x = model(x, start_at_layer=layer + 1, stop_at_layer=n, attention_mask=self.mask.repeat(copies, 1), past_kv_cache=kv)
+            x = model(
+                x,
+                start_at_layer=layer + 1,
+                stop_at_layer=n,
+                attention_mask=self.mask.repeat(copies, 1),
+                past_kv_cache=kv,
+            )
         logits = final_logits(model, x[:, -1], cols)
         logits = logits if cols is None else logits[:, cols]
         return logits.float().cpu().view(copies, len(self.batch), -1)
@@ -185,7 +213,9 @@ class SteeringBatch:
         return (self.predictions(layer, steer, mode) == self._answers()[None]).float()
 
     @torch.no_grad()
-    def generate(self, layer: int, steer: Steer, max_new_tokens: int, steer_generated: bool = True) -> Int[Tensor, "vector batch new"]:
+    def generate(
+        self, layer: int, steer: Steer, max_new_tokens: int, steer_generated: bool = True
+    ) -> Int[Tensor, "vector batch new"]:
         """Greedy continuation of every prompt under each vector (or the one adapter): steering
         after ``layer`` at the last prompt token and (``steer_generated``) at every generated
         token — CAA's "all positions after the instruction". The prompt prefix's keys and values
@@ -227,7 +257,13 @@ class SteeringBatch:
             x = model(last_tok, stop_at_layer=layer + 1, past_kv_cache=cache, attention_mask=ones)
             x = steer(x)
             if layer < n - 1:
-                x = model(x, start_at_layer=layer + 1, stop_at_layer=n, attention_mask=self.mask.repeat(copies, 1), past_kv_cache=cache)
+                x = model(
+                    x,
+                    start_at_layer=layer + 1,
+                    stop_at_layer=n,
+                    attention_mask=self.mask.repeat(copies, 1),
+                    past_kv_cache=cache,
+                )
             nxt = final_logits(model, x[:, -1]).argmax(-1)
             steps = [nxt]
             with ctx:

@@ -22,7 +22,9 @@ class CAAConfig:
     strength: float = 1.0  # λ
 
 
-def mean_difference(neg: Float[Tensor, "n d"], pos: Float[Tensor, "n d"], groups: Sequence | None = None) -> Float[Tensor, " d"]:
+def mean_difference(
+    neg: Float[Tensor, "n d"], pos: Float[Tensor, "n d"], groups: Sequence | None = None
+) -> Float[Tensor, " d"]:
     """``mean(pos − neg)`` over pairs; with ``groups`` (one label per pair) the mean over groups
     of each group's mean difference (every group weighs the same)."""
     diff = pos - neg

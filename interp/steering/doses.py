@@ -54,11 +54,16 @@ def raw_strength(vectors: Float[Tensor, "layer d_model"], norms: Float[Tensor, "
         raise ValueError(f"vectors {tuple(vectors.shape)} and norms {tuple(norms.shape)} must agree on the layer axis")
     length = vectors.float().norm(dim=-1)
     if bool((length == 0).any()):
-        raise ValueError(f"vectors has a zero vector at layer indices {torch.nonzero(length == 0).flatten().tolist()}; it has no direction to dose")
+        raise ValueError(
+            f"vectors has a zero vector at layer indices {torch.nonzero(length == 0).flatten().tolist()}; it has no "
+            "direction to dose"
+        )
     return norms.float() / length
 
 
-def dose_vectors(vectors: Float[Tensor, "layer d_model"], norms: Float[Tensor, " layer"], doses: Sequence[float]) -> Float[Tensor, "dose layer d_model"]:
+def dose_vectors(
+    vectors: Float[Tensor, "layer d_model"], norms: Float[Tensor, " layer"], doses: Sequence[float]
+) -> Float[Tensor, "dose layer d_model"]:
     """``dose · r̄_l · v_l / ‖v_l‖`` for every dose and layer."""
     d = torch.as_tensor(list(doses), dtype=torch.float32)
     if d.numel() == 0:

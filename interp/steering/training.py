@@ -19,7 +19,9 @@ def seeded(seed: int) -> Iterator[None]:
         yield
 
 
-def train(module: nn.Module, steered: Callable[[Tensor, int], Tensor], neg: Tensor, pos: Tensor, steps: int, lr: float) -> list[float]:
+def train(
+    module: nn.Module, steered: Callable[[Tensor, int], Tensor], neg: Tensor, pos: Tensor, steps: int, lr: float
+) -> list[float]:
     """Minimise ``mean ‖steered(neg, step) − pos‖²``; returns the loss per step."""
     if steps < 1:
         raise ValueError(f"steps={steps}; need at least 1")

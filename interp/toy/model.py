@@ -36,7 +36,9 @@ class Block(nn.Module):
             raise ValueError(f"residual={residual!r}; allowed: {list(RESIDUALS)}")
         self.linear, self.norm = nn.Linear(d_in, d_out), nn.LayerNorm(d_out)
         self.residual = d_in == d_out or residual == "all"
-        self.skip = nn.Identity() if d_in == d_out else (nn.Linear(d_in, d_out, bias=False) if residual == "all" else None)
+        self.skip = (
+            nn.Identity() if d_in == d_out else (nn.Linear(d_in, d_out, bias=False) if residual == "all" else None)
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         h = self.norm(nn.functional.gelu(self.linear(x)))
@@ -89,7 +91,9 @@ class TrainConfig:
 def accuracy(model: ToyMLP, x: Tensor, y: Tensor, batch: int = 4096) -> float:
     """Share of (sample, attribute) values predicted right."""
     model.eval()
-    hits = sum(float((model(x[i : i + batch]).argmax(-1) == y[i : i + batch]).float().sum()) for i in range(0, len(x), batch))
+    hits = sum(
+        float((model(x[i : i + batch]).argmax(-1) == y[i : i + batch]).float().sum()) for i in range(0, len(x), batch)
+    )
     return hits / y.numel()
 
 
@@ -120,4 +124,9 @@ def train_toy(world: AttributeWorld, cfg: TrainConfig, progress: bool = True) ->
             best, best_acc = copy.deepcopy(model.state_dict()), val
     model.load_state_dict(best)
     model.eval()
-    return model, {"val_accuracy": best_acc, "val_history": history, "n_train": n_train, "n_val": cfg.n_samples - n_train}
+    return model, {
+        "val_accuracy": best_acc,
+        "val_history": history,
+        "n_train": n_train,
+        "n_val": cfg.n_samples - n_train,
+    }

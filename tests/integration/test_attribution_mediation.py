@@ -6,9 +6,8 @@ import torch
 
 import interp
 from interp.attribution import attribution_patching
-from interp.hooks import hooks, replace_activation
+from interp.hooks import act_name, hooks, replace_activation
 from interp.mediation import causal_indirect_effect, first_token_ids, icl_prompts, mean_head_outputs
-from interp.hooks import act_name
 from interp.patching import last_logits, logit_diff_metric, patch
 
 CLEAN = ["The opposite of up is", "The opposite of hot is"]
@@ -67,7 +66,9 @@ def test_attribution_grids_match_exact_patching_shapes(tiny_model, pair):
         assert res.method == "attribution"
     # summing the per-position estimates gives the all-position estimate (linearity)
     allpos = attribution_patching(tiny_model, clean, corr, metric, sites=["z"])["z"]
-    torch.testing.assert_close((attr["z"].metric - attr["z"].m_corr).sum(2), allpos.metric - allpos.m_corr, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(
+        (attr["z"].metric - attr["z"].m_corr).sum(2), allpos.metric - allpos.m_corr, atol=1e-4, rtol=1e-4
+    )
 
 
 def test_attribution_finds_the_planted_head(tiny_model):
@@ -87,8 +88,19 @@ def test_attribution_finds_the_planted_head(tiny_model):
 
 @pytest.fixture(scope="module")
 def icl(tiny_model):
-    pairs = [{"input": a, "output": b} for a, b in [("hot", "cold"), ("up", "down"), ("big", "small"), ("in", "out"),
-                                                     ("on", "off"), ("cold", "hot"), ("down", "up"), ("small", "big")]]  # fmt: skip
+    pairs = [
+        {"input": a, "output": b}
+        for a, b in [
+            ("hot", "cold"),
+            ("up", "down"),
+            ("big", "small"),
+            ("in", "out"),
+            ("on", "off"),
+            ("cold", "hot"),
+            ("down", "up"),
+            ("small", "big"),
+        ]
+    ]
     clean = icl_prompts(pairs, n_prompts=4, n_shots=3, seed=3)
     corr = icl_prompts(pairs, n_prompts=4, n_shots=3, seed=3, shuffle_labels=True)
     return clean, corr
@@ -98,7 +110,9 @@ def test_icl_prompts_pair_up(icl):
     clean, corr = icl
     assert clean.queries == corr.queries and clean.answers == corr.answers
     for c, s in zip(clean.prompts, corr.prompts):
-        assert [line for line in c.splitlines() if line.startswith("Q:")] == [line for line in s.splitlines() if line.startswith("Q:")]
+        assert [line for line in c.splitlines() if line.startswith("Q:")] == [
+            line for line in s.splitlines() if line.startswith("Q:")
+        ]
         assert c.endswith("A:") and s.endswith("A:")
     assert any(c != s for c, s in zip(clean.prompts, corr.prompts))  # labels were shuffled somewhere
     with pytest.raises(ValueError, match="at least 5"):
@@ -115,7 +129,9 @@ def test_cie_matches_naive_loop(tiny_model, icl):
     rows = torch.arange(len(corr))
     for layer in range(tiny_model.cfg.n_layers):
         for head in range(tiny_model.cfg.n_heads):
-            with replace_activation(tiny_model, f"blocks.{layer}.attn.hook_z", mean_z[layer], positions=corr.last_index, heads=[head]):
+            with replace_activation(
+                tiny_model, f"blocks.{layer}.attn.hook_z", mean_z[layer], positions=corr.last_index, heads=[head]
+            ):
                 p = last_logits(tiny_model, corr).softmax(-1)[rows, answers]
             torch.testing.assert_close(res.per_prompt[layer, head], p - res.p_corrupted, atol=1e-5, rtol=1e-4)
     top = res.top(3)

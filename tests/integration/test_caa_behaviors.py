@@ -30,7 +30,9 @@ def test_caa_experiment_smoke(smoke_run, tiny_llama):
     # the reported delta is mean(m=+1) − mean(m=−1) of the library sweep, recomputed here by hand
     from interp.studies.caa_behaviors import CAABehaviorSettings, behavior_sweep
 
-    s = CAABehaviorSettings(behaviors=["refusal"], n_generate=6, n_test=5, multipliers=[-1.0, 0.0, 1.0], too_long="skip")
+    s = CAABehaviorSettings(
+        behaviors=["refusal"], n_generate=6, n_test=5, multipliers=[-1.0, 0.0, 1.0], too_long="skip"
+    )
     s.generation.enabled = False
     r = behavior_sweep(tiny_llama, "refusal", s)
     np.testing.assert_allclose(entry["delta"], r.ld[:, 2].mean(-1) - r.ld[:, 0].mean(-1), rtol=1e-5, atol=1e-6)
@@ -106,10 +108,20 @@ def test_balance_letters_changes_the_vector_only_when_the_split_is_unbalanced(tm
 
     deltas = {}
     for balance in ("false", "true"):
-        run_study("caa_behaviors", "configs/caa_behaviors.smoke.yaml", [f"run.results_dir={tmp_path}",
-                                                f"run.run_id=b_{balance}", "models=[random:tiny-llama]", "generation.enabled=false",
-                                                f"balance_letters={balance}"])  # fmt: skip
-        metrics = json.loads((tmp_path / "caa_behaviors" / f"b_{balance}" / "metrics.json").read_text())["random:tiny-llama"]
+        run_study(
+            "caa_behaviors",
+            "configs/caa_behaviors.smoke.yaml",
+            [
+                f"run.results_dir={tmp_path}",
+                f"run.run_id=b_{balance}",
+                "models=[random:tiny-llama]",
+                "generation.enabled=false",
+                f"balance_letters={balance}",
+            ],
+        )
+        metrics = json.loads((tmp_path / "caa_behaviors" / f"b_{balance}" / "metrics.json").read_text())[
+            "random:tiny-llama"
+        ]
         deltas[balance] = {b: np.array(metrics[b]["delta"]) for b in ("refusal", "myopic-reward")}
     assert not np.allclose(deltas["false"]["refusal"], deltas["true"]["refusal"], atol=1e-6)
     np.testing.assert_allclose(deltas["false"]["myopic-reward"], deltas["true"]["myopic-reward"], atol=1e-5, rtol=1e-4)
@@ -150,13 +162,24 @@ def test_relative_doses_and_changed_share():
     ld = np.full((2, 5, 20), -1.0)
     ld[:, 4] = 1.0  # only m=+4 flips every question to the matching letter
     ld[:, 3, :5] = 1.0
-    r = BehaviorSweep(layers=[0, 1], ld=ld, n_generate=4, n_test=20, skipped=0, matching=["(A)", "(B)"] * 10,
-                      resid_norm=np.array([10.0, 20.0]), vector_norm=np.array([1.0, 5.0]), multipliers=mult)  # fmt: skip
+    r = BehaviorSweep(
+        layers=[0, 1],
+        ld=ld,
+        n_generate=4,
+        n_test=20,
+        skipped=0,
+        matching=["(A)", "(B)"] * 10,
+        resid_norm=np.array([10.0, 20.0]),
+        vector_norm=np.array([1.0, 5.0]),
+        multipliers=mult,
+    )
     np.testing.assert_allclose(r.relative_doses(1), np.array(mult) * 0.25)
     summaries = {"b": summarize(r, CAABehaviorSettings(multipliers=mult), 2)}
     (row,) = dose_response_rows({"b": r}, summaries, mult)
     assert row.changed[2] == 0.0 and row.changed[4] == 1.0 and row.changed[0] == 0.0
-    assert row.relative == pytest.approx([m * r.vector_norm[r.layers.index(row.layer)] / r.resid_norm[r.layers.index(row.layer)] for m in mult])
+    assert row.relative == pytest.approx(
+        [m * r.vector_norm[r.layers.index(row.layer)] / r.resid_norm[r.layers.index(row.layer)] for m in mult]
+    )
 
 
 def test_layer_stride_picks_every_kth_layer_and_rejects_zero(tiny_llama):
@@ -164,7 +187,14 @@ def test_layer_stride_picks_every_kth_layer_and_rejects_zero(tiny_llama):
 
     with pytest.raises(ValueError, match="layer_stride=0; must be ≥ 1"):
         check_settings(CAABehaviorSettings(layer_stride=0))
-    s = CAABehaviorSettings(behaviors=["refusal"], n_generate=4, n_test=4, multipliers=[-1.0, 1.0], layer_stride=2, too_long="skip",
-                            generation=GenerationConfig(enabled=False))  # fmt: skip
+    s = CAABehaviorSettings(
+        behaviors=["refusal"],
+        n_generate=4,
+        n_test=4,
+        multipliers=[-1.0, 1.0],
+        layer_stride=2,
+        too_long="skip",
+        generation=GenerationConfig(enabled=False),
+    )
     r = behavior_sweep(tiny_llama, "refusal", s)
     assert r.layers == list(range(0, tiny_llama.cfg.n_layers, 2)) and r.resid_norm.shape == (len(r.layers),)

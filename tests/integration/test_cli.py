@@ -16,7 +16,9 @@ def _interp(*args, cwd, env_cache):
     import os
 
     env = {**os.environ, "INTERP_CACHE": str(env_cache)}
-    return subprocess.run([sys.executable, "-m", "interp.cli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "interp.cli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_run_from_another_folder_then_rerender(tmp_path):
@@ -28,7 +30,9 @@ def test_run_from_another_folder_then_rerender(tmp_path):
     assert json.loads(metrics)["n_pairs"] == 3 and (folder / "cells" / "index.json").exists()
     (folder / "report.md").unlink()
     (folder / "head_patching.png").unlink()
-    proc = _interp("report", str(folder), cwd=tmp_path, env_cache=tmp_path / "empty-cache")  # no cache, no model: no compute
+    proc = _interp(
+        "report", str(folder), cwd=tmp_path, env_cache=tmp_path / "empty-cache"
+    )  # no cache, no model: no compute
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (folder / "report.md").read_text() == report and (folder / "metrics.json").read_text() == metrics
     assert (folder / "head_patching.png").stat().st_size > 1000
@@ -48,7 +52,17 @@ def test_run_from_another_folder_then_rerender(tmp_path):
 )
 def test_config_errors_are_one_line_status_2_and_no_folder(tmp_path, overrides, expect):
     cfg = ROOT / "configs" / "demo.smoke.yaml"
-    proc = _interp("run", "demo", "--config", str(cfg), "--out", str(tmp_path / "out"), *overrides, cwd=tmp_path, env_cache=tmp_path / "c")
+    proc = _interp(
+        "run",
+        "demo",
+        "--config",
+        str(cfg),
+        "--out",
+        str(tmp_path / "out"),
+        *overrides,
+        cwd=tmp_path,
+        env_cache=tmp_path / "c",
+    )
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and str(cfg) in lines[0] and expect in lines[0], proc.stderr
@@ -58,8 +72,18 @@ def test_config_errors_are_one_line_status_2_and_no_folder(tmp_path, overrides, 
 def test_unreachable_ray_address_is_named_fast(tmp_path):
     cfg = ROOT / "configs" / "demo.smoke.yaml"
     t0 = time.time()
-    proc = _interp("run", "demo", "--config", str(cfg), "--out", str(tmp_path / "out"), "run.executor=ray", "run.ray_address=127.0.0.1:9",
-                   cwd=tmp_path, env_cache=tmp_path / "c")  # fmt: skip
+    proc = _interp(
+        "run",
+        "demo",
+        "--config",
+        str(cfg),
+        "--out",
+        str(tmp_path / "out"),
+        "run.executor=ray",
+        "run.ray_address=127.0.0.1:9",
+        cwd=tmp_path,
+        env_cache=tmp_path / "c",
+    )
     assert proc.returncode == 2 and "run.ray_address='127.0.0.1:9' is unreachable" in proc.stderr
     assert time.time() - t0 < 30 and not (tmp_path / "out").exists()
 
@@ -67,7 +91,17 @@ def test_unreachable_ray_address_is_named_fast(tmp_path):
 def test_empty_models_and_tasks_are_config_errors(tmp_path):
     cfg = ROOT / "configs" / "function_vectors.smoke.yaml"
     for override, expect in (("models=[]", "models=[]"), ("tasks=[]", "tasks=[]")):
-        proc = _interp("run", "function_vectors", "--config", str(cfg), "--out", str(tmp_path / "out"), override, cwd=tmp_path, env_cache=tmp_path / "c")
+        proc = _interp(
+            "run",
+            "function_vectors",
+            "--config",
+            str(cfg),
+            "--out",
+            str(tmp_path / "out"),
+            override,
+            cwd=tmp_path,
+            env_cache=tmp_path / "c",
+        )
         assert proc.returncode == 2 and expect in proc.stderr
     assert not (tmp_path / "out").exists()
 

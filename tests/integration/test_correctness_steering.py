@@ -21,7 +21,9 @@ def test_problems_are_seeded_distinct_and_correct():
         problems("div", 3)
 
 
-@pytest.mark.parametrize("text, want", [(" 17\n\nQ:", 17), ("42", 42), (" -3 apples", -3), (" seventeen", None), ("", None)])
+@pytest.mark.parametrize(
+    "text, want", [(" 17\n\nQ:", 17), ("42", 42), (" -3 apples", -3), (" seventeen", None), ("", None)]
+)
 def test_parse_answer(text, want):
     assert parse_answer(text) == want
 
@@ -30,7 +32,11 @@ def test_parse_answer(text, want):
 def test_correctness_experiment_smoke(tmp_path):
     from interp.runner import run_study
 
-    run_study("correctness_steering", "configs/correctness_steering.smoke.yaml", [f"run.results_dir={tmp_path}", "run.run_id=smoke"])  # fmt: skip
+    run_study(
+        "correctness_steering",
+        "configs/correctness_steering.smoke.yaml",
+        [f"run.results_dir={tmp_path}", "run.run_id=smoke"],
+    )
     folder = tmp_path / "correctness_steering" / "smoke"
     assert (folder / "accuracy_smollm2-135m-instruct.png").stat().st_size > 1000
     m = json.loads((folder / "metrics.json").read_text())["smollm2-135m-instruct"]
@@ -62,5 +68,8 @@ def test_kinds_without_enough_problems_are_an_error(tmp_path):
     from interp.runner import run_study
 
     with pytest.raises(ValueError, match=r"no kind in \['add1', 'mul1'\] has n_calibrate \+ n_problems = 408"):
-        run_study("correctness_steering", "configs/correctness_steering.smoke.yaml", [f"run.results_dir={tmp_path}",
-                                                              "models=[random:tiny-llama]", "n_problems=400"])  # fmt: skip
+        run_study(
+            "correctness_steering",
+            "configs/correctness_steering.smoke.yaml",
+            [f"run.results_dir={tmp_path}", "models=[random:tiny-llama]", "n_problems=400"],
+        )

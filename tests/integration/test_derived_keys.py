@@ -52,10 +52,14 @@ def test_cell_key_follows_every_input(tmp_path, monkeypatch):
     monkeypatch.setenv("INTERP_CACHE", str(tmp_path / "cache"))
     base = Cell("x", "random:tiny-llama", demo_cell, (TaskConfig(), 1e-3))
     key = base.cache_key("demo", "cpu")
-    assert Cell("renamed", "random:tiny-llama", demo_cell, (TaskConfig(), 1e-3)).cache_key("demo", "cpu") == key  # labels are names only
+    assert (
+        Cell("renamed", "random:tiny-llama", demo_cell, (TaskConfig(), 1e-3)).cache_key("demo", "cpu") == key
+    )  # labels are names only
     assert Cell("x", "random:tiny-llama", demo_cell, (TaskConfig(), 1e-4)).cache_key("demo", "cpu") != key
     assert Cell("x", "random:tiny-gpt2", demo_cell, (TaskConfig(), 1e-3)).cache_key("demo", "cpu") != key
-    assert Cell("x", "random:tiny-llama", demo_cell, (TaskConfig(answer_prefix=""), 1e-3)).cache_key("demo", "cpu") != key
+    assert (
+        Cell("x", "random:tiny-llama", demo_cell, (TaskConfig(answer_prefix=""), 1e-3)).cache_key("demo", "cpu") != key
+    )
     assert base.cache_key("other_study", "cpu") != key and base.cache_key("demo", "cuda:0") != key
     f = tmp_path / "data.json"
     f.write_text("[1]")

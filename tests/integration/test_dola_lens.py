@@ -32,7 +32,10 @@ def test_dola_scores_by_hand_on_tiny_model(tiny_model):
         opt, cache, n0 = _full_run(model, prefix, option)
         hidden = [cache["blocks.0.hook_resid_pre"][0]] + [cache[f"blocks.{j}.hook_resid_post"][0] for j in range(L)]
         lens = [model.unembed(model.ln_final(h[None]))[0].detach().double().numpy() for h in hidden]  # [pos vocab] each
-        logsm = lambda x: x - (x.max(-1, keepdims=True) + np.log(np.exp(x - x.max(-1, keepdims=True)).sum(-1, keepdims=True)))  # noqa: E731
+
+        def logsm(x):
+            return x - (x.max(-1, keepdims=True) + np.log(np.exp(x - x.max(-1, keepdims=True)).sum(-1, keepdims=True)))
+
         for bucket, cands in {"all": [0], "1": [1]}.items():  # "all" for 2 layers = even layers [0]
             for alpha in (0.0, 0.1):
                 for post in (False, True):
@@ -74,8 +77,14 @@ def test_scorer_without_shared_prefix_matches_full_forward(tiny_model):
     prefix = tiny_model.to_tokens(item.context)[0]
     for i, option in enumerate(item.options):
         opt, cache, n0 = _full_run(tiny_model, prefix, option)
-        lp = tiny_model.unembed(tiny_model.ln_final(cache[f"blocks.{tiny_model.cfg.n_layers - 1}.hook_resid_post"])).log_softmax(-1)[0].detach()
-        assert got.scores[("baseline",)][i] == pytest.approx(sum(float(lp[n0 - 1 + t, opt[t]]) for t in range(len(opt))), abs=1e-4)
+        lp = (
+            tiny_model.unembed(tiny_model.ln_final(cache[f"blocks.{tiny_model.cfg.n_layers - 1}.hook_resid_post"]))
+            .log_softmax(-1)[0]
+            .detach()
+        )
+        assert got.scores[("baseline",)][i] == pytest.approx(
+            sum(float(lp[n0 - 1 + t, opt[t]]) for t in range(len(opt))), abs=1e-4
+        )
 
 
 def test_scorer_leaves_no_hooks_and_restores_weights_on_error(tiny_llama):
@@ -172,9 +181,9 @@ def test_dola_experiment_smoke(tmp_path):
 def test_dola_held_out_choice_ignores_test_items():
     """A bucket that is best only on the test items must not be chosen; the seed's procedure on
     the test items (labelled) picks it."""
-    from interp.studies.dola.study import DolaConfig, held_out
     from interp.selection import restrict, split_items
     from interp.studies.dola import best_bucket
+    from interp.studies.dola.study import DolaConfig, held_out
 
     cfg = DolaConfig(buckets=["a", "b"], alphas=[0.0, 0.1], select_alpha=0.1)
     n = 40

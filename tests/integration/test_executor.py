@@ -22,8 +22,17 @@ def test_ray_grid_matches_in_process(smoke_run):
 def test_failing_cell_is_reported_and_the_others_finish(smoke_run, tmp_path, executor):
     from interp.errors import CellsFailedError
 
-    with pytest.raises(CellsFailedError, match="2 cell"):  # the exit status says incomplete, after everything is written
-        smoke_run("function_vectors", "tasks=[antonym,no-such-task]", f"run.executor={executor}", "run.ray_cpus=2", "run.cell_retries=1", run_id=executor)
+    with pytest.raises(
+        CellsFailedError, match="2 cell"
+    ):  # the exit status says incomplete, after everything is written
+        smoke_run(
+            "function_vectors",
+            "tasks=[antonym,no-such-task]",
+            f"run.executor={executor}",
+            "run.ray_cpus=2",
+            "run.cell_retries=1",
+            run_id=executor,
+        )
     folder = tmp_path / "function_vectors" / executor
     metrics = json.loads((folder / "metrics.json").read_text())
     info = _run_json(folder)
@@ -46,7 +55,9 @@ def test_resume_reuses_finished_cells_under_either_executor(smoke_run, tmp_path,
     m1 = json.loads((first / "metrics.json").read_text())
     assert _run_json(first)["cache"]["computed"] == 2  # the two antonym cells; the failed ones are not cached
     # the Ray rerun finds both finished cells in the cache and computes only what failed
-    again, m2 = smoke_run("function_vectors", "run.use_cache=true", "run.executor=ray", "run.ray_cpus=2", run_id="again")
+    again, m2 = smoke_run(
+        "function_vectors", "run.use_cache=true", "run.executor=ray", "run.ray_cpus=2", run_id="again"
+    )
     info = _run_json(again)
     assert sum(info["cache"]["reused"].values()) == 2 and info["cache"]["computed"] == 2
     assert m2["random:tiny-llama/antonym"] == m1["random:tiny-llama/antonym"]

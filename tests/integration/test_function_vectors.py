@@ -52,7 +52,9 @@ def test_function_vector_with_large_scale_takes_over_the_prediction(tiny_model):
     fv = torch.randn(tiny_model.cfg.d_model, generator=torch.Generator().manual_seed(1))
     target = torch.full((3,), _predicted_from_resid(tiny_model, fv))
     plain = top1_accuracy(tiny_model, batch, target).mean()
-    assert float(steered_accuracy(tiny_model, batch, target, L - 1, fv, scale=0.0).mean()) == pytest.approx(float(plain))
+    assert float(steered_accuracy(tiny_model, batch, target, L - 1, fv, scale=0.0).mean()) == pytest.approx(
+        float(plain)
+    )
     assert steered_accuracy(tiny_model, batch, target, L - 1, fv, scale=1e4).tolist() == [1.0, 1.0, 1.0]
 
 
@@ -97,22 +99,40 @@ def test_fv_held_out_recovery_ignores_a_layer_lucky_on_the_test_queries():
     items[2, split.test] = True
     five = np.zeros(n)
     five[split.test[: len(split.test) // 2]] = 1.0  # 5-shot 0.5 on the test queries
-    r = FVTaskResult([0, 1, 2], {"5-shot": five}, {}, items.mean(1), np.zeros(3), items.mean(1), np.zeros((3, 1)), [],
-                     fv_items={2: np.stack([items, items])}, default_items=items, tv_items=items, answers=["a", "b"] * 20)  # fmt: skip
+    r = FVTaskResult(
+        [0, 1, 2],
+        {"5-shot": five},
+        {},
+        items.mean(1),
+        np.zeros(3),
+        items.mean(1),
+        np.zeros((3, 1)),
+        [],
+        fv_items={2: np.stack([items, items])},
+        default_items=items,
+        tv_items=items,
+        answers=["a", "b"] * 20,
+    )
     held = held_out_recovery(r, cfg)
     assert held["FV default"].config == (1,) and held["TV"].config == (1,) and held["FV search"].config == (2, 1.0, 1)
     assert held["TV"].selection.best_on_test[0] == (2,)
     acc = items[1, split.test].mean()
     assert held["TV"].recovery == pytest.approx(acc / 0.5) and held["TV"].reference == pytest.approx(0.5)
     assert majority_baseline(r.answers) == 0.5
-    low = FVSettings(ks=[2], scales=[1.0, 2.0], min_reference=0.6)  # the test 5-shot accuracy 0.5 is below it: undefined
+    low = FVSettings(
+        ks=[2], scales=[1.0, 2.0], min_reference=0.6
+    )  # the test 5-shot accuracy 0.5 is below it: undefined
     assert np.isnan(held_out_recovery(r, low)["TV"].recovery)
 
 
 def test_fv_transfer_experiment_smoke(smoke_run, tmp_path):
     folder, metrics = smoke_run("fv_transfer")
-    for png in ("transfer_random_tiny-llama_shuffled.png", "cos_vs_transfer_random_tiny-gpt2_shuffled.png", "layers_random_tiny-gpt2_shuffled.png",
-                "dose_response_random_tiny-llama.png"):  # fmt: skip
+    for png in (
+        "transfer_random_tiny-llama_shuffled.png",
+        "cos_vs_transfer_random_tiny-gpt2_shuffled.png",
+        "layers_random_tiny-gpt2_shuffled.png",
+        "dose_response_random_tiny-llama.png",
+    ):
         assert (folder / png).stat().st_size > 1000
     entry = metrics["random:tiny-llama"]["shuffled"]
     assert set(entry["iid"]) == {"antonym", "capitalize"}
@@ -140,8 +160,15 @@ def test_fv_transfer_extractions_side_by_side(smoke_run):
     """All three extractions in one run with residual-norm doses: one side-by-side table, the
     head-based FV is the same vector at every layer, and the relative dose really is a fraction
     of the residual norm."""
-    folder, metrics = smoke_run("fv_transfer", "models=[random:tiny-gpt2]", "extractions=[shuffled,zero_shot,fv]", "dose_units=residual",
-                                "alphas=[0.05,0.5,5.0]", "fv_k=2", run_id="three")  # fmt: skip
+    folder, metrics = smoke_run(
+        "fv_transfer",
+        "models=[random:tiny-gpt2]",
+        "extractions=[shuffled,zero_shot,fv]",
+        "dose_units=residual",
+        "alphas=[0.05,0.5,5.0]",
+        "fv_k=2",
+        run_id="three",
+    )
     entry = metrics["random:tiny-gpt2"]
     assert set(entry) == {"shuffled", "zero_shot", "fv"}
     report = (folder / "report.md").read_text()

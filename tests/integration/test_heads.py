@@ -47,9 +47,12 @@ def test_function_vector_goes_through_the_post_norm():
         function_vector(model, mean_z, heads)
     scale = post_attn_scales(model, interp.tokenize(model, PROMPTS)).mean(1)
     fv = function_vector(model, mean_z, heads, scale)
-    expect = sum((mean_z[l, h] @ model.blocks[l].attn.W_O[h].detach()) / scale[l] * model.blocks[l].ln1_post.w.detach() for l, h in heads)
+    expect = sum(
+        (mean_z[ly, h] @ model.blocks[ly].attn.W_O[h].detach()) / scale[ly] * model.blocks[ly].ln1_post.w.detach()
+        for ly, h in heads
+    )
     torch.testing.assert_close(fv, expect, rtol=1e-5, atol=1e-5)
-    plain = sum(mean_z[l, h] @ model.blocks[l].attn.W_O[h].detach() for l, h in heads)
+    plain = sum(mean_z[ly, h] @ model.blocks[ly].attn.W_O[h].detach() for ly, h in heads)
     assert not torch.allclose(fv, plain, rtol=0.05)
 
 

@@ -4,7 +4,16 @@ import pytest
 import torch
 
 import interp
-from interp.hooks import active_hook_count, add_vector, capture, hooks, mean_ablate, mean_activation, replace_activation, zero_ablate
+from interp.hooks import (
+    active_hook_count,
+    add_vector,
+    capture,
+    hooks,
+    mean_ablate,
+    mean_activation,
+    replace_activation,
+    zero_ablate,
+)
 
 PROMPTS = ["The capital of France is", "hot cold", "The opposite of up is down and"]
 
@@ -26,7 +35,9 @@ def test_capture_last_token_with_padding(tiny_model, side):
         interp.run_batch(tiny_model, b)
     for i, p in enumerate(PROMPTS):  # each prompt alone, unpadded
         _, cache = tiny_model.run_with_cache(interp.tokenize(tiny_model, [p]).tokens)
-        torch.testing.assert_close(acts["blocks.1.hook_resid_post"][i, 0], cache["blocks.1.hook_resid_post"][0, -1], atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(
+            acts["blocks.1.hook_resid_post"][i, 0], cache["blocks.1.hook_resid_post"][0, -1], atol=1e-4, rtol=1e-4
+        )
 
 
 def test_add_vector_per_prompt_positions(tiny_model):
@@ -35,7 +46,10 @@ def test_add_vector_per_prompt_positions(tiny_model):
     name = "blocks.0.hook_resid_post"
     with capture(tiny_model, [name]) as base:
         interp.run_batch(tiny_model, b)
-    with add_vector(tiny_model, ("resid_post", 0), v, positions=b.last_index, scale=2.0), capture(tiny_model, [name]) as acts:
+    with (
+        add_vector(tiny_model, ("resid_post", 0), v, positions=b.last_index, scale=2.0),
+        capture(tiny_model, [name]) as acts,
+    ):
         interp.run_batch(tiny_model, b)
     delta = acts[name] - base[name]
     torch.testing.assert_close(delta[:, -1], (2 * v).expand(3, -1))
@@ -86,7 +100,10 @@ def test_replace_with_different_lengths_per_prompt_positions(tiny_model):
     name = "blocks.0.hook_resid_post"
     with capture(tiny_model, [name]) as src:
         interp.run_batch(tiny_model, short)
-    with replace_activation(tiny_model, name, src[name], positions=long.last_index, source_positions=short.last_index), capture(tiny_model, [name]) as got:
+    with (
+        replace_activation(tiny_model, name, src[name], positions=long.last_index, source_positions=short.last_index),
+        capture(tiny_model, [name]) as got,
+    ):
         interp.run_batch(tiny_model, long)
     torch.testing.assert_close(got[name][0, -1], src[name][0, -1])
     with pytest.raises(ValueError, match="pass per-prompt positions"):
@@ -100,7 +117,10 @@ def test_gqa_kv_heads(tiny_llama):
         tiny_llama(toks)
     assert acts["blocks.0.attn.hook_v"].shape[2] == tiny_llama.cfg.n_key_value_heads == 2
     assert acts["blocks.0.attn.hook_z"].shape[2] == tiny_llama.cfg.n_heads == 4
-    with zero_ablate(tiny_llama, "blocks.0.attn.hook_v", heads=[1]), capture(tiny_llama, ["blocks.0.attn.hook_v"]) as a2:
+    with (
+        zero_ablate(tiny_llama, "blocks.0.attn.hook_v", heads=[1]),
+        capture(tiny_llama, ["blocks.0.attn.hook_v"]) as a2,
+    ):
         tiny_llama(toks)
     assert a2["blocks.0.attn.hook_v"][:, :, 1].abs().max() == 0 and a2["blocks.0.attn.hook_v"][:, :, 0].abs().max() > 0
     with pytest.raises(ValueError, match="heads=.*out of range.*2 heads"):

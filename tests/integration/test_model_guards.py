@@ -25,12 +25,15 @@ def pair(tiny_llama):
     return interp.tokenize(tiny_llama, CLEAN), interp.tokenize(tiny_llama, CORR)
 
 
-@pytest.mark.parametrize("metric, error, match", [
-    (lambda lg: (lg[:, 5] - lg[:, 6]).mean(), ValueError, r"shape \(\); expected \[batch=2\]"),
-    (lambda lg: lg[:, 5:7], ValueError, r"shape \(2, 2\); expected \[batch=2\]"),
-    (lambda lg: 1.0, TypeError, "returned a float"),
-    (lambda lg: lg[:, 5].long(), TypeError, "torch.int64 tensor"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "metric, error, match",
+    [
+        (lambda lg: (lg[:, 5] - lg[:, 6]).mean(), ValueError, r"shape \(\); expected \[batch=2\]"),
+        (lambda lg: lg[:, 5:7], ValueError, r"shape \(2, 2\); expected \[batch=2\]"),
+        (lambda lg: 1.0, TypeError, "returned a float"),
+        (lambda lg: lg[:, 5].long(), TypeError, "torch.int64 tensor"),
+    ],
+)
 def test_metric_contract(tiny_llama, pair, metric, error, match):
     clean, corr = pair
     with pytest.raises(error, match=match):
@@ -99,15 +102,24 @@ print("hooks left", "|", interp.active_hook_count(model))
 def test_user_facing_errors(tmp_path):
     """What a user sees (no test-time type checker in front): each bad argument is named with
     its value and what is allowed."""
-    out = subprocess.run([sys.executable, "-c", USER_SCRIPT], capture_output=True, text=True, check=True,
-                         env={**os.environ, "INTERP_CACHE": os.environ.get("INTERP_CACHE", str(tmp_path))}).stdout  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", USER_SCRIPT],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "INTERP_CACHE": os.environ.get("INTERP_CACHE", str(tmp_path))},
+    ).stdout
     got = {line.split(" | ")[0]: line.split(" | ")[1:] for line in out.splitlines() if " | " in line}
     want = {
-        "layer_float": ("TypeError", "layers=0.5"), "layer_bool": ("TypeError", "layer=True"),
-        "scale_nan": ("ValueError", "scale=nan"), "positions_empty": ("ValueError", "positions is empty"),
-        "hook_tuple": ("ValueError", "a tuple hook is (name, layer)"), "name_none": ("ValueError", "name=None"),
-        "dtype_bad": ("ValueError", "dtype='float8'; allowed"), "device_bad": ("ValueError", "device='gpu9'"),
-    }  # fmt: skip
+        "layer_float": ("TypeError", "layers=0.5"),
+        "layer_bool": ("TypeError", "layer=True"),
+        "scale_nan": ("ValueError", "scale=nan"),
+        "positions_empty": ("ValueError", "positions is empty"),
+        "hook_tuple": ("ValueError", "a tuple hook is (name, layer)"),
+        "name_none": ("ValueError", "name=None"),
+        "dtype_bad": ("ValueError", "dtype='float8'; allowed"),
+        "device_bad": ("ValueError", "device='gpu9'"),
+    }
     for case, (kind, text) in want.items():
         assert got[case][0] == kind and text in got[case][1], (case, got[case])
     assert got["layer_np"] == ["True", "1"]  # np.int64 is a layer index like 1, not "out of range"
@@ -116,7 +128,9 @@ def test_user_facing_errors(tmp_path):
 
 def test_prompt_longer_than_the_context_is_named(tiny_llama):
     long = "hot " * (tiny_llama.cfg.n_ctx + 10)
-    with pytest.raises(ValueError, match=rf"prompts\[1\] is \d+ tokens; the model's context is n_ctx={tiny_llama.cfg.n_ctx}"):
+    with pytest.raises(
+        ValueError, match=rf"prompts\[1\] is \d+ tokens; the model's context is n_ctx={tiny_llama.cfg.n_ctx}"
+    ):
         interp.tokenize(tiny_llama, ["short", long])
 
 
@@ -137,6 +151,7 @@ def test_converted_model_cache_is_rebuilt_when_damaged(tmp_path, monkeypatch):
 
     monkeypatch.setenv("INTERP_CACHE", str(tmp_path))
     calls = []
+
     def convert():
         calls.append(1)
         return interp.load_model("random:tiny-llama", device="cpu")
@@ -188,22 +203,44 @@ def test_a_library_change_reaches_a_cached_run(tmp_path):
     def demo(run_id: str) -> tuple[dict, str]:
         import json
 
-        subprocess.run([sys.executable, "-m", "experiments.demo", "--config", "configs/demo.smoke.yaml", "run.use_cache=true",
-                        f"run.results_dir={tmp_path / 'results'}", f"run.run_id={run_id}"], cwd=work, env=env, check=True,
-                       capture_output=True)  # fmt: skip
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "experiments.demo",
+                "--config",
+                "configs/demo.smoke.yaml",
+                "run.use_cache=true",
+                f"run.results_dir={tmp_path / 'results'}",
+                f"run.run_id={run_id}",
+            ],
+            cwd=work,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         folder = tmp_path / "results" / "demo" / run_id
         return json.loads((folder / "metrics.json").read_text()), (folder / "report.md").read_text()
 
     before, _ = demo("a")
     patching = work / "interp" / "patching.py"
     src = patching.read_text()
-    patching.write_text(src.replace("    metric.columns = torch.unique", "    # a comment only, and a docstring change below\n    metric.columns = torch.unique", 1)
-                        .replace("``logit[correct] - logit[wrong]`` per prompt.", "The logit difference per prompt.", 1))
+    patching.write_text(
+        src.replace(
+            "    metric.columns = torch.unique",
+            "    # a comment only, and a docstring change below\n    metric.columns = torch.unique",
+            1,
+        ).replace("``logit[correct] - logit[wrong]`` per prompt.", "The logit difference per prompt.", 1)
+    )
     same, report = demo("b")
     assert same["m_clean"] == before["m_clean"] and "1 of 1 cached steps reused" in report
     old = "return logits[rows, correct.to(logits.device)] - logits[rows, wrong.to(logits.device)]"
     assert old in src, "test needs the metric's return line"
-    patching.write_text(src.replace(old, "return 2 * (logits[rows, correct.to(logits.device)] - logits[rows, wrong.to(logits.device)]) + 1"))
+    patching.write_text(
+        src.replace(
+            old, "return 2 * (logits[rows, correct.to(logits.device)] - logits[rows, wrong.to(logits.device)]) + 1"
+        )
+    )
     after, report = demo("c")
     np.testing.assert_allclose(after["m_clean"], 2 * np.array(before["m_clean"]) + 1, rtol=1e-5)
     assert "0 of 1 cached steps reused" in report

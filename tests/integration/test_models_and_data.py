@@ -42,7 +42,7 @@ def test_tokenize_padding_and_last_index(tiny_llama):
     n_short = int(right.attention_mask[1].sum())
     assert right.last_index.tolist() == [right.tokens.shape[1] - 1, n_short - 1]
     assert left.last_index.tolist() == [left.tokens.shape[1] - 1] * 2
-    assert left.attention_mask[1, : -n_short].sum() == 0
+    assert left.attention_mask[1, :-n_short].sum() == 0
     # the same real tokens either way
     assert torch.equal(right.tokens[1, :n_short], left.tokens[1, -n_short:])
 

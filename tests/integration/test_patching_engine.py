@@ -56,13 +56,21 @@ def test_chunking_and_prefix_sharing_do_not_change_results(tiny_model, pair):
     clean, corr, metric = pair
     ref = patch(tiny_model, clean, corr, metric, site="z", per_position=True, progress=False)
     tiny_budget = 1e-4  # GB: a few rows per forward, so chunks start at many different positions
-    chunked = patch(tiny_model, clean, corr, metric, site="z", per_position=True, memory_budget_gb=tiny_budget, progress=False)
+    chunked = patch(
+        tiny_model, clean, corr, metric, site="z", per_position=True, memory_budget_gb=tiny_budget, progress=False
+    )
     torch.testing.assert_close(chunked.metric, ref.metric, atol=1e-5, rtol=1e-5)
     names = [f"blocks.{layer}.attn.hook_z" for layer in range(tiny_model.cfg.n_layers)]
     _, cache = tiny_model.run_with_cache(clean.tokens)
-    variants = [Variant(n, layer, pos=p, head=h) for layer, n in enumerate(names) for h in range(tiny_model.cfg.n_heads)
-                for p in range(corr.tokens.shape[1])]  # fmt: skip
-    no_share = run_variants(tiny_model, corr, {n: cache[n] for n in names}, variants, metric, share_prefix=False, progress=False)
+    variants = [
+        Variant(n, layer, pos=p, head=h)
+        for layer, n in enumerate(names)
+        for h in range(tiny_model.cfg.n_heads)
+        for p in range(corr.tokens.shape[1])
+    ]
+    no_share = run_variants(
+        tiny_model, corr, {n: cache[n] for n in names}, variants, metric, share_prefix=False, progress=False
+    )
     torch.testing.assert_close(no_share.view_as(ref.metric), ref.metric, atol=1e-5, rtol=1e-5)
 
 
@@ -97,12 +105,22 @@ def test_per_prompt_positions_allow_different_lengths(tiny_model):
     metric = prob_metric(last_logits(tiny_model, clean).argmax(-1))
     with pytest.raises(ValueError, match="equal shapes"):
         patch(tiny_model, clean, corr, metric, site="resid_post", progress=False)
-    res = patch(tiny_model, clean, corr, metric, site="resid_post", positions=corr.last_index,
-                clean_positions=clean.last_index, progress=False)  # fmt: skip
+    res = patch(
+        tiny_model,
+        clean,
+        corr,
+        metric,
+        site="resid_post",
+        positions=corr.last_index,
+        clean_positions=clean.last_index,
+        progress=False,
+    )
     _, cache = tiny_model.run_with_cache(clean.tokens, attention_mask=clean.attention_mask)
     for layer in range(tiny_model.cfg.n_layers):
         name = f"blocks.{layer}.hook_resid_post"
-        with replace_activation(tiny_model, name, cache[name], positions=corr.last_index, source_positions=clean.last_index):
+        with replace_activation(
+            tiny_model, name, cache[name], positions=corr.last_index, source_positions=clean.last_index
+        ):
             expected = metric(last_logits(tiny_model, corr))
         torch.testing.assert_close(res.metric[layer], expected, atol=1e-4, rtol=1e-4)
     # the last layer's resid_post at the last token fixes the output: recovery is exactly 1

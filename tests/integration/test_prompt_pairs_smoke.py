@@ -21,7 +21,7 @@ def test_prompt_pairs_smoke(tmp_path, monkeypatch):
     from interp.runner import run_study
 
     monkeypatch.setenv("INTERP_CACHE", str(tmp_path / "cache"))
-    report = run_study("prompt_pairs", "configs/prompt_pairs.smoke.yaml", [f"run.results_dir={tmp_path}"])  # fmt: skip
+    report = run_study("prompt_pairs", "configs/prompt_pairs.smoke.yaml", [f"run.results_dir={tmp_path}"])
     text = report.read_text()
     assert "explained variance" in text and "no adapter" in text
     m = json.loads((report.parent / "metrics.json").read_text())["smollm2-135m-instruct"]
@@ -31,7 +31,8 @@ def test_prompt_pairs_smoke(tmp_path, monkeypatch):
         assert set(curves) == {"caa", "ace", "loreft", "lorest"}
         cos = curves["caa"]["cosine"][-1][0]
         assert np.isfinite(cos) and -1 <= cos <= 1
-        # the relative dose of every adapter is recorded; CAA (strength 1) adds the mean difference: a finite, positive push
+        # the relative dose of every adapter is recorded; CAA (strength 1) adds the mean difference: a finite,
+        # positive push
         assert all(np.isfinite(curves[a]["push"][-1][0]) and curves[a]["push"][-1][0] >= 0 for a in curves)
         assert curves["caa"]["push"][-1][0] > 0
     assert "relative dose ‖Δ‖ / ‖resid‖" in text

@@ -45,7 +45,8 @@ def test_cached_load_in_new_process_reads_no_gguf(name):
     code = (
         "import interp, interp.models as m\n"
         "def boom(*a, **k): raise AssertionError('the cached load read the GGUF')\n"
-        "for f in ('load_hf_from_gguf', 'smollm2_gguf_path', 'gemma3_gguf_path', '_convert_smollm2', '_convert_gemma3'): setattr(m, f, boom)\n"
+        "for f in ('load_hf_from_gguf', 'smollm2_gguf_path', 'gemma3_gguf_path', '_convert_smollm2', "
+        "'_convert_gemma3'): setattr(m, f, boom)\n"
         f"model = interp.load_model({name!r}, device='cpu')\n"
         "print(model.cfg.n_layers)"
     )
@@ -89,13 +90,22 @@ def test_head_patching_matches_transformer_lens_on_real_model(name):
     model = interp.load_model(name, device="cpu")
     pairs = ioi_pairs(2, seed=1, templates=DEFAULT_TEMPLATES[:1])
     clean, corr = interp.tokenize(model, pairs.clean), interp.tokenize(model, pairs.corrupted)
-    metric = logit_diff_metric(interp.data.single_token_ids(model, pairs.io), interp.data.single_token_ids(model, pairs.s))
+    metric = logit_diff_metric(
+        interp.data.single_token_ids(model, pairs.io), interp.data.single_token_ids(model, pairs.s)
+    )
     layers = [model.cfg.n_layers // 2, model.cfg.n_layers - 1]  # TL needs one full forward per head: keep it short
     ours = patch(model, clean, corr, metric, site="z", layers=layers, progress=False).metric.mean(-1)
     _, cache = model.run_with_cache(clean.tokens)
     index = pd.DataFrame([(layer, h) for layer in layers for h in range(model.cfg.n_heads)], columns=["layer", "head"])
-    ref = tlp.generic_activation_patch(model, corr.tokens, cache, lambda logits: metric(logits[:, -1]).mean(),
-                                       tlp.layer_head_vector_patch_setter, "z", index_df=index)  # fmt: skip
+    ref = tlp.generic_activation_patch(
+        model,
+        corr.tokens,
+        cache,
+        lambda logits: metric(logits[:, -1]).mean(),
+        tlp.layer_head_vector_patch_setter,
+        "z",
+        index_df=index,
+    )
     torch.testing.assert_close(ours.flatten(), ref.cpu(), atol=1e-4, rtol=1e-4)
 
 

@@ -52,7 +52,9 @@ def test_steering_batch_errors(tiny_llama):
     batch = interp.tokenize(tiny_llama, PROMPTS + ["a longer prompt than the rest"])
     with pytest.raises(ValueError, match="left-padded"):
         SteeringBatch(tiny_llama, batch, torch.zeros(4, dtype=torch.long))
-    sb = SteeringBatch(tiny_llama, interp.tokenize(tiny_llama, PROMPTS, padding_side="left"), torch.zeros(3, dtype=torch.long))
+    sb = SteeringBatch(
+        tiny_llama, interp.tokenize(tiny_llama, PROMPTS, padding_side="left"), torch.zeros(3, dtype=torch.long)
+    )
     with pytest.raises(ValueError, match="vectors has shape"):
         sb.predictions(0, torch.zeros(1, tiny_llama.cfg.d_model + 1))
     with pytest.raises(ValueError, match="NaN"):
@@ -86,11 +88,17 @@ def test_steering_batch_holds_the_fast_weight_layout_and_restores_it(tiny_llama)
 
 
 def test_mean_difference_vectors_are_the_difference_of_task_vectors(tiny_model):
-    pos = interp.tokenize(tiny_model, ["Q: cold\nA: hot\n\nQ: up\nA:", "Q: big\nA: small\n\nQ: in\nA:"], padding_side="left")
-    neg = interp.tokenize(tiny_model, ["Q: cold\nA: small\n\nQ: up\nA:", "Q: big\nA: hot\n\nQ: in\nA:"], padding_side="left")
+    pos = interp.tokenize(
+        tiny_model, ["Q: cold\nA: hot\n\nQ: up\nA:", "Q: big\nA: small\n\nQ: in\nA:"], padding_side="left"
+    )
+    neg = interp.tokenize(
+        tiny_model, ["Q: cold\nA: small\n\nQ: up\nA:", "Q: big\nA: hot\n\nQ: in\nA:"], padding_side="left"
+    )
     diff = mean_difference_vectors(tiny_model, pos, neg, layers=[0, 1])
     torch.testing.assert_close(diff, task_vectors(tiny_model, pos, [0, 1]) - task_vectors(tiny_model, neg, [0, 1]))
-    per = last_token_residuals(tiny_model, pos, [0, 1]) - last_token_residuals(tiny_model, neg, [0, 1])  # [batch layer d_model]
+    per = last_token_residuals(tiny_model, pos, [0, 1]) - last_token_residuals(
+        tiny_model, neg, [0, 1]
+    )  # [batch layer d_model]
     torch.testing.assert_close(per.mean(0), diff, rtol=1e-5, atol=1e-5)
 
 
@@ -102,7 +110,12 @@ def test_steering_batch_generate_equals_naive_steered_greedy_decoding(tiny_model
     prompts = ["Q: hot\nA:", "Q: a much longer question here\nA:"]
     g = torch.Generator().manual_seed(5)
     vectors = torch.randn(2, tiny_model.cfg.d_model, generator=g) * 2
-    sb = SteeringBatch(tiny_model, interp.tokenize(tiny_model, prompts, padding_side="left"), torch.zeros(2, dtype=torch.long), max_rows=2)
+    sb = SteeringBatch(
+        tiny_model,
+        interp.tokenize(tiny_model, prompts, padding_side="left"),
+        torch.zeros(2, dtype=torch.long),
+        max_rows=2,
+    )
     for layer in (0, tiny_model.cfg.n_layers - 1):
         got = sb.generate(layer, vectors, max_new_tokens=4)
         assert got.shape == (2, 2, 4)
@@ -134,7 +147,9 @@ def test_steering_batch_generate_with_an_adapter_equals_naive_adapter_decoding(t
     d = tiny_model.cfg.d_model
     neg, pos = torch.randn(16, d, generator=g), torch.randn(16, d, generator=g) + 3 * torch.randn(d, generator=g)
     ace = ACE(ACEConfig(alpha=2.0)).fit(neg, pos)
-    sb = SteeringBatch(tiny_model, interp.tokenize(tiny_model, prompts, padding_side="left"), torch.zeros(2, dtype=torch.long))
+    sb = SteeringBatch(
+        tiny_model, interp.tokenize(tiny_model, prompts, padding_side="left"), torch.zeros(2, dtype=torch.long)
+    )
     layer = 1
     got = sb.generate(layer, ace, max_new_tokens=3)
     assert got.shape == (1, 2, 3)
@@ -185,8 +200,15 @@ def test_steering_batch_generate_equals_hooked_generate_on_real_models(name):
                 return act
 
             with hooks(model, [(act_name("resid_post", layer), add_last)]), torch.no_grad():
-                out = model.generate(one.tokens, max_new_tokens=6, do_sample=False, use_past_kv_cache=True, verbose=False,
-                                     stop_at_eos=False, prepend_bos=False)  # fmt: skip
+                out = model.generate(
+                    one.tokens,
+                    max_new_tokens=6,
+                    do_sample=False,
+                    use_past_kv_cache=True,
+                    verbose=False,
+                    stop_at_eos=False,
+                    prepend_bos=False,
+                )
             assert got == out[0, one.tokens.shape[1] :].tolist(), (name, layer, prompt)
     assert changed > 0, "the vector never changed a continuation: the comparison would not test steering"
     assert active_hook_count(model) == 0

@@ -12,7 +12,9 @@ from interp.steering import CAA, LoReST, LoReSTConfig, apply_adapter
 @pytest.fixture(scope="module")
 def acts(tiny_model):
     neg = interp.tokenize(tiny_model, ["The opposite of up is", "The opposite of hot is", "The opposite of big is"])
-    pos = interp.tokenize(tiny_model, ["The opposite of down is", "The opposite of cold is", "The opposite of small is"])
+    pos = interp.tokenize(
+        tiny_model, ["The opposite of down is", "The opposite of cold is", "The opposite of small is"]
+    )
     out = []
     for batch in (neg, pos):
         with capture(tiny_model, [("resid_post", 0)], positions=batch.last_index) as a:
@@ -37,7 +39,10 @@ def test_adapter_hook_touches_only_the_given_positions_and_never_leaks(tiny_mode
     lorest = LoReST(LoReSTConfig(rank=2, steps=20)).fit(neg, pos)
     with capture(tiny_model, [("resid_post", 0)]) as plain:
         interp.run_batch(tiny_model, batch)
-    with apply_adapter(tiny_model, lorest, ("resid_post", 0), positions=[1]), capture(tiny_model, [("resid_post", 0)]) as got:
+    with (
+        apply_adapter(tiny_model, lorest, ("resid_post", 0), positions=[1]),
+        capture(tiny_model, [("resid_post", 0)]) as got,
+    ):
         interp.run_batch(tiny_model, batch)
     a, b = plain["blocks.0.hook_resid_post"], got["blocks.0.hook_resid_post"]
     torch.testing.assert_close(b[:, 0], a[:, 0])

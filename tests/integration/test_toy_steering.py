@@ -53,8 +53,10 @@ def test_evaluate_with_a_perfect_edit():
 
 
 def test_toy_steering_smoke(tmp_path):
-    
-    report = run_study("toy_steering", "configs/toy_steering.smoke.yaml", [f"run.results_dir={tmp_path}", "run.run_id=smoke"])
+
+    report = run_study(
+        "toy_steering", "configs/toy_steering.smoke.yaml", [f"run.results_dir={tmp_path}", "run.run_id=smoke"]
+    )
     folder = tmp_path / "toy_steering" / "smoke"
     assert (folder / "steering_m6.png").stat().st_size > 1000
     metrics = json.loads((folder / "metrics.json").read_text())

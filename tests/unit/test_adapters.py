@@ -3,8 +3,7 @@
 import pytest
 import torch
 
-from interp.steering import (ACE, ACEConfig, CAA, CAAConfig, LoReFT, LoReFTConfig, LoReST, LoReSTConfig,
-                             make_adapter)  # fmt: skip
+from interp.steering import ACE, CAA, ACEConfig, CAAConfig, LoReFT, LoReFTConfig, LoReST, LoReSTConfig, make_adapter
 
 D = 16
 

@@ -42,7 +42,9 @@ def test_oriented_logit_diff():
     logits = torch.tensor([[2.0, 0.5], [1.0, 3.0]])  # item 0: A > B; item 1: B > A
     torch.testing.assert_close(oriented_logit_diff(logits, ["(A)", "(A)"]), torch.tensor([1.5, -2.0]))
     torch.testing.assert_close(oriented_logit_diff(logits, ["(B)", "(A)"]), torch.tensor([-1.5, -2.0]))
-    torch.testing.assert_close(oriented_logit_diff(logits[None].repeat(3, 1, 1), ["(B)", "(B)"]), torch.tensor([[-1.5, 2.0]] * 3))
+    torch.testing.assert_close(
+        oriented_logit_diff(logits[None].repeat(3, 1, 1), ["(B)", "(B)"]), torch.tensor([[-1.5, 2.0]] * 3)
+    )
     with pytest.raises(ValueError, match="2 matching labels for 3 items"):
         oriented_logit_diff(torch.zeros(3, 2), ["(A)", "(B)"])
 
@@ -56,14 +58,14 @@ def test_behaviour_and_letter_shift_separates_planted_parts():
     matching = ["(A)"] * 70 + ["(B)"] * 30  # unbalanced on purpose
     is_a = np.array([m == "(A)" for m in matching])
     # pure letter push of +2 towards "A": +2 on A-questions, -2 on B-questions, no behaviour
-    b, l = behaviour_and_letter_shift(np.where(is_a, 2.0, -2.0), matching)
-    assert abs(b) < 1e-12 and abs(l - 2.0) < 1e-12
+    b, let = behaviour_and_letter_shift(np.where(is_a, 2.0, -2.0), matching)
+    assert abs(b) < 1e-12 and abs(let - 2.0) < 1e-12
     # the plain mean would report a behaviour shift of 0.8 here: the split must not
     assert abs(np.where(is_a, 2.0, -2.0).mean() - 0.8) < 1e-12
     # behaviour 0.5 plus letter -1 plus noise
     shift = 0.5 + np.where(is_a, -1.0, 1.0) + rng.normal(0, 0.01, 100)
-    b, l = behaviour_and_letter_shift(shift, matching)
-    assert abs(b - 0.5) < 0.01 and abs(l + 1.0) < 0.01
+    b, let = behaviour_and_letter_shift(shift, matching)
+    assert abs(b - 0.5) < 0.01 and abs(let + 1.0) < 0.01
     assert all(np.isnan(behaviour_and_letter_shift(np.ones(3), ["(A)"] * 3)))  # one letter only: undefined
     with pytest.raises(ValueError, match="one value per question"):
         behaviour_and_letter_shift(np.ones(4), ["(A)", "(B)"])

@@ -96,8 +96,13 @@ def test_one_pass_sweep_equals_per_config_recomputation():
     for name, idx in buckets.items():
         for alpha in ALPHAS:
             for post in (False, True, "vocab"):
-                ref, prem = dola_scores(layers[idx], final, alpha, post_softmax=post is not False,
-                                        normalisation="vocab" if post == "vocab" else "plausible")  # fmt: skip
+                ref, prem = dola_scores(
+                    layers[idx],
+                    final,
+                    alpha,
+                    post_softmax=post is not False,
+                    normalisation="vocab" if post == "vocab" else "plausible",
+                )
                 torch.testing.assert_close(sweep[(name, alpha, post)], ref[ar, targets], rtol=1e-9, atol=1e-9)
                 assert chosen[name].tolist() == [idx[i] for i in prem.tolist()]
 
@@ -159,11 +164,16 @@ def test_bucket_diagnostics_on_planted_choices():
     from interp.studies.dola import bucket_diagnostics
 
     sa = {("dola", "a", 0.1, True): np.array([-1.0, -2.0]), ("dola", "a", 0.1, "vocab"): np.array([-3.0, -4.0])}
-    scores = {**sa, **{("dola", "c", *k[2:]): v.copy() for k, v in sa.items()},
-              **{("dola", "b", *k[2:]): v + 1 for k, v in sa.items()}}  # fmt: skip
+    scores = {
+        **sa,
+        **{("dola", "c", *k[2:]): v.copy() for k, v in sa.items()},
+        **{("dola", "b", *k[2:]): v + 1 for k, v in sa.items()},
+    }
     premature = {"a": [0] * 19 + [2], "b": [0] * 10 + [2] * 10, "c": [0] * 19 + [2]}
     diag = bucket_diagnostics([(scores, np.array([10, 10]), premature)], {"a": [0, 2], "b": [0, 2], "c": [0, 2]})
     assert diag["a"].degenerate and diag["a"].top_layer == 0 and diag["a"].shares[0] == pytest.approx(0.95)
     assert not diag["b"].degenerate and diag["b"].shares == {0: 0.5, 2: 0.5}
     assert diag["a"].same_scores_as == ["c"] and diag["b"].same_scores_as == []
-    assert diag["a"].same_choice_as == {"c": 1.0} and diag["b"].same_choice_as == {}  # a vs b agree on 11 of 20 tokens only
+    assert (
+        diag["a"].same_choice_as == {"c": 1.0} and diag["b"].same_choice_as == {}
+    )  # a vs b agree on 11 of 20 tokens only

@@ -4,7 +4,14 @@ length d × the mean residual norm, in the vector's direction."""
 import pytest
 import torch
 
-from interp.steering.doses import dose_vectors, geometric_doses, mean_residual_norm, raw_strength, relative_push, residual_norm
+from interp.steering.doses import (
+    dose_vectors,
+    geometric_doses,
+    mean_residual_norm,
+    raw_strength,
+    relative_push,
+    residual_norm,
+)
 
 
 def test_relative_dose_has_the_planted_length_and_direction():
@@ -55,8 +62,19 @@ def test_relative_push_of_a_planted_edit():
 def test_toy_bracket_reads_no_effect_and_positive_control():
     from interp.studies.toy_steering import bracket
 
-    rows = [{"adapter": "caa", "n_pairs": 4, "repeat": r, "strength": s, "push": s / 10, "accuracy": acc, "disturbance": s / 1000}
-            for r in range(2) for s, acc in [(0.1, 0.13), (1.0, 0.5), (10.0, 0.95), (100.0, 1.0)]]  # fmt: skip
+    rows = [
+        {
+            "adapter": "caa",
+            "n_pairs": 4,
+            "repeat": r,
+            "strength": s,
+            "push": s / 10,
+            "accuracy": acc,
+            "disturbance": s / 1000,
+        }
+        for r in range(2)
+        for s, acc in [(0.1, 0.13), (1.0, 0.5), (10.0, 0.95), (100.0, 1.0)]
+    ]
     b = bracket(rows, "caa", 4, none_accuracy=0.125)
     assert b["no_effect"] and b["control_strength"] == 10.0 and b["control_push"] == pytest.approx(1.0)
     assert b["max_push"] == pytest.approx(10.0)

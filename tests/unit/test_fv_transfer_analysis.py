@@ -24,9 +24,18 @@ def _planted(rng, k=6, layers=(0, 2, 4)):
                 np.fill_diagonal(t, 0.9)
             cos.append(c)
             tr.append(t)
-        results[task] = TransferResult(layers=list(layers), kinds=[f"t{i}" for i in range(k)], templates={}, transfer=np.array(tr),
-                                       cos=np.array(cos), pc1=np.zeros(len(layers)), alpha_star=np.ones((k, len(layers))),
-                                       val_acc=np.array([[0.1, 0.5, 0.2]] * k), zero_shot={}, icl={})  # fmt: skip
+        results[task] = TransferResult(
+            layers=list(layers),
+            kinds=[f"t{i}" for i in range(k)],
+            templates={},
+            transfer=np.array(tr),
+            cos=np.array(cos),
+            pc1=np.zeros(len(layers)),
+            alpha_star=np.ones((k, len(layers))),
+            val_acc=np.array([[0.1, 0.5, 0.2]] * k),
+            zero_shot={},
+            icl={},
+        )
     return results
 
 

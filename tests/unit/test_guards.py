@@ -13,7 +13,6 @@ from interp.config import ConfigError, load_config
 from interp.runner import Run, RunConfig, new_run_id, run_study
 from interp.stats import auroc, bootstrap_ci, mcnemar_exact
 
-
 # --------------------------------------------------------------------------- statistics
 
 
@@ -46,7 +45,9 @@ def test_auroc_rejects_nan_labels_and_matches_sklearn():
 
 @pytest.mark.parametrize("n_boot", [0, -3, 2.5])
 def test_bootstrap_needs_a_positive_number_of_resamples(n_boot):
-    with pytest.raises((ValueError, TypeError), match="n_boot"):  # TypeError: the test run's type checker answers first for 2.5
+    with pytest.raises(
+        (ValueError, TypeError), match="n_boot"
+    ):  # TypeError: the test run's type checker answers first for 2.5
         bootstrap_ci([1.0, 2.0], n_boot=n_boot)
 
 
@@ -98,7 +99,13 @@ def test_interrupted_run_says_so(tmp_path):
 
     from interp.study import Study
 
-    study = Study("unit", Cfg, cells=lambda cfg, done: [], analyse=lambda cfg, done: done, report=lambda cfg, r, run: body(cfg, run))
+    study = Study(
+        "unit",
+        Cfg,
+        cells=lambda cfg, done: [],
+        analyse=lambda cfg, done: done,
+        report=lambda cfg, r, run: body(cfg, run),
+    )
     with pytest.raises(KeyboardInterrupt):
         run_study(study, str(yaml))
     info = json.loads((tmp_path / "unit" / "x" / "run.json").read_text())

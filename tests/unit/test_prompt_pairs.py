@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
+from interp.data.prompt_pairs import DATASETS, all_pairs, check_single_token, split_pairs
 from interp.semantic import first_content_word, first_word, word_cosines
 from interp.studies.prompt_pairs import mean_ci, per_pair
-from interp.data.prompt_pairs import DATASETS, all_pairs, check_single_token, split_pairs
 
 
 @pytest.mark.parametrize("name", sorted(DATASETS))
@@ -38,7 +38,10 @@ def test_unknown_dataset_and_multi_token_targets():
         check_single_token(Tok(), ["won", "triumphed"])
 
 
-@pytest.mark.parametrize("text, want", [(" won the cup", "won"), ("\n\nRefused.", "refused"), (" 42 apples", "apples"), ("  ...", ""), ("", "")])
+@pytest.mark.parametrize(
+    "text, want",
+    [(" won the cup", "won"), ("\n\nRefused.", "refused"), (" 42 apples", "apples"), ("  ...", ""), ("", "")],
+)
 def test_first_word(text, want):
     assert first_word(text) == want
 
@@ -61,7 +64,10 @@ def test_per_pair_averages_draws_and_keeps_undefined():
     assert all(np.isnan(mean_ci(np.array([np.nan]))))
 
 
-@pytest.mark.parametrize("text, want", [(" a great experience", "great"), (" was not able", "able"), (" to be honest", "honest"), (" the a to", "")])
+@pytest.mark.parametrize(
+    "text, want",
+    [(" a great experience", "great"), (" was not able", "able"), (" to be honest", "honest"), (" the a to", "")],
+)
 def test_first_content_word(text, want):
     assert first_content_word(text) == want
 

@@ -114,7 +114,9 @@ def test_pretrained_release_goes_through_sae_from_pretrained(tiny_llama, monkeyp
         return good if release == "good-release" else bad
 
     monkeypatch.setattr(sae_lens.SAE, "from_pretrained", staticmethod(fake))
-    sae, info = get_sae(tiny_llama, "random:tiny-llama", SAETrainConfig(layer=1), pretrained="good-release:blocks.1.hook_resid_post")
+    sae, info = get_sae(
+        tiny_llama, "random:tiny-llama", SAETrainConfig(layer=1), pretrained="good-release:blocks.1.hook_resid_post"
+    )
     assert sae is good and info == {"source": "good-release:blocks.1.hook_resid_post"}
     assert calls == [("good-release", "blocks.1.hook_resid_post")]
     with pytest.raises(ValueError, match="d_in=8"):
@@ -126,7 +128,9 @@ def test_pretrained_release_goes_through_sae_from_pretrained(tiny_llama, monkeyp
 def test_get_sae_trains_once_then_loads_from_cache(tiny_llama, tmp_path, monkeypatch):
     import interp.sae as sae_mod
 
-    cfg = SAETrainConfig(layer=1, expansion=2, k=4, n_tokens=3000, generated_share=0.1, context=32, eval_tokens=256, batch_size=256)
+    cfg = SAETrainConfig(
+        layer=1, expansion=2, k=4, n_tokens=3000, generated_share=0.1, context=32, eval_tokens=256, batch_size=256
+    )
     sae, q = sae_mod.get_sae(tiny_llama, "random:tiny-llama", cfg, root=tmp_path)
     assert q["source"] == "trained" and q["train_tokens_generated"] > 0 and q["train_tokens_dataset"] >= 2700
     assert q["l0"] == pytest.approx(4.0) and 0 <= q["dead_share"] <= 1 and q["n_eval_tokens"] > 0

@@ -113,4 +113,6 @@ def test_every_study_is_one_package_with_an_alias_and_a_smoke_config():
         assert (PKG / "studies" / name / "__init__.py").exists()
         assert f'alias("{name}")' in (ROOT / "experiments" / f"{name}.py").read_text()
         assert (ROOT / "configs" / f"{name}.smoke.yaml").exists()
-    assert sorted(p.name for p in (PKG / "studies").iterdir() if p.is_dir() and p.name != "__pycache__") == sorted(STUDIES)
+    assert sorted(p.name for p in (PKG / "studies").iterdir() if p.is_dir() and p.name != "__pycache__") == sorted(
+        STUDIES
+    )

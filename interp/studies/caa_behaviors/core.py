@@ -22,8 +22,17 @@ import torch
 from tqdm.auto import tqdm
 
 import interp
-from interp.behaviors import (MATCHING, UNPARSEABLE, ab_prompt, answer_letter, behaviour_and_letter_shift, letter_ids, oriented_logit_diff,
-                              score_generation, uses_chat_template)
+from interp.behaviors import (
+    MATCHING,
+    UNPARSEABLE,
+    ab_prompt,
+    answer_letter,
+    behaviour_and_letter_shift,
+    letter_ids,
+    oriented_logit_diff,
+    score_generation,
+    uses_chat_template,
+)
 from interp.data import CAA_BEHAVIORS, load_caa
 from interp.selection import Selection, SelectionConfig, select
 from interp.selection import split_items as split_indices
@@ -36,7 +45,9 @@ from interp.steering.doses import mean_residual_norm
 class GenerationConfig:
     enabled: bool = True
     layer_stride: int = 2  # generation layers: every layer_stride-th layer
-    n_layers: int | None = None  # instead: about this many, every ceil(depth / n_layers)-th layer (same count across models)
+    n_layers: int | None = (
+        None  # instead: about this many, every ceil(depth / n_layers)-th layer (same count across models)
+    )
     multipliers: list[float] = field(default_factory=lambda: [-1.0, 0.0, 1.0])
     max_new_tokens: int = 8
 
@@ -77,7 +88,9 @@ class BehaviorSweep:
     gen_examples: dict[str, list[str]] | None = None
     n_layers: int | None = None  # the model's depth
     chat: bool | None = None  # whether the prompts went through the model's chat template
-    resid_norm: np.ndarray | None = None  # [layer] mean residual norm after the layer at the steered (last prompt) token
+    resid_norm: np.ndarray | None = (
+        None  # [layer] mean residual norm after the layer at the steered (last prompt) token
+    )
     vector_norm: np.ndarray | None = None  # [layer] ‖CAA vector‖
     multipliers: list[float] | None = None  # the second axis of ld
 
@@ -138,8 +151,10 @@ def fitting_items(model, items: list[dict], s: CAABehaviorSettings, where: str) 
         if length <= room:
             keep.append(it)
         elif s.too_long == "error":
-            raise ValueError(f"{where}[{i}] is {length} tokens; the model's context allows {room} here (n_ctx={model.cfg.n_ctx}). "
-                             "Set too_long=skip to leave such questions out (the report counts them).")  # fmt: skip
+            raise ValueError(
+                f"{where}[{i}] is {length} tokens; the model's context allows {room} here (n_ctx={model.cfg.n_ctx}). "
+                "Set too_long=skip to leave such questions out (the report counts them)."
+            )
     if not keep:
         raise ValueError(f"{where}: no question fits the model's context (n_ctx={model.cfg.n_ctx})")
     return keep, len(items) - len(keep)
@@ -151,7 +166,9 @@ def split_items(model, behavior: str, split: str, s: CAABehaviorSettings) -> tup
     return fitting_items(model, load_caa(behavior, split)[:n], s, f"{behavior}/{split}")
 
 
-def caa_vectors(model, items: list[dict], layers: list[int], chat: bool, balance_letters: bool, chunk: int = 25) -> torch.Tensor:
+def caa_vectors(
+    model, items: list[dict], layers: list[int], chat: bool, balance_letters: bool, chunk: int = 25
+) -> torch.Tensor:
     """CAA vector per layer [layer d_model] from generate-split questions (see module doc)."""
     tok = lambda prompts: interp.tokenize(model, prompts, padding_side="left")  # noqa: E731
     open_prompts = [ab_prompt(model, it["question"], chat) for it in items]
@@ -159,11 +176,17 @@ def caa_vectors(model, items: list[dict], layers: list[int], chat: bool, balance
     for side, label in (("pos", "answer_matching_behavior"), ("neg", "answer_not_matching_behavior")):
         texts = [p + answer_letter(it[label]) for p, it in zip(open_prompts, items)]
         # chunks keep the padded batch small
-        acts[side] = torch.cat([last_token_residuals(model, tok(texts[i : i + chunk]), layers) for i in range(0, len(texts), chunk)])
+        acts[side] = torch.cat(
+            [last_token_residuals(model, tok(texts[i : i + chunk]), layers) for i in range(0, len(texts), chunk)]
+        )
     letters = [answer_letter(it["answer_matching_behavior"]) for it in items] if balance_letters else None
     if letters is not None and len(set(letters)) < 2:
-        raise ValueError(f"balance_letters=true needs generate questions matching on A and on B; got only {sorted(set(letters))}")
-    return torch.stack([CAA().fit(acts["neg"][:, li], acts["pos"][:, li], groups=letters).vector for li in range(len(layers))])
+        raise ValueError(
+            f"balance_letters=true needs generate questions matching on A and on B; got only {sorted(set(letters))}"
+        )
+    return torch.stack(
+        [CAA().fit(acts["neg"][:, li], acts["pos"][:, li], groups=letters).vector for li in range(len(layers))]
+    )
 
 
 def behavior_sweep(model, behavior: str, s: CAABehaviorSettings) -> BehaviorSweep:
@@ -181,13 +204,26 @@ def behavior_sweep(model, behavior: str, s: CAABehaviorSettings) -> BehaviorSwee
     nz = mult != 0  # m = 0 is the unsteered score, the same at every layer: computed once
     with SteeringBatch(model, tok(test_prompts), max_rows=s.max_rows) as sb:
         if not nz.all():
-            ld[:, ~nz.numpy()] = oriented_logit_diff(sb.logits(layers[0], torch.zeros(1, model.cfg.d_model), columns=cols), matching).numpy()
+            ld[:, ~nz.numpy()] = oriented_logit_diff(
+                sb.logits(layers[0], torch.zeros(1, model.cfg.d_model), columns=cols), matching
+            ).numpy()
         for li, layer in enumerate(tqdm(layers, desc=f"{behavior}: logit", leave=False)):
-            ld[li, nz.numpy()] = oriented_logit_diff(sb.logits(layer, mult[nz, None] * vectors[li], columns=cols), matching).numpy()
-    out = BehaviorSweep(layers, ld, len(gen_items), len(test_items), gen_skipped + test_skipped, matching,
-                        n_layers=model.cfg.n_layers, chat=uses_chat_template(model) and s.chat,
-                        resid_norm=mean_residual_norm(model, tok(test_prompts), layers).numpy(), vector_norm=vectors.norm(dim=-1).numpy(),
-                        multipliers=list(s.multipliers))  # fmt: skip
+            ld[li, nz.numpy()] = oriented_logit_diff(
+                sb.logits(layer, mult[nz, None] * vectors[li], columns=cols), matching
+            ).numpy()
+    out = BehaviorSweep(
+        layers,
+        ld,
+        len(gen_items),
+        len(test_items),
+        gen_skipped + test_skipped,
+        matching,
+        n_layers=model.cfg.n_layers,
+        chat=uses_chat_template(model) and s.chat,
+        resid_norm=mean_residual_norm(model, tok(test_prompts), layers).numpy(),
+        vector_norm=vectors.norm(dim=-1).numpy(),
+        multipliers=list(s.multipliers),
+    )
     if s.generation.enabled:
         free = [ab_prompt(model, it["question"], s.chat, answer_open=False) for it in test_items]
         with SteeringBatch(model, tok(free), max_rows=s.max_rows) as gsb:
@@ -195,13 +231,19 @@ def behavior_sweep(model, behavior: str, s: CAABehaviorSettings) -> BehaviorSwee
     return out
 
 
-def _generation_scores(model, gsb: SteeringBatch, layers, vectors, matching, g: GenerationConfig, out: BehaviorSweep) -> None:
+def _generation_scores(
+    model, gsb: SteeringBatch, layers, vectors, matching, g: GenerationConfig, out: BehaviorSweep
+) -> None:
     gen_layers = layers[:: gen_stride(g, len(layers))]
     gm = torch.tensor(g.multipliers)
     labels = np.empty((len(gen_layers), len(gm), len(matching)), dtype=object)
     texts = {}
     steered = gm != 0  # m = 0 adds a zero vector: the same unsteered answers at every layer, generated once
-    unsteered = gsb.generate(gen_layers[0], torch.zeros(1, model.cfg.d_model), g.max_new_tokens)[0] if not steered.all() else None
+    unsteered = (
+        gsb.generate(gen_layers[0], torch.zeros(1, model.cfg.d_model), g.max_new_tokens)[0]
+        if not steered.all()
+        else None
+    )
     for gi, layer in enumerate(tqdm(gen_layers, desc="generation", leave=False)):
         ids = torch.empty(len(gm), len(matching), g.max_new_tokens, dtype=torch.long)
         if steered.any():
@@ -237,12 +279,16 @@ def summarize(r: BehaviorSweep, s: CAABehaviorSettings, n_layers: int) -> Behavi
     sel = select({layer: r.ld[li, plus] - r.ld[li, minus] for li, layer in enumerate(r.layers)}, split)
     best, t = r.layers.index(sel.config), split.test
     out = BehaviorSummary(
-        delta=delta, best_layer=sel.config, best_fraction=sel.config / max(n_layers - 1, 1),
-        d=cohens_d(r.ld[best, plus][t], r.ld[best, minus][t]), delta_best=sel.test.mean,
+        delta=delta,
+        best_layer=sel.config,
+        best_fraction=sel.config / max(n_layers - 1, 1),
+        d=cohens_d(r.ld[best, plus][t], r.ld[best, minus][t]),
+        delta_best=sel.test.mean,
         base_matching=float((r.ld[best, zero][t] > 0).mean()) if zero is not None else float("nan"),
         split=behaviour_and_letter_shift(r.ld[best, plus][t] - r.ld[best, minus][t], [r.matching[i] for i in t]),
-        selection=sel, test_idx=t,
-    )  # fmt: skip
+        selection=sel,
+        test_idx=t,
+    )
     if r.gen_labels is not None:
         gm = list(s.generation.multipliers)
         gp, gn = gm.index(1.0), gm.index(-1.0)
@@ -263,15 +309,23 @@ class DoseRow:
     means: list[float]  # per multiplier: mean logit difference (test questions)
     shares: list[float]  # per multiplier: share of test questions where the matching letter wins
     wide: float  # the widest symmetric multiplier pair ±wide
-    wide_d: EffectSize | None = None  # Cohen's d at ±wide on the test questions, at the layer where it is largest on the selection questions
+    wide_d: EffectSize | None = (
+        None  # Cohen's d at ±wide on the test questions, at the layer where it is largest on the selection questions
+    )
     wide_layer: int | None = None
     relative: list[float] | None = None  # per multiplier: the push in units of the mean residual norm at the layer
-    changed: list[float] | None = None  # per multiplier: share of test questions whose preferred letter differs from m = 0
+    changed: list[float] | None = (
+        None  # per multiplier: share of test questions whose preferred letter differs from m = 0
+    )
     split: tuple[float, float] | None = None  # m=+wide vs 0 at the best layer: behaviour / letter part (needs m = 0)
-    letter_peak: tuple[int, float, float] | None = None  # (layer, letter part, behaviour part) of the largest |letter part|
+    letter_peak: tuple[int, float, float] | None = (
+        None  # (layer, letter part, behaviour part) of the largest |letter part|
+    )
 
 
-def dose_response_rows(sweeps: dict[str, BehaviorSweep], summaries: dict[str, BehaviorSummary], multipliers: list[float]) -> list[DoseRow]:
+def dose_response_rows(
+    sweeps: dict[str, BehaviorSweep], summaries: dict[str, BehaviorSummary], multipliers: list[float]
+) -> list[DoseRow]:
     """Every multiplier at the best layer, and, when the sweep goes past ±1, the widest symmetric
     pair's effect at the layer where it is largest (±1 alone can hide a vector that only acts
     when pushed harder). The shift at the widest multiplier is split into a behaviour part and a
@@ -287,14 +341,22 @@ def dose_response_rows(sweeps: dict[str, BehaviorSweep], summaries: dict[str, Be
         sel = np.setdiff1d(np.arange(r.ld.shape[-1]), t) if s.test_idx is not None else t
         ld, matching = r.ld[..., t], [r.matching[i] for i in t]
         li = r.layers.index(s.best_layer)
-        row = DoseRow(b, s.best_layer, [float(ld[li, mi].mean()) for mi in range(len(mult))], [float((ld[li, mi] > 0).mean()) for mi in range(len(mult))], wide)
+        row = DoseRow(
+            b,
+            s.best_layer,
+            [float(ld[li, mi].mean()) for mi in range(len(mult))],
+            [float((ld[li, mi] > 0).mean()) for mi in range(len(mult))],
+            wide,
+        )
         rel = r.relative_doses(s.best_layer) if r.multipliers == mult else None
         row.relative = None if rel is None else [float(x) for x in rel]
         if 0.0 in mult:
             z = ld[li, mult.index(0.0)] > 0
             row.changed = [float(((ld[li, mi] > 0) != z).mean()) for mi in range(len(mult))]
         if wide > 1:
-            dl = r.ld[:, p, sel].mean(-1) - r.ld[:, n, sel].mean(-1)  # the layer for ±wide: chosen on the selection questions too
+            dl = r.ld[:, p, sel].mean(-1) - r.ld[:, n, sel].mean(
+                -1
+            )  # the layer for ±wide: chosen on the selection questions too
             lw = int(np.argmax(dl))
             row.wide_d, row.wide_layer = cohens_d(ld[lw, p], ld[lw, n]), r.layers[lw]
         if 0.0 in mult:
@@ -307,7 +369,9 @@ def dose_response_rows(sweeps: dict[str, BehaviorSweep], summaries: dict[str, Be
     return rows
 
 
-def dose_response(sweeps: dict[str, BehaviorSweep], summaries: dict[str, BehaviorSummary], multipliers: list[float]) -> tuple[list[str], list[list[str]]]:
+def dose_response(
+    sweeps: dict[str, BehaviorSweep], summaries: dict[str, BehaviorSummary], multipliers: list[float]
+) -> tuple[list[str], list[list[str]]]:
     """:func:`dose_response_rows` as a report table (header, rows)."""
     rows = dose_response_rows(sweeps, summaries, multipliers)
     wide = rows[0].wide if rows else 1.0
@@ -320,8 +384,10 @@ def dose_response(sweeps: dict[str, BehaviorSweep], summaries: dict[str, Behavio
         head += [f"m={wide:+g} vs 0 at that layer: behaviour / letter shift", "largest |letter shift| over layers"]
     table = []
     for r in rows:
-        row = [r.behavior, f"L{r.layer}"] + [f"{m:+.2f} ({sh:.2f}{'' if r.changed is None else f'; {c:.2f} changed'})"
-                                             for m, sh, c in zip(r.means, r.shares, r.changed or r.means)]
+        row = [r.behavior, f"L{r.layer}"] + [
+            f"{m:+.2f} ({sh:.2f}{'' if r.changed is None else f'; {c:.2f} changed'})"
+            for m, sh, c in zip(r.means, r.shares, r.changed or r.means)
+        ]
         if r.relative is not None:
             row.insert(2, f"{r.relative[multipliers.index(1.0)]:.3f}")
         if r.wide_d is not None:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import matplotlib.pyplot as plt
 import numpy as np
-from interp.plots import grid, _abs_max_floor
+
+from interp.plots import _abs_max_floor, grid
 
 
 def caa_effect_heatmap(table: dict, models: list[str], behaviors: list[str]):
@@ -21,21 +20,34 @@ def caa_effect_heatmap(table: dict, models: list[str], behaviors: list[str]):
     let = np.array([[get(m, b, lambda s: s.split[1]) for m in models] for b in behaviors])
     fig, axes = plt.subplots(1, 3, figsize=(3 * (2.0 + 1.6 * len(models)), 0.45 * len(behaviors) + 1.8))
     shift_lim = _abs_max_floor(beh, let)  # one scale for both parts of the shift, so they compare by colour
-    panels = [(d, "Cohen's d (m=+1 vs m=−1)", _abs_max_floor(d)), (beh, "behaviour part of the shift (logits)", shift_lim),
-              (let, "letter part of the shift (logits, + = towards A)", shift_lim)]  # fmt: skip
+    panels = [
+        (d, "Cohen's d (m=+1 vs m=−1)", _abs_max_floor(d)),
+        (beh, "behaviour part of the shift (logits)", shift_lim),
+        (let, "letter part of the shift (logits, + = towards A)", shift_lim),
+    ]
     for k, (ax, (vals, title, lim)) in enumerate(zip(axes, panels)):
         im = ax.imshow(vals, cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
         for (i, j), v in np.ndenumerate(vals):
             # white text on the saturated end of the map, or it disappears into dark red / blue
             colour = "white" if np.isfinite(v) and abs(v) > 0.6 * lim else "black"
             missing = behaviors[i] not in table.get(models[j], {})
-            label = "missing" if missing else "undef." if np.isnan(v) else f"{v:+.2f}" + (f"\nL{table[models[j]][behaviors[i]].best_layer}" if k == 0 else "")
+            label = (
+                "missing"
+                if missing
+                else "undef."
+                if np.isnan(v)
+                else f"{v:+.2f}" + (f"\nL{table[models[j]][behaviors[i]].best_layer}" if k == 0 else "")
+            )
             ax.text(j, i, label, ha="center", va="center", fontsize=7, color=colour)
         ax.set_xticks(range(len(models)), models, fontsize=7)
         ax.set_yticks(range(len(behaviors)), behaviors if k == 0 else [], fontsize=8)
         ax.set_title(title, fontsize=8)
         fig.colorbar(im, ax=ax, shrink=0.8)
-    fig.suptitle("CAA at each behaviour's best layer: effect size, and the m=+1 vs m=−1 shift split by equal-weight letter groups", fontsize=9)
+    fig.suptitle(
+        "CAA at each behaviour's best layer: effect size, and the m=+1 vs m=−1 shift split by equal-weight letter "
+        "groups",
+        fontsize=9,
+    )
     fig.tight_layout()
     return fig
 
@@ -79,8 +91,12 @@ def caa_layer_curves(name: str, sweeps: dict, summaries: dict):
         ax.axhline(0, color="0.5", lw=0.6)
     axes[0].set_ylabel("logit delta (m=+1 − m=−1)", color="C0", fontsize=8)
     with_gen = any(s.gen_delta is not None for s in summaries.values())
-    fig.suptitle(f"{name}: logit delta (blue) vs generation delta p(matching | +1) − p(matching | −1) (red) by layer" if with_gen
-                 else f"{name}: logit delta by layer (generation score off)", fontsize=9)  # fmt: skip
+    fig.suptitle(
+        f"{name}: logit delta (blue) vs generation delta p(matching | +1) − p(matching | −1) (red) by layer"
+        if with_gen
+        else f"{name}: logit delta by layer (generation score off)",
+        fontsize=9,
+    )
     fig.tight_layout()
     return fig
 
@@ -102,7 +118,9 @@ def caa_dose_response(name: str, rows: list, multipliers: list[float]):
         ax.plot(x, r.shares, color=c, marker="o", ms=3, label=f"{r.behavior} (L{r.layer})")
         if r.changed is not None:
             ax.plot(x, r.changed, color=c, ls="--", lw=0.9)
-    ax.set_xscale("symlog", linthresh=min((abs(v) for r in rows for v in (r.relative or multipliers) if v), default=1.0))
+    ax.set_xscale(
+        "symlog", linthresh=min((abs(v) for r in rows for v in (r.relative or multipliers) if v), default=1.0)
+    )
     ax.set_xlabel("relative dose (m·‖v‖ / mean residual norm)" if relative else "multiplier m")
     ax.set_ylabel("matching wins (—) / changed (- -)")
     ax.set_ylim(-0.02, 1.02)

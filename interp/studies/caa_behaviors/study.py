@@ -13,15 +13,21 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+import interp.studies.caa_behaviors.figures as plots
 from interp.cache import file_slug
 from interp.config import cell_settings, reset_fields, settings_part
 from interp.data.datasets_io import data_dir
 from interp.executor import Cell
 from interp.runner import Run, RunConfig
-import interp.studies.caa_behaviors.figures as plots
+from interp.studies.caa_behaviors.core import (
+    CAABehaviorSettings,
+    behavior_sweep,
+    check_settings,
+    dose_response,
+    dose_response_rows,
+    summarize,
+)
 from interp.study import Study
-from interp.studies.caa_behaviors.core import (CAABehaviorSettings, behavior_sweep, check_settings, dose_response, dose_response_rows,
-                                         summarize)
 
 
 @dataclass
@@ -32,17 +38,34 @@ class CAAConfig(CAABehaviorSettings):
 
 def _intro(cfg: CAAConfig) -> str:
     g = cfg.generation
-    gen = (f"Generation: greedy {g.max_new_tokens} tokens, steered at the last prompt token and every generated token, multipliers {g.multipliers}, "
-           + (f"every ⌈depth / {g.n_layers}⌉-th layer; " if g.n_layers else f"every {g.layer_stride}-th layer; ")
-           + "p(matching) among parseable answers. ") if g.enabled else "Generation score off. "  # fmt: skip
-    return (f"CAA on the A/B behaviour datasets {cfg.behaviors}: vector per layer from {cfg.n_generate} generate-split questions "
-            f"(answer-letter token, matching minus not matching{'; A- and B-matching questions weighted equally' if cfg.balance_letters else ''}), applied at the last prompt token (the answer's '(') with "
-            f"multipliers {cfg.multipliers} on {cfg.n_test} test questions. Logit score = logit(matching letter) − logit(other); "
-            f"delta = mean(+1) − mean(−1); Cohen's d (+1 vs −1, pooled SD, 95% CI). Best layer = largest delta on a selection part of the "
-            f"test questions ({1 - cfg.selection.test_fraction:.0%}, stratified by matching letter, seed {cfg.selection.seed}); every figure at that layer "
-            f"is on the other part (held out), with the optimism gap and the best-on-test layer (labelled). Doses: m × ‖v‖ in units of the "
-            f"mean residual norm at the layer and token steered. "
-            + gen + "Chat template applied where the tokenizer has one.")  # fmt: skip
+    gen = (
+        (
+            f"Generation: greedy {g.max_new_tokens} tokens, steered at the last prompt token and every generated "
+            f"token, multipliers {g.multipliers}, "
+            + (f"every ⌈depth / {g.n_layers}⌉-th layer; " if g.n_layers else f"every {g.layer_stride}-th layer; ")
+            + "p(matching) among parseable answers. "
+        )
+        if g.enabled
+        else "Generation score off. "
+    )
+    return (
+        f"CAA on the A/B behaviour datasets {cfg.behaviors}: vector per layer from {cfg.n_generate} generate-split "
+        "questions "
+        "(answer-letter token, matching minus not "
+        f"matching{'; A- and B-matching questions weighted equally' if cfg.balance_letters else ''}), applied at "
+        "the last prompt token (the answer's '(') with "
+        f"multipliers {cfg.multipliers} on {cfg.n_test} test questions. Logit score = logit(matching letter) − "
+        "logit(other); "
+        "delta = mean(+1) − mean(−1); Cohen's d (+1 vs −1, pooled SD, 95% CI). Best layer = largest delta on a "
+        "selection part of the "
+        f"test questions ({1 - cfg.selection.test_fraction:.0%}, stratified by matching letter, seed "
+        f"{cfg.selection.seed}); every figure at that layer "
+        "is on the other part (held out), with the optimism gap and the best-on-test layer (labelled). Doses: m × ‖v‖ "
+        "in units of the "
+        f"mean residual norm at the layer and token steered. "
+        + gen
+        + "Chat template applied where the tokenizer has one."
+    )
 
 
 def _undef(x: float, fmt: str) -> str:
@@ -50,21 +73,45 @@ def _undef(x: float, fmt: str) -> str:
 
 
 def _summary_table(cfg: CAAConfig, sweeps: dict, summaries: dict) -> tuple[list[str], list[list[str]]]:
-    head = ["behaviour", "questions: vector / selection / test", "best layer on selection (fraction of depth)", "logit delta (test) [95% CI]",
-            "optimism gap", "best-on-test layer (labelled)", "Cohen's d (test) [95% CI]", "delta's behaviour / letter part", "matching at m=0"]  # fmt: skip
+    head = [
+        "behaviour",
+        "questions: vector / selection / test",
+        "best layer on selection (fraction of depth)",
+        "logit delta (test) [95% CI]",
+        "optimism gap",
+        "best-on-test layer (labelled)",
+        "Cohen's d (test) [95% CI]",
+        "delta's behaviour / letter part",
+        "matching at m=0",
+    ]
     if cfg.generation.enabled:
-        head += [f"p(matching) at m={cfg.generation.multipliers} (nearest gen. layer)", "unparseable share", "r(logit delta, gen. delta) over layers"]
+        head += [
+            f"p(matching) at m={cfg.generation.multipliers} (nearest gen. layer)",
+            "unparseable share",
+            "r(logit delta, gen. delta) over layers",
+        ]
     rows = []
     for b, s in summaries.items():
         r = sweeps[b]
         sel, t = s.selection, s.selection.test
-        row = [b, f"{r.n_generate} / {sel.n_selection} / {sel.n_test}" + (f" ({r.skipped} too long)" if r.skipped else ""),
-               f"L{s.best_layer} ({s.best_fraction:.2f})", f"{t.mean:+.2f} [{t.ci_low:+.2f}, {t.ci_high:+.2f}]", f"{sel.optimism_gap:+.2f}",
-               f"L{sel.best_on_test[0]}: {sel.best_on_test[1]:+.2f}", str(s.d), " / ".join(_undef(x, "+.2f") for x in s.split),
-               f"{s.base_matching:.2f}"]  # fmt: skip
+        row = [
+            b,
+            f"{r.n_generate} / {sel.n_selection} / {sel.n_test}" + (f" ({r.skipped} too long)" if r.skipped else ""),
+            f"L{s.best_layer} ({s.best_fraction:.2f})",
+            f"{t.mean:+.2f} [{t.ci_low:+.2f}, {t.ci_high:+.2f}]",
+            f"{sel.optimism_gap:+.2f}",
+            f"L{sel.best_on_test[0]}: {sel.best_on_test[1]:+.2f}",
+            str(s.d),
+            " / ".join(_undef(x, "+.2f") for x in s.split),
+            f"{s.base_matching:.2f}",
+        ]
         if s.gen_p is not None:
             gi = r.gen_layers.index(min(r.gen_layers, key=lambda x: abs(x - s.best_layer)))
-            row += [" / ".join(_undef(v, ".2f") for v in s.gen_p[gi]) + f" (L{r.gen_layers[gi]})", f"{s.gen_unparseable.mean():.2f}", str(s.gen_corr)]
+            row += [
+                " / ".join(_undef(v, ".2f") for v in s.gen_p[gi]) + f" (L{r.gen_layers[gi]})",
+                f"{s.gen_unparseable.mean():.2f}",
+                str(s.gen_corr),
+            ]
         rows.append(row)
     return head, rows
 
@@ -89,35 +136,81 @@ def report(cfg: CAAConfig, done: dict, run: Run) -> None:
     run.report.add_text(_intro(cfg))
     table: dict = {}
     for name in cfg.models:
-        sweeps = {b: done[f"{name}/{b}"] for b in cfg.behaviors if f"{name}/{b}" in done}  # failed cells: listed at the end of the report
+        sweeps = {
+            b: done[f"{name}/{b}"] for b in cfg.behaviors if f"{name}/{b}" in done
+        }  # failed cells: listed at the end of the report
         if not sweeps:
             continue
         n_layers, chat = next(iter(sweeps.values())).n_layers, next(iter(sweeps.values())).chat
         summaries = table[name] = {b: summarize(r, cfg, n_layers) for b, r in sweeps.items()}
         run.report.add_text(f"## {name} ({'chat template' if chat else 'plain prompt'}, {n_layers} layers)")
         slug = file_slug(name)
-        run.report.add_table(*_summary_table(cfg, sweeps, summaries), caption=f"{name}: CAA per behaviour at its best layer")
-        run.report.add_table(*dose_response(sweeps, summaries, cfg.multipliers),
-                             caption=f"{name}: dose response at the best layer, test questions — mean logit difference (share where the matching letter "
-                                     "wins; share whose preferred letter differs from m = 0)")  # fmt: skip
+        run.report.add_table(
+            *_summary_table(cfg, sweeps, summaries), caption=f"{name}: CAA per behaviour at its best layer"
+        )
+        run.report.add_table(
+            *dose_response(sweeps, summaries, cfg.multipliers),
+            caption=f"{name}: dose response at the best layer, test questions — mean logit difference (share where the "
+            "matching letter "
+            "wins; share whose preferred letter differs from m = 0)",
+        )
         doses = {d.behavior: d for d in dose_response_rows(sweeps, summaries, cfg.multipliers)}
-        run.save_figure(plots.caa_dose_response(name, list(doses.values()), cfg.multipliers), f"doses_{slug}.png",
-                        f"{name}: dose response at each behaviour's best layer (test questions) against the relative dose m·‖v‖ / mean residual norm: "
-                        "share where the matching letter wins (—) and share changed from m = 0 (- -)")  # fmt: skip
-        run.save_figure(plots.caa_violins(name, sweeps, summaries, cfg.multipliers), f"violins_{slug}.png", f"{name}: per-question logit differences by multiplier")
-        run.save_figure(plots.caa_layer_curves(name, sweeps, summaries), f"layers_{slug}.png",
-                        f"{name}: logit vs generation delta by layer" if cfg.generation.enabled else f"{name}: logit delta by layer")  # fmt: skip
-        run.log_metrics(**{name: {b: {"best_layer": s.best_layer, "best_fraction": s.best_fraction, "delta": s.delta, "d": vars(s.d),
-                                      "held_out": {"delta_test": vars(s.selection.test), "optimism_gap": s.selection.optimism_gap,
-                                                   "n_selection": s.selection.n_selection, "n_test": s.selection.n_test,
-                                                   "best_on_test_layer": s.selection.best_on_test[0], "best_on_test_delta": s.selection.best_on_test[1]},
-                                      "dose": {"multipliers": cfg.multipliers, "relative": doses[b].relative, "share_matching": doses[b].shares,
-                                               "changed": doses[b].changed, "mean_ld": doses[b].means},
-                                      "gen_delta": s.gen_delta, "gen_corr": vars(s.gen_corr) if s.gen_corr is not None else None,
-                                      "shift_pm1_behaviour_letter": s.split, "examples": sweeps[b].gen_examples}
-                                  for b, s in summaries.items()}})  # fmt: skip
-    run.save_figure(plots.caa_effect_heatmap(table, cfg.models, cfg.behaviors), "effect_sizes.png",
-                    "Cohen's d per behaviour × model at the best layer, and the shift's behaviour and letter parts")  # fmt: skip
+        run.save_figure(
+            plots.caa_dose_response(name, list(doses.values()), cfg.multipliers),
+            f"doses_{slug}.png",
+            f"{name}: dose response at each behaviour's best layer (test questions) against the relative dose m·‖v‖ / "
+            "mean residual norm: "
+            "share where the matching letter wins (—) and share changed from m = 0 (- -)",
+        )
+        run.save_figure(
+            plots.caa_violins(name, sweeps, summaries, cfg.multipliers),
+            f"violins_{slug}.png",
+            f"{name}: per-question logit differences by multiplier",
+        )
+        run.save_figure(
+            plots.caa_layer_curves(name, sweeps, summaries),
+            f"layers_{slug}.png",
+            f"{name}: logit vs generation delta by layer"
+            if cfg.generation.enabled
+            else f"{name}: logit delta by layer",
+        )
+        run.log_metrics(
+            **{
+                name: {
+                    b: {
+                        "best_layer": s.best_layer,
+                        "best_fraction": s.best_fraction,
+                        "delta": s.delta,
+                        "d": vars(s.d),
+                        "held_out": {
+                            "delta_test": vars(s.selection.test),
+                            "optimism_gap": s.selection.optimism_gap,
+                            "n_selection": s.selection.n_selection,
+                            "n_test": s.selection.n_test,
+                            "best_on_test_layer": s.selection.best_on_test[0],
+                            "best_on_test_delta": s.selection.best_on_test[1],
+                        },
+                        "dose": {
+                            "multipliers": cfg.multipliers,
+                            "relative": doses[b].relative,
+                            "share_matching": doses[b].shares,
+                            "changed": doses[b].changed,
+                            "mean_ld": doses[b].means,
+                        },
+                        "gen_delta": s.gen_delta,
+                        "gen_corr": vars(s.gen_corr) if s.gen_corr is not None else None,
+                        "shift_pm1_behaviour_letter": s.split,
+                        "examples": sweeps[b].gen_examples,
+                    }
+                    for b, s in summaries.items()
+                }
+            }
+        )
+    run.save_figure(
+        plots.caa_effect_heatmap(table, cfg.models, cfg.behaviors),
+        "effect_sizes.png",
+        "Cohen's d per behaviour × model at the best layer, and the shift's behaviour and letter parts",
+    )
 
 
 STUDY = Study(

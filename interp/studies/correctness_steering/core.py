@@ -7,7 +7,8 @@ last prompt token over correctly solved train problems minus over wrongly solved
 test problems, add α·direction after the layer at the last prompt token and every generated
 token, decode greedily and parse the answer — on the seed's raw α grid and, beside it, on a
 bracketing grid of *relative* doses (d × the mean residual norm at the layer, along the
-direction: :mod:`interp.steering.doses`), from no change to most outputs changed. :func:`alpha_tests` gives the exact McNemar test
+direction: :mod:`interp.steering.doses`), from no change to most outputs changed. :func:`alpha_tests` gives the exact
+McNemar test
 of each α against α = 0, and :func:`invariance_flags` flags byte-identical outputs across α.
 
     >>> r = correctness_study(model, CorrectnessSettings(), seed=0)
@@ -39,9 +40,13 @@ class CorrectnessSettings:
     n_problems: int = 400
     test_fraction: float = 0.25
     layer_fractions: list[float] = field(default_factory=lambda: [0.25, 0.5, 0.875])
-    alphas: list[float] = field(default_factory=lambda: [-3.0, -2.5, -2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0])
+    alphas: list[float] = field(
+        default_factory=lambda: [-3.0, -2.5, -2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0]
+    )
     max_new_tokens: int = 4
-    control_alpha: float = 50.0  # positive control: at this |α| the outputs must change, else the intervention is not reaching the model
+    control_alpha: float = (
+        50.0  # positive control: at this |α| the outputs must change, else the intervention is not reaching the model
+    )
     # bracketing grid beside the raw one: the direction scaled to d × the mean residual norm at the layer
     relative_doses: list[float] = field(default_factory=lambda: [-1.0, -0.3, -0.1, -0.03, 0.03, 0.1, 0.3, 1.0])
     max_rows: int = 256
@@ -88,14 +93,19 @@ def check_settings(cfg: CorrectnessSettings) -> None:
     if not 0 < cfg.test_fraction < 1:
         raise ValueError(f"test_fraction={cfg.test_fraction}; must lie in (0, 1)")
     if 0.0 in cfg.relative_doses:
-        raise ValueError(f"relative_doses={cfg.relative_doses}; leave out 0 (α = 0 of the raw grid is the unsteered reference)")
+        raise ValueError(
+            f"relative_doses={cfg.relative_doses}; leave out 0 (α = 0 of the raw grid is the unsteered reference)"
+        )
     # sizes larger than the data are errors before any compute (the number of distinct problems
     # of a kind does not depend on the seed)
     kinds = cfg.kinds if cfg.task == "auto" else [cfg.task]
     need = cfg.n_calibrate + cfg.n_problems
     short = {k: len(problems(k, need, 0)) for k in kinds}
     if all(n < need for n in short.values()):
-        raise ValueError(f"no kind in {kinds} has n_calibrate + n_problems = {need} distinct problems ({short}); lower n_problems or add a kind")
+        raise ValueError(
+            f"no kind in {kinds} has n_calibrate + n_problems = {need} distinct problems ({short}); lower n_problems "
+            "or add a kind"
+        )
 
 
 def _steering_batch(model, prompts: list[str], max_rows: int) -> SteeringBatch:
@@ -112,14 +122,18 @@ def solve(model, sb: SteeringBatch, answers: list[int], max_new_tokens: int, lay
 
 
 def correctness_study(model, cfg: CorrectnessSettings, seed: int) -> CorrectnessResult:
-    """Kind calibration, baseline solve, stratified split, direction, steered solves at every layer × α (and the control)."""
+    """Kind calibration, baseline solve, stratified split, direction, steered solves at every layer × α (and the
+    control)."""
     calib = {}
     kinds = cfg.kinds if cfg.task == "auto" else [cfg.task]
     need = cfg.n_calibrate + cfg.n_problems
     pools = {k: problems(k, need, seed) for k in kinds}
     short = {k: len(p) for k, p in pools.items() if len(p) < need}  # add1 / mul1 have fewer than 100 distinct problems
     if len(short) == len(kinds):
-        raise ValueError(f"no kind in {kinds} has n_calibrate + n_problems = {need} distinct problems ({short}); lower n_problems or add a kind")
+        raise ValueError(
+            f"no kind in {kinds} has n_calibrate + n_problems = {need} distinct problems ({short}); lower n_problems "
+            "or add a kind"
+        )
     kinds = [k for k in kinds if k not in short]
     if cfg.task == "auto":
         for k in tqdm(kinds, desc="calibration", leave=False):
@@ -145,14 +159,21 @@ def correctness_study(model, cfg: CorrectnessSettings, seed: int) -> Correctness
     train = [i for i in range(len(probs)) if i not in test_set]
     good, bad = [i for i in train if base[i]], [i for i in train if not base[i]]
     if not good or not bad:
-        raise ValueError(f"kind {kind!r}: the train split has {len(good)} correct and {len(bad)} wrong problems; a direction needs both")
+        raise ValueError(
+            f"kind {kind!r}: the train split has {len(good)} correct and {len(bad)} wrong problems; a direction needs "
+            "both"
+        )
     n = model.cfg.n_layers
     layers = sorted({min(n - 1, round(f * n)) for f in cfg.layer_fractions})
     tok = lambda idx: interp.tokenize(model, [prompts[i] for i in idx], padding_side="left")  # noqa: E731
     direction = task_vectors(model, tok(good), layers) - task_vectors(model, tok(bad), layers)  # [layer d_model]
     alphas = torch.tensor([*cfg.alphas, cfg.control_alpha, -cfg.control_alpha])
     norms = mean_residual_norm(model, tok(test), layers)
-    relative = dose_vectors(direction, norms, cfg.relative_doses) if cfg.relative_doses else torch.zeros(0, len(layers), model.cfg.d_model)
+    relative = (
+        dose_vectors(direction, norms, cfg.relative_doses)
+        if cfg.relative_doses
+        else torch.zeros(0, len(layers), model.cfg.d_model)
+    )
     texts, correct, control, rel_texts, rel_correct = {}, {}, {}, {}, {}
     n_raw = len(cfg.alphas)
     with _steering_batch(model, [prompts[i] for i in test], cfg.max_rows) as test_sb:  # shared by every layer
@@ -162,21 +183,46 @@ def correctness_study(model, cfg: CorrectnessSettings, seed: int) -> Correctness
             texts[layer], correct[layer] = t[:n_raw], c[:n_raw]
             rel_texts[layer], rel_correct[layer] = t[n_raw + 2 :], c[n_raw + 2 :]
             control[layer] = [sum(x != y for x, y in zip(t[j], t[cfg.alphas.index(0.0)])) for j in (n_raw, n_raw + 1)]
-    return CorrectnessResult(kind, calib, short, layers, n, (len(good), len(bad)), len(test), base[test], float(base.mean()),
-                             direction.norm(dim=-1).numpy(), texts, correct, control, norms.numpy(), rel_texts, rel_correct,
-                             list(cfg.alphas), list(cfg.relative_doses))  # fmt: skip
+    return CorrectnessResult(
+        kind,
+        calib,
+        short,
+        layers,
+        n,
+        (len(good), len(bad)),
+        len(test),
+        base[test],
+        float(base.mean()),
+        direction.norm(dim=-1).numpy(),
+        texts,
+        correct,
+        control,
+        norms.numpy(),
+        rel_texts,
+        rel_correct,
+        list(cfg.alphas),
+        list(cfg.relative_doses),
+    )
 
 
 def alpha_tests(r: CorrectnessResult, alphas: list[float]) -> dict[tuple[int, float], McNemar]:
     """Exact McNemar of every α against α = 0 at the same layer, on the same test problems."""
     zero = alphas.index(0.0)
-    return {(layer, a): mcnemar_exact(r.correct[layer][zero], r.correct[layer][ai]) for ai, a in enumerate(alphas) for layer in r.layers}
+    return {
+        (layer, a): mcnemar_exact(r.correct[layer][zero], r.correct[layer][ai])
+        for ai, a in enumerate(alphas)
+        for layer in r.layers
+    }
 
 
 def relative_tests(r: CorrectnessResult) -> dict[tuple[int, float], McNemar]:
     """Exact McNemar of every relative dose against α = 0 at the same layer."""
     zero = r.alphas.index(0.0)
-    return {(layer, d): mcnemar_exact(r.correct[layer][zero], r.rel_correct[layer][di]) for di, d in enumerate(r.relative_doses) for layer in r.layers}
+    return {
+        (layer, d): mcnemar_exact(r.correct[layer][zero], r.rel_correct[layer][di])
+        for di, d in enumerate(r.relative_doses)
+        for layer in r.layers
+    }
 
 
 def invariance_flags(r: CorrectnessResult, alphas: list[float]) -> dict[int, bool]:

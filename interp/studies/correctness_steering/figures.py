@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import matplotlib.pyplot as plt
 import numpy as np
-from interp.plots import grid
+
 from interp.stats import bootstrap_ci
 
 

@@ -126,7 +126,8 @@ def report(cfg: DemoConfig, r: DemoCell, run: Run) -> None:
     ok, usable = r.clean.correct, r.clean.correct & r.corrupted.correct
     run.report.add_text(
         f"Model `{cfg.model.name}` ({r.n_layers} layers x {r.n_heads} heads). "
-        f"Prompts: `{cfg.task.template}` with {len(r.clean_prompts)} subjects; the corrupted prompt swaps in the next subject.\n\n"
+        f"Prompts: `{cfg.task.template}` with {len(r.clean_prompts)} subjects; the corrupted prompt swaps in the next "
+        "subject.\n\n"
         f"## 1. Does the clean run succeed?\n\nThe model's top-1 next token is the right capital for "
         f"**{int(ok.sum())} of {len(ok)}** clean prompts. Patching figures below use the {int(usable.sum())} "
         "pairs where both the clean and the corrupted prompt are answered correctly."
@@ -151,7 +152,9 @@ def _lens_section(run: Run, r: DemoCell) -> None:
     run.save_figure(fig, "logit_lens.png", "Logit lens: token probability vs layer")
     first = _first_layer_rank0(r.lens_ranks_correct)
     run.log_metrics(lens_first_layer_top1_median=first, lens_final_p_correct=float(r.lens_probs["correct"][-1].mean()))
-    run.report.add_text(f"The correct capital first becomes the top-1 lens token at layer {first} (median over prompts).")
+    run.report.add_text(
+        f"The correct capital first becomes the top-1 lens token at layer {first} (median over prompts)."
+    )
 
 
 def _band(values: torch.Tensor):
@@ -180,7 +183,9 @@ def _patching_section(cfg: DemoConfig, run: Run, r: DemoCell, usable: torch.Tens
         [layer, head, f"{e.mean:.3f} [{e.ci_low:.3f}, {e.ci_high:.3f}]", e.n]
         for (layer, head), e in res.top(cfg.patching.top_k_heads, cfg.patching.n_boot, include=usable)
     ]
-    run.report.add_table(["layer", "head", "mean recovery [95% CI]", "n"], top, caption="Heads with the largest mean recovery")
+    run.report.add_table(
+        ["layer", "head", "mean recovery [95% CI]", "n"], top, caption="Heads with the largest mean recovery"
+    )
     run.log_metrics(head_recovery_mean=mean, top_heads=top, m_clean=res.m_clean, m_corr=res.m_corr)
 
 

@@ -15,7 +15,6 @@ apathy curves at the answer position.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -106,23 +105,37 @@ class BucketDiagnostics:
     top_share: float
     degenerate: bool  # one layer chosen for more than ``threshold`` of the tokens
     same_scores_as: list[str]  # other buckets whose DoLa scores equal this one's on every item, α and normalisation
-    same_choice_as: dict[str, float] = field(default_factory=dict)  # other buckets picking the same layer on ≥ threshold of tokens -> that share
+    same_choice_as: dict[str, float] = field(
+        default_factory=dict
+    )  # other buckets picking the same layer on ≥ threshold of tokens -> that share
 
 
-def bucket_diagnostics(scored, layers_by_bucket: dict[str, list[int]], threshold: float = 0.9) -> dict[str, BucketDiagnostics]:
+def bucket_diagnostics(
+    scored, layers_by_bucket: dict[str, list[int]], threshold: float = 0.9
+) -> dict[str, BucketDiagnostics]:
     """Per bucket: the share of answer tokens each candidate layer is chosen for, a flag when
     one layer takes more than ``threshold`` of them (the bucket is then really one layer), and
     the buckets with identical scores (e.g. SmolLM2's "0-50" and "all" both picking the
     embedding layer: one setting counted twice in a bucket search)."""
     out = {}
-    chosen = {b: np.concatenate([np.asarray(p[b]) for _, _, p in scored]) if scored else np.array([]) for b in layers_by_bucket}
+    chosen = {
+        b: np.concatenate([np.asarray(p[b]) for _, _, p in scored]) if scored else np.array([])
+        for b in layers_by_bucket
+    }
     for b, layers in layers_by_bucket.items():
         shares = {j: float(np.mean(chosen[b] == j)) if len(chosen[b]) else float("nan") for j in layers}
         top = max(shares, key=lambda j: shares[j])
         same = [o for o in layers_by_bucket if o != b and _same_scores(scored, b, o)]
         agree = {o: float(np.mean(chosen[b] == chosen[o])) for o in layers_by_bucket if o != b and len(chosen[b])}
-        out[b] = BucketDiagnostics(layers, shares, top, shares[top], bool(shares[top] > threshold), same,
-                                   {o: a for o, a in agree.items() if a >= threshold})  # fmt: skip
+        out[b] = BucketDiagnostics(
+            layers,
+            shares,
+            top,
+            shares[top],
+            bool(shares[top] > threshold),
+            same,
+            {o: a for o, a in agree.items() if a >= threshold},
+        )
     return out
 
 
@@ -183,12 +196,18 @@ def lens_and_apathy(model, questions, n: int, primer: str) -> LensApathy:
     attn, mlp = [], []
     for s in range(0, len(prompts), 16):
         batch = interp.tokenize(model, prompts[s : s + 16])
-        res = logit_lens(model, batch, {"correct": torch.tensor(correct[s : s + 16]), "incorrect": torch.tensor(wrong[s : s + 16])})
+        res = logit_lens(
+            model, batch, {"correct": torch.tensor(correct[s : s + 16]), "incorrect": torch.tensor(wrong[s : s + 16])}
+        )
         probs["correct"].append(res.probs["correct"])
         probs["incorrect"].append(res.probs["incorrect"])
         probs["top-1"].append(res.top1_probs)
         ap = apathy_curves(model, batch)
         attn.append(ap.attn)
         mlp.append(ap.mlp)
-    return LensApathy({k: torch.cat(v, 1).numpy() for k, v in probs.items()}, ApathyResult(torch.cat(attn, 1), torch.cat(mlp, 1)), skipped,
-                      model.cfg.n_layers)  # fmt: skip
+    return LensApathy(
+        {k: torch.cat(v, 1).numpy() for k, v in probs.items()},
+        ApathyResult(torch.cat(attn, 1), torch.cat(mlp, 1)),
+        skipped,
+        model.cfg.n_layers,
+    )

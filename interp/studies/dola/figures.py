@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import matplotlib.pyplot as plt
 import numpy as np
+
 from interp.dola import summarise
-from interp.plots import grid
 from interp.stats import bootstrap_ci
 
 
@@ -40,13 +38,26 @@ def dola_length_bias(length_bias: list[float], per_model: dict):
     for ax, key in zip(axes, ["mc1", "mc2", "mc3"]):
         for name, metrics in per_model.items():
             est = [summarise(metrics[f"base_raw{c:+g}"][key]) for c in length_bias]
-            (line,) = ax.plot(length_bias, [100 * e.mean for e in est], marker="o", ms=3, label=f"{name} raw logits + c")
-            ax.fill_between(length_bias, [100 * e.ci_low for e in est], [100 * e.ci_high for e in est], color=line.get_color(), alpha=0.2)
-            ax.axhline(100 * metrics["base"][key].mean(), color=line.get_color(), ls="--", lw=1, label=f"{name} log-softmax")
+            (line,) = ax.plot(
+                length_bias, [100 * e.mean for e in est], marker="o", ms=3, label=f"{name} raw logits + c"
+            )
+            ax.fill_between(
+                length_bias,
+                [100 * e.ci_low for e in est],
+                [100 * e.ci_high for e in est],
+                color=line.get_color(),
+                alpha=0.2,
+            )
+            ax.axhline(
+                100 * metrics["base"][key].mean(), color=line.get_color(), ls="--", lw=1, label=f"{name} log-softmax"
+            )
         ax.set(xlabel="constant c added per token", ylabel=f"{key.upper()} (%)", title=key.upper())
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
-    fig.suptitle("Length bias: TruthfulQA scored with raw logits (shifted to min 0) plus c per token — no DoLa at all", fontsize=10)
+    fig.suptitle(
+        "Length bias: TruthfulQA scored with raw logits (shifted to min 0) plus c per token — no DoLa at all",
+        fontsize=10,
+    )
     fig.tight_layout()
     return fig
 

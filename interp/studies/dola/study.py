@@ -15,15 +15,24 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import interp.studies.dola.figures as plots
+from interp.cache import file_slug
 from interp.data import load_factor, load_truthfulqa_mc
 from interp.dola import TruthfulQAItem, candidate_layers, factor_item, mc_metrics, summarise, truthfulqa_primer
 from interp.executor import Cell
-from interp.cache import file_slug
 from interp.runner import Run, RunConfig
-from interp.study import Study
 from interp.selection import SelectionConfig, restrict, select, split_items
-from interp.studies.dola.core import (DolaSettings, best_alpha, best_bucket, bucket_diagnostics, chunk_starts, item_subset, lens_and_apathy, per_item_metrics,
-                                 score_chunk)
+from interp.studies.dola.core import (
+    DolaSettings,
+    best_alpha,
+    best_bucket,
+    bucket_diagnostics,
+    chunk_starts,
+    item_subset,
+    lens_and_apathy,
+    per_item_metrics,
+    score_chunk,
+)
+from interp.study import Study
 
 MC = ("mc1", "mc2", "mc3")
 
@@ -32,7 +41,9 @@ MC = ("mc1", "mc2", "mc3")
 class DolaConfig(DolaSettings):
     run: RunConfig = field(default_factory=RunConfig)
     models: list[str] = field(default_factory=lambda: ["smollm2-135m-instruct", "gemma-3-270m"])
-    selection: SelectionConfig = field(default_factory=SelectionConfig)  # items that choose bucket and α; the rest report
+    selection: SelectionConfig = field(
+        default_factory=SelectionConfig
+    )  # items that choose bucket and α; the rest report
 
 
 def _fmt(values, scale: float = 100.0) -> str:
@@ -48,18 +59,31 @@ def _delta(a, b) -> str:
 
 def _intro(cfg: DolaConfig, nq: tuple[int, int], nf: tuple[int, int]) -> str:
     sub = lambda n, seed: "" if n[0] == n[1] else f", seeded subset (seed {seed})"  # noqa: E731
-    return (f"DoLa vs baseline on TruthfulQA {cfg.truthfulqa_version} MC ({nq[0]} of {nq[1]} questions{sub(nq, cfg.truthfulqa.seed)}; "
-            f"{cfg.truthfulqa_shots}-shot QA primer) and FACTOR {cfg.factor_split} ({nf[0]} of {nf[1]} items{sub(nf, cfg.factor.seed)}). "
-            f"Answer score = sum over its tokens. **Base** = log-softmax of the final layer (correct scoring); **DoLa** = log-softmax of "
-            f"log q_N − log q_M over the plausible set (post-softmax, the paper's equation; the default: it is a distribution over the tokens DoLa "
-            f"may pick); **DoLa, vocabulary normaliser** = the DoLa reference code's lm_score (log-softmax over the whole vocabulary, then "
-            f"implausible tokens set to −1000; seed 001's numbers follow it), scored in the same forward; **DoLa w/o softmax** and **raw logits** = "
-            f"the un-normalised sums seed 001 shows to carry a length bias. Buckets {cfg.buckets} (even layers, hidden-state "
-            f"numbering, 0 = embeddings); α ∈ {cfg.alphas}. Bucket (by MC1 / FACTOR accuracy at α = {cfg.select_alpha}) and then α on "
-            f"that bucket are chosen as in seed 001, but **held out**: on a seeded selection part of the items ({1 - cfg.selection.test_fraction:.0%}, "
-            f"seed {cfg.selection.seed}), reported on the rest (first table). The per-bucket and α-sweep tables and the 'seed 001 procedure' "
-            f"columns choose on all items, as the seed does — labelled best-on-test, an optimistic upper bound. Numbers are % with 95% "
-            f"bootstrap CIs over items.")  # fmt: skip
+    return (
+        f"DoLa vs baseline on TruthfulQA {cfg.truthfulqa_version} MC ({nq[0]} of {nq[1]} "
+        f"questions{sub(nq, cfg.truthfulqa.seed)}; "
+        f"{cfg.truthfulqa_shots}-shot QA primer) and FACTOR {cfg.factor_split} ({nf[0]} of {nf[1]} "
+        f"items{sub(nf, cfg.factor.seed)}). "
+        "Answer score = sum over its tokens. **Base** = log-softmax of the final layer (correct scoring); **DoLa** = "
+        "log-softmax of "
+        "log q_N − log q_M over the plausible set (post-softmax, the paper's equation; the default: it is a "
+        "distribution over the tokens DoLa "
+        "may pick); **DoLa, vocabulary normaliser** = the DoLa reference code's lm_score (log-softmax over the whole "
+        "vocabulary, then "
+        "implausible tokens set to −1000; seed 001's numbers follow it), scored in the same forward; **DoLa w/o "
+        "softmax** and **raw logits** = "
+        f"the un-normalised sums seed 001 shows to carry a length bias. Buckets {cfg.buckets} (even layers, "
+        "hidden-state "
+        f"numbering, 0 = embeddings); α ∈ {cfg.alphas}. Bucket (by MC1 / FACTOR accuracy at α = {cfg.select_alpha}) "
+        "and then α on "
+        "that bucket are chosen as in seed 001, but **held out**: on a seeded selection part of the items "
+        f"({1 - cfg.selection.test_fraction:.0%}, "
+        f"seed {cfg.selection.seed}), reported on the rest (first table). The per-bucket and α-sweep tables and the "
+        "'seed 001 procedure' "
+        "columns choose on all items, as the seed does — labelled best-on-test, an optimistic upper bound. Numbers "
+        "are % with 95% "
+        f"bootstrap CIs over items."
+    )
 
 
 def held_out(cfg: DolaConfig, m: dict, key: str) -> tuple[str, float, object, object]:
@@ -78,10 +102,27 @@ def _held_out_row(cfg: DolaConfig, name: str, bench: str, m: dict, key: str) -> 
     v = f"dola|{bucket}|{alpha:g}"
     tb = best_bucket(cfg, test, key)
     ta = best_alpha(cfg, test, tb, key)
-    row = [name, bench, f"{len(split.selection)} / {len(split.test)}", f"{bucket}, α={alpha:g}", _fmt(test["base"][key]), _fmt(test[v][key]),
-           _delta(test["base"][key], test[v][key]), f"{100 * sel.optimism_gap:+.1f}", f"{_fmt(test[f'dola|{tb}|{ta:g}'][key])} ({tb}, α={ta:g})"]  # fmt: skip
-    entry = {"bucket": bucket, "alpha": alpha, "n_selection": len(split.selection), "n_test": len(split.test), "test": vars(sel.test),
-             "test_base": vars(summarise(test["base"][key])), "optimism_gap": sel.optimism_gap, "selection_score": sel.selection_score}  # fmt: skip
+    row = [
+        name,
+        bench,
+        f"{len(split.selection)} / {len(split.test)}",
+        f"{bucket}, α={alpha:g}",
+        _fmt(test["base"][key]),
+        _fmt(test[v][key]),
+        _delta(test["base"][key], test[v][key]),
+        f"{100 * sel.optimism_gap:+.1f}",
+        f"{_fmt(test[f'dola|{tb}|{ta:g}'][key])} ({tb}, α={ta:g})",
+    ]
+    entry = {
+        "bucket": bucket,
+        "alpha": alpha,
+        "n_selection": len(split.selection),
+        "n_test": len(split.test),
+        "test": vars(sel.test),
+        "test_base": vars(summarise(test["base"][key])),
+        "optimism_gap": sel.optimism_gap,
+        "selection_score": sel.selection_score,
+    }
     return row, entry
 
 
@@ -89,14 +130,37 @@ def _truthfulqa_tables(run: Run, cfg: DolaConfig, name: str, tq: dict, layers_by
     bb = best_bucket(cfg, tq, "mc1")
     ba = best_alpha(cfg, tq, bb, "mc1")
     rows = [["base", "-", *[_fmt(tq["base"][k]) for k in MC]]]
-    rows += [[f"DoLa {b}", f"{layers_by_bucket[b]}", *[_fmt(tq[f"dola|{b}|{cfg.select_alpha:g}"][k]) for k in MC]] for b in cfg.buckets]
-    run.report.add_table(["scoring", "candidate layers", "MC1", "MC2", "MC3"], rows,
-                         caption=f"{name} ({n_layers} layers): TruthfulQA by bucket at α = {cfg.select_alpha} (seed 001 Tables 4/5; all items)")  # fmt: skip
+    rows += [
+        [f"DoLa {b}", f"{layers_by_bucket[b]}", *[_fmt(tq[f"dola|{b}|{cfg.select_alpha:g}"][k]) for k in MC]]
+        for b in cfg.buckets
+    ]
+    run.report.add_table(
+        ["scoring", "candidate layers", "MC1", "MC2", "MC3"],
+        rows,
+        caption=f"{name} ({n_layers} layers): TruthfulQA by bucket at α = {cfg.select_alpha} (seed 001 Tables 4/5; all "
+        "items)",
+    )
     rows = [[f"{a:g}", *[_fmt(tq[f"dola|{bb}|{a:g}"][k]) for k in MC]] for a in cfg.alphas]
-    run.report.add_table(["α", "MC1", "MC2", "MC3"], rows, caption=f"{name}: TruthfulQA α sweep on bucket {bb} (seed 001 Table 6; bucket chosen on all items, labelled best-on-test)")
-    best = [name, f"{bb}, α={ba:g}", *[f"{_fmt(tq['base'][k])} → {_fmt(tq[f'dola|{bb}|{ba:g}'][k])}" for k in MC],
-            *[_delta(tq["base"][k], tq[f"dola|{bb}|{ba:g}"][k]) for k in MC]]  # fmt: skip
-    bias = [name, *[_fmt(tq[v][k]) for v in ("base", f"dola|{bb}|{ba:g}", f"dola_raw|{bb}|{ba:g}", f"base_raw{max(cfg.length_bias):+g}") for k in MC]]
+    run.report.add_table(
+        ["α", "MC1", "MC2", "MC3"],
+        rows,
+        caption=f"{name}: TruthfulQA α sweep on bucket {bb} (seed 001 Table 6; bucket chosen on all items, labelled "
+        "best-on-test)",
+    )
+    best = [
+        name,
+        f"{bb}, α={ba:g}",
+        *[f"{_fmt(tq['base'][k])} → {_fmt(tq[f'dola|{bb}|{ba:g}'][k])}" for k in MC],
+        *[_delta(tq["base"][k], tq[f"dola|{bb}|{ba:g}"][k]) for k in MC],
+    ]
+    bias = [
+        name,
+        *[
+            _fmt(tq[v][k])
+            for v in ("base", f"dola|{bb}|{ba:g}", f"dola_raw|{bb}|{ba:g}", f"base_raw{max(cfg.length_bias):+g}")
+            for k in MC
+        ],
+    ]
     return [best, bias, (bb, ba)]
 
 
@@ -104,28 +168,69 @@ def _factor_table(run: Run, cfg: DolaConfig, name: str, fa: dict, layers_by_buck
     fb = best_bucket(cfg, fa, "acc")
     fal = best_alpha(cfg, fa, fb, "acc")
     rows = [["base", "-", _fmt(fa["base"]["acc"])]]
-    rows += [[f"DoLa {b}", f"{layers_by_bucket[b]}", _fmt(fa[f"dola|{b}|{cfg.select_alpha:g}"]["acc"])] for b in cfg.buckets]
+    rows += [
+        [f"DoLa {b}", f"{layers_by_bucket[b]}", _fmt(fa[f"dola|{b}|{cfg.select_alpha:g}"]["acc"])] for b in cfg.buckets
+    ]
     rows += [[f"DoLa {fb}, α={a:g}", "", _fmt(fa[f"dola|{fb}|{a:g}"]["acc"])] for a in cfg.alphas]
-    run.report.add_table(["scoring", "candidate layers", "accuracy"], rows,
-                         caption=f"{name}: FACTOR {cfg.factor_split} by bucket at α = {cfg.select_alpha}, then α on bucket {fb} (seed 001 Tables 8-10)")  # fmt: skip
-    row = [name, f"{fb}, α={fal:g}", _fmt(fa["base"]["acc"]), _fmt(fa[f"dola|{fb}|{fal:g}"]["acc"]),
-           _delta(fa["base"]["acc"], fa[f"dola|{fb}|{fal:g}"]["acc"]), _fmt(fa[f"dola_raw|{fb}|{fal:g}"]["acc"])]  # fmt: skip
+    run.report.add_table(
+        ["scoring", "candidate layers", "accuracy"],
+        rows,
+        caption=f"{name}: FACTOR {cfg.factor_split} by bucket at α = {cfg.select_alpha}, then α on bucket {fb} (seed "
+        "001 Tables 8-10)",
+    )
+    row = [
+        name,
+        f"{fb}, α={fal:g}",
+        _fmt(fa["base"]["acc"]),
+        _fmt(fa[f"dola|{fb}|{fal:g}"]["acc"]),
+        _delta(fa["base"]["acc"], fa[f"dola|{fb}|{fal:g}"]["acc"]),
+        _fmt(fa[f"dola_raw|{fb}|{fal:g}"]["acc"]),
+    ]
     return row, (fb, fal)
 
 
-def _normalisation_and_buckets(run: Run, cfg: DolaConfig, name: str, tq: dict, fa: dict, tq_scored, layers_by_bucket: dict) -> dict:
+def _normalisation_and_buckets(
+    run: Run, cfg: DolaConfig, name: str, tq: dict, fa: dict, tq_scored, layers_by_bucket: dict
+) -> dict:
     a = cfg.select_alpha
-    rows = [[b, *[f"{_fmt(tq[f'dola|{b}|{a:g}'][k])} / {_fmt(tq[f'dola_vocab|{b}|{a:g}'][k])}" for k in MC],
-             f"{_fmt(fa[f'dola|{b}|{a:g}']['acc'])} / {_fmt(fa[f'dola_vocab|{b}|{a:g}']['acc'])}"] for b in cfg.buckets]  # fmt: skip
-    run.report.add_table(["bucket", "MC1: plausible set / vocabulary", "MC2", "MC3", "FACTOR"], rows,
-                         caption=f"{name}: the two post-softmax normalisers at α = {a} (default: plausible set)")  # fmt: skip
+    rows = [
+        [
+            b,
+            *[f"{_fmt(tq[f'dola|{b}|{a:g}'][k])} / {_fmt(tq[f'dola_vocab|{b}|{a:g}'][k])}" for k in MC],
+            f"{_fmt(fa[f'dola|{b}|{a:g}']['acc'])} / {_fmt(fa[f'dola_vocab|{b}|{a:g}']['acc'])}",
+        ]
+        for b in cfg.buckets
+    ]
+    run.report.add_table(
+        ["bucket", "MC1: plausible set / vocabulary", "MC2", "MC3", "FACTOR"],
+        rows,
+        caption=f"{name}: the two post-softmax normalisers at α = {a} (default: plausible set)",
+    )
     diag = bucket_diagnostics(tq_scored, layers_by_bucket)
-    rows = [[b, f"{d.layers}", ", ".join(f"L{j}: {sh:.0%}" for j, sh in sorted(d.shares.items(), key=lambda x: -x[1])[:3]),
-             "DEGENERATE (one layer > 90%)" if d.degenerate else "no", ", ".join(d.same_scores_as) or "-",
-             ", ".join(f"{o} ({a:.0%})" for o, a in d.same_choice_as.items()) or "-"] for b, d in diag.items()]  # fmt: skip
-    run.report.add_table(["bucket", "candidate layers", "chosen for (top 3)", "degenerate", "same scores as", "same layer as (share of tokens ≥ 90%)"], rows,
-                         caption=f"{name}: premature-layer choices on TruthfulQA answer tokens; a degenerate bucket is one setting, "
-                                 "and buckets with equal scores are one setting counted twice in the bucket search")  # fmt: skip
+    rows = [
+        [
+            b,
+            f"{d.layers}",
+            ", ".join(f"L{j}: {sh:.0%}" for j, sh in sorted(d.shares.items(), key=lambda x: -x[1])[:3]),
+            "DEGENERATE (one layer > 90%)" if d.degenerate else "no",
+            ", ".join(d.same_scores_as) or "-",
+            ", ".join(f"{o} ({a:.0%})" for o, a in d.same_choice_as.items()) or "-",
+        ]
+        for b, d in diag.items()
+    ]
+    run.report.add_table(
+        [
+            "bucket",
+            "candidate layers",
+            "chosen for (top 3)",
+            "degenerate",
+            "same scores as",
+            "same layer as (share of tokens ≥ 90%)",
+        ],
+        rows,
+        caption=f"{name}: premature-layer choices on TruthfulQA answer tokens; a degenerate bucket is one setting, "
+        "and buckets with equal scores are one setting counted twice in the bucket search",
+    )
     return diag
 
 
@@ -142,7 +247,10 @@ class DolaData:
 def _data(cfg: DolaConfig) -> DolaData:
     questions, factor = load_truthfulqa_mc(cfg.truthfulqa_version), load_factor(cfg.factor_split)
     q_idx, f_idx = item_subset(len(questions), cfg.truthfulqa), item_subset(len(factor), cfg.factor)
-    tq_items, f_items = [TruthfulQAItem.from_question(questions[i]) for i in q_idx], [factor_item(factor[i]) for i in f_idx]
+    tq_items, f_items = (
+        [TruthfulQAItem.from_question(questions[i]) for i in q_idx],
+        [factor_item(factor[i]) for i in f_idx],
+    )
     return DolaData(questions, factor, q_idx, f_idx, tq_items, f_items)
 
 
@@ -180,14 +288,23 @@ def report(cfg: DolaConfig, done: dict, run: Run) -> None:
     run.report.add_text(_intro(cfg, (len(d.q_idx), len(d.questions)), (len(d.f_idx), len(d.factor))))
     per_model_tq, best_rows, f_rows, bias_rows, held = {}, [], [], [], []
     for name in cfg.models:
-        tq_scored, f_scored, la = _scored(done, f"{name}/truthfulqa", len(tq_items), cfg.chunk), _scored(done, f"{name}/factor", len(f_items), cfg.chunk), done.get(f"{name}/lens")
+        tq_scored, f_scored, la = (
+            _scored(done, f"{name}/truthfulqa", len(tq_items), cfg.chunk),
+            _scored(done, f"{name}/factor", len(f_items), cfg.chunk),
+            done.get(f"{name}/lens"),
+        )
         if tq_scored is None or f_scored is None or la is None:
             continue  # a failed cell: listed at the end of the report
         n_layers = la.n_layers
         layers_by_bucket = {b: candidate_layers(n_layers, b) for b in cfg.buckets}
         tq = per_model_tq[name] = per_item_metrics(cfg, tq_scored, [t.metrics for t in tq_items])
-        fa = per_item_metrics(cfg, f_scored, [lambda s, lab=it.labels: {"acc": mc_metrics(s, lab)["mc1"]} for it in f_items])
-        (tq_row, tq_held), (f_row_h, f_held) = _held_out_row(cfg, name, "TruthfulQA MC1", tq, "mc1"), _held_out_row(cfg, name, f"FACTOR {cfg.factor_split}", fa, "acc")
+        fa = per_item_metrics(
+            cfg, f_scored, [lambda s, lab=it.labels: {"acc": mc_metrics(s, lab)["mc1"]} for it in f_items]
+        )
+        (tq_row, tq_held), (f_row_h, f_held) = (
+            _held_out_row(cfg, name, "TruthfulQA MC1", tq, "mc1"),
+            _held_out_row(cfg, name, f"FACTOR {cfg.factor_split}", fa, "acc"),
+        )
         held += [tq_row, f_row_h]
         best, bias, (bb, ba) = _truthfulqa_tables(run, cfg, name, tq, layers_by_bucket, n_layers)
         best_rows.append(best)
@@ -196,35 +313,103 @@ def report(cfg: DolaConfig, done: dict, run: Run) -> None:
         f_rows.append(f_row)
         diag = _normalisation_and_buckets(run, cfg, name, tq, fa, tq_scored, layers_by_bucket)
         n_lens = next(iter(la.probs.values())).shape[1]
-        run.save_figure(plots.dola_lens_apathy(name, la.probs, la.apathy, n_lens), f"lens_apathy_{file_slug(name)}.png",
-                        f"{name}: logit lens (mean, 95% CI; {la.skipped} questions skipped whose correct and incorrect answers "
-                        f"share a first token) beside the normalised apathy curves (seed 001 Figures 2 and 8)")  # fmt: skip
-        run.save_figure(plots.dola_premature_layers(name, tq_scored, layers_by_bucket), f"premature_{file_slug(name)}.png",
-                        f"{name}: which premature layer DoLa picked, per bucket")  # fmt: skip
-        run.log_metrics(**{name: {"truthfulqa": {v: {k: float(x.mean()) for k, x in d.items()} for v, d in tq.items()},
-                                  "factor": {v: float(d["acc"].mean()) for v, d in fa.items()}, "best_bucket_truthfulqa": [bb, ba],
-                                  "best_bucket_factor": [fb, fal], "held_out": {"truthfulqa": tq_held, "factor": f_held}, "lens_prompts": n_lens, "lens_skipped": la.skipped,
-                                  "buckets": {b: vars(d) for b, d in diag.items()}}})  # fmt: skip
+        run.save_figure(
+            plots.dola_lens_apathy(name, la.probs, la.apathy, n_lens),
+            f"lens_apathy_{file_slug(name)}.png",
+            f"{name}: logit lens (mean, 95% CI; {la.skipped} questions skipped whose correct and incorrect answers "
+            f"share a first token) beside the normalised apathy curves (seed 001 Figures 2 and 8)",
+        )
+        run.save_figure(
+            plots.dola_premature_layers(name, tq_scored, layers_by_bucket),
+            f"premature_{file_slug(name)}.png",
+            f"{name}: which premature layer DoLa picked, per bucket",
+        )
+        run.log_metrics(
+            **{
+                name: {
+                    "truthfulqa": {v: {k: float(x.mean()) for k, x in d.items()} for v, d in tq.items()},
+                    "factor": {v: float(d["acc"].mean()) for v, d in fa.items()},
+                    "best_bucket_truthfulqa": [bb, ba],
+                    "best_bucket_factor": [fb, fal],
+                    "held_out": {"truthfulqa": tq_held, "factor": f_held},
+                    "lens_prompts": n_lens,
+                    "lens_skipped": la.skipped,
+                    "buckets": {b: vars(d) for b, d in diag.items()},
+                }
+            }
+        )
     _summary_tables(run, cfg, per_model_tq, best_rows, f_rows, bias_rows, held)
 
 
 def _summary_tables(run: Run, cfg: DolaConfig, per_model_tq: dict, best_rows, f_rows, bias_rows, held) -> None:
-    run.report.add_table(["model", "benchmark", "items: selection / test", "chosen on selection", "base (test)", "DoLa (test)", "Δ (paired, test)",
-                          "optimism gap (pp)", "seed 001 procedure on the test items (labelled best-on-test)"], held,
-                         caption="HEADLINE — DoLa with bucket and α chosen on held-out selection items, reported on the test items")  # fmt: skip
-    run.report.add_table(["model", "best DoLa", "MC1 base → DoLa", "MC2 base → DoLa", "MC3 base → DoLa", "Δ MC1 (paired)", "Δ MC2", "Δ MC3"], best_rows,
-                         caption="TruthfulQA: baseline vs best DoLa, bucket and α chosen on all items (seed 001 Table 1; labelled best-on-test)")  # fmt: skip
-    run.report.add_table(["model", "best DoLa", "base", "DoLa", "Δ (paired)", "DoLa w/o softmax"], f_rows,
-                         caption=f"FACTOR {cfg.factor_split} accuracy: baseline vs best DoLa, chosen on all items (seed 001 Table 2; labelled best-on-test)")  # fmt: skip
+    run.report.add_table(
+        [
+            "model",
+            "benchmark",
+            "items: selection / test",
+            "chosen on selection",
+            "base (test)",
+            "DoLa (test)",
+            "Δ (paired, test)",
+            "optimism gap (pp)",
+            "seed 001 procedure on the test items (labelled best-on-test)",
+        ],
+        held,
+        caption="HEADLINE — DoLa with bucket and α chosen on held-out selection items, reported on the test items",
+    )
+    run.report.add_table(
+        [
+            "model",
+            "best DoLa",
+            "MC1 base → DoLa",
+            "MC2 base → DoLa",
+            "MC3 base → DoLa",
+            "Δ MC1 (paired)",
+            "Δ MC2",
+            "Δ MC3",
+        ],
+        best_rows,
+        caption="TruthfulQA: baseline vs best DoLa, bucket and α chosen on all items (seed 001 Table 1; labelled "
+        "best-on-test)",
+    )
+    run.report.add_table(
+        ["model", "best DoLa", "base", "DoLa", "Δ (paired)", "DoLa w/o softmax"],
+        f_rows,
+        caption=f"FACTOR {cfg.factor_split} accuracy: baseline vs best DoLa, chosen on all items (seed 001 Table 2; "
+        "labelled best-on-test)",
+    )
     c = max(cfg.length_bias)
-    run.report.add_table(["model", "base MC1", "MC2", "MC3", "DoLa MC1", "MC2", "MC3", "DoLa w/o softmax MC1", "MC2", "MC3",
-                          f"base raw logits +{c:g} MC1", "MC2", "MC3"], bias_rows,
-                         caption="Length bias (seed 001 Table 7): correct (log-softmax) scoring vs un-normalised sums")  # fmt: skip
-    run.report.add_table(["model", *[f"c={c:+g}" for c in cfg.length_bias]],
-                         [[name, *[_fmt(m[f"base_raw{c:+g}"]["mc1"]) for c in cfg.length_bias]] for name, m in per_model_tq.items()],
-                         caption="MC1 of baseline raw-logit scoring (logits shifted to min 0) plus c per token: a constant moves the metric")  # fmt: skip
-    run.save_figure(plots.dola_length_bias(cfg.length_bias, per_model_tq), "length_bias.png",
-                    "TruthfulQA MC metrics of raw-logit scoring vs the constant added per token (dashed: correct log-softmax scoring)")  # fmt: skip
+    run.report.add_table(
+        [
+            "model",
+            "base MC1",
+            "MC2",
+            "MC3",
+            "DoLa MC1",
+            "MC2",
+            "MC3",
+            "DoLa w/o softmax MC1",
+            "MC2",
+            "MC3",
+            f"base raw logits +{c:g} MC1",
+            "MC2",
+            "MC3",
+        ],
+        bias_rows,
+        caption="Length bias (seed 001 Table 7): correct (log-softmax) scoring vs un-normalised sums",
+    )
+    run.report.add_table(
+        ["model", *[f"c={c:+g}" for c in cfg.length_bias]],
+        [[name, *[_fmt(m[f"base_raw{c:+g}"]["mc1"]) for c in cfg.length_bias]] for name, m in per_model_tq.items()],
+        caption="MC1 of baseline raw-logit scoring (logits shifted to min 0) plus c per token: a constant moves the "
+        "metric",
+    )
+    run.save_figure(
+        plots.dola_length_bias(cfg.length_bias, per_model_tq),
+        "length_bias.png",
+        "TruthfulQA MC metrics of raw-logit scoring vs the constant added per token (dashed: correct log-softmax "
+        "scoring)",
+    )
 
 
 def check(cfg: DolaConfig) -> None:

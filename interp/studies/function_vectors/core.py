@@ -7,7 +7,8 @@ function vector (:func:`interp.function_vectors.function_vector`). FVs (k × λ)
 (:class:`interp.steering.SteeringBatch`); accuracy is the first answer token at top-1.
 Recovery = accuracy(layer) / 5-shot accuracy. Peaks are chosen out of sample
 (:func:`held_out_recovery`): the layer (and k, λ for the search) on half of the queries, the
-recovery reported on the other half; the peak over the same queries is kept, labelled. Also zero / 5 / 10-shot baselines, the default FV
+recovery reported on the other half; the peak over the same queries is kept, labelled. Also zero / 5 / 10-shot
+baselines, the default FV
 on shuffled-label prompts, and resid / attn / mlp patching recovery by layer (clean ICL into
 shuffled, last token).
 
@@ -36,8 +37,17 @@ THRESHOLDS = (0.5, 0.75, 0.9, 1.0)
 
 @dataclass
 class FVSettings:
-    tasks: list[str] = field(default_factory=lambda: ["antonym", "capitalize", "country-capital", "present-past",
-                                                      "english-french", "english-spanish", "sentiment"])  # fmt: skip
+    tasks: list[str] = field(
+        default_factory=lambda: [
+            "antonym",
+            "capitalize",
+            "country-capital",
+            "present-past",
+            "english-french",
+            "english-spanish",
+            "sentiment",
+        ]
+    )
     n_icl: int = 25  # clean / shuffled ICL prompts for mean head outputs, CIE and task vectors
     n_shots: int = 10
     n_eval: int = 50  # zero-shot queries (and 5/10-shot baselines) to measure accuracy on
@@ -49,7 +59,9 @@ class FVSettings:
     patching: bool = True  # resid / attn / mlp recovery by layer per task
     min_reference: float = 0.1  # recovery is undefined where 5-shot accuracy is below this (a ratio to ~0 says nothing)
     memory_budget_gb: float = 4.0
-    selection: SelectionConfig = field(default_factory=SelectionConfig)  # queries that choose layer / k / λ; the rest report
+    selection: SelectionConfig = field(
+        default_factory=SelectionConfig
+    )  # queries that choose layer / k / λ; the rest report
 
 
 @dataclass
@@ -76,16 +88,9 @@ def recovery_ratio(acc: np.ndarray, ref: float, floor: float) -> np.ndarray:
     return acc / ref if ref > 0 and ref >= floor else np.full_like(acc, np.nan)
 
 
-def task_study(model, task: str, cfg: FVSettings, seed: int) -> FVTaskResult:
-    """Baselines, CIE, FV (k × λ) / default FV / FV on shuffled prompts / TV accuracy at every layer, and patching recovery."""
-    pairs = load_fv_task(task)
-    clean = icl_prompts(pairs, cfg.n_icl, cfg.n_shots, seed=seed)
-    shuffled = icl_prompts(pairs, cfg.n_icl, cfg.n_shots, seed=seed, shuffle_labels=True)
-    ans = first_token_ids(model, clean.answers)
-    clean_b = interp.tokenize(model, clean.prompts)  # right padding: patched runs share the prompt prefix
-    shuf_b = interp.tokenize(model, shuffled.prompts)
-    mean_z = mean_head_outputs(model, clean_b)
-    cie = causal_indirect_effect(model, shuf_b, ans, mean_z, memory_budget_gb=cfg.memory_budget_gb, progress=False)
+def _baselines(model, pairs, cfg: FVSettings, seed: int):
+    """Zero / 5 / 10-shot and 10-shot shuffled accuracy on the evaluation queries, with the steering
+    batches the sweep reuses (zero-shot and 10-shot shuffled)."""
     # evaluation queries: a different seed; zero-shot prompts carry the same queries as the 5-shot ones
     five = icl_prompts(pairs, cfg.n_eval, 5, seed=seed + 1)
     ten = icl_prompts(pairs, cfg.n_eval, 10, seed=seed + 2)
@@ -101,31 +106,80 @@ def task_study(model, task: str, cfg: FVSettings, seed: int) -> FVTaskResult:
         "10-shot": top1_accuracy(model, interp.tokenize(model, ten.prompts), ans_ten).numpy(),
         "10-shot shuffled": shuf_sb.baseline_accuracy().numpy(),
     }
-    layers = cfg.layers if cfg.layers is not None else list(range(model.cfg.n_layers))
-    # Gemma-2/3: head outputs reach the residual through ln1_post, scale frozen at the clean prompts' mean
-    post = post_attn_scales(model, clean_b).mean(1) if has_post_attn_norm(model) else None
-    fvs = {k: function_vector(model, mean_z, [(lay, h) for lay, h, _ in cie.top(k)], post) for k in [*cfg.ks, cfg.default_k]}
-    grid = torch.stack([s * fvs[k] for k in cfg.ks for s in cfg.scales] + [cfg.default_scale * fvs[cfg.default_k]])
-    tv = task_vectors(model, clean_b, layers)
-    nq = len(zero)
-    fv_items, default_items, shuf_fv, tv_items = (np.zeros((len(cfg.ks), len(cfg.scales), len(layers), nq), dtype=bool),
-                                                  np.zeros((len(layers), nq), dtype=bool), np.zeros(len(layers)), np.zeros((len(layers), nq), dtype=bool))  # fmt: skip
+    return base, zero_sb, shuf_sb, list(five.answers)
+
+
+def _sweep_layers(zero_sb, shuf_sb, grid, tv, cfg: FVSettings, layers: list[int]):
+    """Per layer: accuracy of every λ·FV_k and the default FV (per query), the default FV on
+    shuffled prompts, and the task vector (replace)."""
+    nq = len(zero_sb.batch)
+    fv_items = np.zeros((len(cfg.ks), len(cfg.scales), len(layers), nq), dtype=bool)
+    default_items, tv_items = np.zeros((len(layers), nq), dtype=bool), np.zeros((len(layers), nq), dtype=bool)
+    shuf_fv = np.zeros(len(layers))
     with zero_sb, shuf_sb:  # one fast weight layout for the whole sweep
         for li, layer in enumerate(layers):
             acc = zero_sb.accuracy(layer, grid).numpy() > 0.5  # [vector query]
             fv_items[:, :, li], default_items[li] = acc[:-1].reshape(len(cfg.ks), len(cfg.scales), nq), acc[-1]
             shuf_fv[li] = float(shuf_sb.accuracy(layer, grid[-1:]).mean())
             tv_items[li] = zero_sb.accuracy(layer, tv[li][None], mode="replace")[0].numpy() > 0.5
-    out = FVTaskResult(layers, base, {k: fv_items[i].mean(-1) for i, k in enumerate(cfg.ks)}, default_items.mean(-1), shuf_fv, tv_items.mean(-1),
-                       cie.cie.numpy(), cie.top(cfg.default_k), fv_items={k: fv_items[i] for i, k in enumerate(cfg.ks)},
-                       default_items=default_items, tv_items=tv_items, answers=list(five.answers))  # fmt: skip
+    return fv_items, default_items, shuf_fv, tv_items
+
+
+def _patching(model, clean_b, shuf_b, ans, cfg: FVSettings) -> dict[str, np.ndarray]:
+    """resid / attn / mlp recovery by layer: clean ICL into shuffled, last token."""
+    out = {}
+    for site in ("resid_pre", "attn_out", "mlp_out"):
+        res = patch(
+            model,
+            clean_b,
+            shuf_b,
+            prob_metric(ans),
+            site=site,
+            positions=shuf_b.last_index,
+            clean_positions=clean_b.last_index,
+            memory_budget_gb=cfg.memory_budget_gb,
+            progress=False,
+        )
+        out[site] = res.recovery.numpy()  # [layer batch]; NaN = undefined
+    return out
+
+
+def task_study(model, task: str, cfg: FVSettings, seed: int) -> FVTaskResult:
+    """Baselines, CIE, FV (k × λ) / default FV / FV on shuffled prompts / TV accuracy at every layer, and patching
+    recovery."""
+    pairs = load_fv_task(task)
+    clean = icl_prompts(pairs, cfg.n_icl, cfg.n_shots, seed=seed)
+    shuffled = icl_prompts(pairs, cfg.n_icl, cfg.n_shots, seed=seed, shuffle_labels=True)
+    ans = first_token_ids(model, clean.answers)
+    clean_b = interp.tokenize(model, clean.prompts)  # right padding: patched runs share the prompt prefix
+    shuf_b = interp.tokenize(model, shuffled.prompts)
+    mean_z = mean_head_outputs(model, clean_b)
+    cie = causal_indirect_effect(model, shuf_b, ans, mean_z, memory_budget_gb=cfg.memory_budget_gb, progress=False)
+    base, zero_sb, shuf_sb, answers = _baselines(model, pairs, cfg, seed)
+    layers = cfg.layers if cfg.layers is not None else list(range(model.cfg.n_layers))
+    # Gemma-2/3: head outputs reach the residual through ln1_post, scale frozen at the clean prompts' mean
+    post = post_attn_scales(model, clean_b).mean(1) if has_post_attn_norm(model) else None
+    top = {k: [(lay, h) for lay, h, _ in cie.top(k)] for k in [*cfg.ks, cfg.default_k]}
+    fvs = {k: function_vector(model, mean_z, heads, post) for k, heads in top.items()}
+    grid = torch.stack([s * fvs[k] for k in cfg.ks for s in cfg.scales] + [cfg.default_scale * fvs[cfg.default_k]])
+    tv = task_vectors(model, clean_b, layers)
+    fv_items, default_items, shuf_fv, tv_items = _sweep_layers(zero_sb, shuf_sb, grid, tv, cfg, layers)
+    out = FVTaskResult(
+        layers,
+        base,
+        {k: fv_items[i].mean(-1) for i, k in enumerate(cfg.ks)},
+        default_items.mean(-1),
+        shuf_fv,
+        tv_items.mean(-1),
+        cie.cie.numpy(),
+        cie.top(cfg.default_k),
+        fv_items={k: fv_items[i] for i, k in enumerate(cfg.ks)},
+        default_items=default_items,
+        tv_items=tv_items,
+        answers=answers,
+    )
     if cfg.patching:
-        metric = prob_metric(ans)
-        out.patching = {}
-        for site in ("resid_pre", "attn_out", "mlp_out"):
-            res = patch(model, clean_b, shuf_b, metric, site=site, positions=shuf_b.last_index, clean_positions=clean_b.last_index,
-                        memory_budget_gb=cfg.memory_budget_gb, progress=False)  # fmt: skip
-            out.patching[site] = res.recovery.numpy()  # [layer batch]; NaN = undefined
+        out.patching = _patching(model, clean_b, shuf_b, ans, cfg)
     return out
 
 
@@ -134,8 +188,11 @@ def recovery_curves(r: FVTaskResult, min_reference: float) -> dict[str, np.ndarr
     that layer, and the TV (seed 001's recovery); undefined where 5-shot accuracy < ``min_reference``."""
     five = float(r.baselines["5-shot"].mean())
     search = np.max(np.stack([a.max(0) for a in r.fv.values()]), 0)  # per layer, max over (k, λ)
-    return {"FV default": recovery_ratio(r.fv_default, five, min_reference), "FV search": recovery_ratio(search, five, min_reference),
-            "TV": recovery_ratio(r.tv, five, min_reference)}  # fmt: skip
+    return {
+        "FV default": recovery_ratio(r.fv_default, five, min_reference),
+        "FV search": recovery_ratio(search, five, min_reference),
+        "TV": recovery_ratio(r.tv, five, min_reference),
+    }
 
 
 @dataclass
@@ -154,19 +211,28 @@ def held_out_recovery(r: FVTaskResult, cfg: FVSettings) -> dict[str, HeldOutReco
     the selection queries, recovery of 5-shot accuracy on the test queries; undefined where the
     test 5-shot accuracy is below ``cfg.min_reference``."""
     if r.fv_items is None:
-        raise ValueError("this FVTaskResult has no per-query scores (computed before held-out selection); re-run task_study")
+        raise ValueError(
+            "this FVTaskResult has no per-query scores (computed before held-out selection); re-run task_study"
+        )
     split = split_items(len(r.answers), cfg.selection.test_fraction, cfg.selection.seed)
     five = float(r.baselines["5-shot"][split.test].mean())
     candidates = {
         "FV default": {(layer,): r.default_items[li] for li, layer in enumerate(r.layers)},
-        "FV search": {(k, s, layer): r.fv_items[k][si, li] for k in r.fv_items for si, s in enumerate(cfg.scales) for li, layer in enumerate(r.layers)},
+        "FV search": {
+            (k, s, layer): r.fv_items[k][si, li]
+            for k in r.fv_items
+            for si, s in enumerate(cfg.scales)
+            for li, layer in enumerate(r.layers)
+        },
         "TV": {(layer,): r.tv_items[li] for li, layer in enumerate(r.layers)},
-    }  # fmt: skip
+    }
     out = {}
     for method, scores in candidates.items():
         sel = select(scores, split)
         ratio = lambda a: float(recovery_ratio(np.array([a]), five, cfg.min_reference)[0])  # noqa: E731
-        out[method] = HeldOutRecovery(sel.config, ratio(sel.test.mean), (ratio(sel.test.ci_low), ratio(sel.test.ci_high)), sel, five)
+        out[method] = HeldOutRecovery(
+            sel.config, ratio(sel.test.mean), (ratio(sel.test.ci_low), ratio(sel.test.ci_high)), sel, five
+        )
     return out
 
 
@@ -189,5 +255,8 @@ def peak_shares(peaks: list[dict[str, float]], thresholds=THRESHOLDS) -> dict[st
     for method in ("FV default", "FV search", "TV"):
         vals = np.array([p[method] for p in peaks])
         ok = np.isfinite(vals)
-        out[method] = ([float((vals[ok] >= t).mean()) if ok.any() else float("nan") for t in thresholds], int((~ok).sum()))
+        out[method] = (
+            [float((vals[ok] >= t).mean()) if ok.any() else float("nan") for t in thresholds],
+            int((~ok).sum()),
+        )
     return out

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import matplotlib.pyplot as plt
-import numpy as np
-from interp.plots import grid
+
 from interp.stats import bootstrap_ci
 
 
@@ -21,7 +18,13 @@ def fv_recovery_curves(name: str, per_task: dict, layers_by_task: dict):
             ax.plot(layers_by_task[task], c, marker="o", ms=2, label=method)
         ax.axhline(1.0, color="0.5", ls="--", lw=0.8)
         ax.set_title(task, fontsize=9)
-    return _finish_fv_grid(fig, axes, len(tasks), "accuracy / 5-shot accuracy", f"{name}: recovery of 5-shot accuracy by layer (zero-shot prompts)")
+    return _finish_fv_grid(
+        fig,
+        axes,
+        len(tasks),
+        "accuracy / 5-shot accuracy",
+        f"{name}: recovery of 5-shot accuracy by layer (zero-shot prompts)",
+    )
 
 
 def _finish_fv_grid(fig, axes, n_used: int, ylabel: str, title: str):
@@ -50,10 +53,21 @@ def fv_patching_curves(name: str, results: dict):
             n_undef = est[0].n_undefined
             mean = [e.mean for e in est]
             (line,) = ax.plot(results[task].layers, mean, marker="o", ms=2, label=site)
-            ax.fill_between(results[task].layers, [e.ci_low for e in est], [e.ci_high for e in est], color=line.get_color(), alpha=0.15)
+            ax.fill_between(
+                results[task].layers,
+                [e.ci_low for e in est],
+                [e.ci_high for e in est],
+                color=line.get_color(),
+                alpha=0.15,
+            )
         ax.set_title(f"{task} ({n_undef} of {rec.shape[1]} prompts undefined)" if n_undef else task, fontsize=9)
-    return _finish_fv_grid(fig, axes, len(tasks), "recovery (clean ICL → shuffled)",
-                        f"{name}: patching recovery at the last token by layer (mean, 95% CI; undefined prompts left out)")
+    return _finish_fv_grid(
+        fig,
+        axes,
+        len(tasks),
+        "recovery (clean ICL → shuffled)",
+        f"{name}: patching recovery at the last token by layer (mean, 95% CI; undefined prompts left out)",
+    )
 
 
 # --------------------------------------------------------------------------- correctness direction (seed 004)

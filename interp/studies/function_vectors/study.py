@@ -39,22 +39,38 @@ class FVConfig(FVSettings):
 
 
 def _intro(cfg: FVConfig) -> str:
-    return (f"Function vectors (top-k CIE heads, k ∈ {cfg.ks}, λ ∈ {cfg.scales}) and task vectors on tasks {cfg.tasks}. "
-            f"{cfg.n_icl} clean / shuffled-label ICL prompts of {cfg.n_shots} shots give the mean head outputs, CIE and task "
-            f"vectors; accuracy (first answer token top-1) on {cfg.n_eval} other queries. Recovery = accuracy / 5-shot "
-            f"accuracy per layer; cells show peak (layer) / mean over layers. FV default: k = {cfg.default_k}, "
-            f"λ = {cfg.default_scale}; FV search: best (k, λ) per layer; TV: replace the residual. A task whose 5-shot "
-            f"accuracy is below {cfg.min_reference} has undefined recovery (a ratio to almost nothing). **Held out**: the layer (search: k, λ "
-            f"and layer) is chosen by accuracy on {1 - cfg.selection.test_fraction:.0%} of the queries (seed {cfg.selection.seed}) and the recovery "
-            f"reported on the rest (first table; CI = the test accuracy's bootstrap CI over the test 5-shot accuracy). The peak over layers "
-            f"on all queries (seed 001's figure) is in the second table, labelled best-on-test. Majority = accuracy of always giving the most "
-            f"frequent answer (chance level of a few-label task).")  # fmt: skip
+    return (
+        f"Function vectors (top-k CIE heads, k ∈ {cfg.ks}, λ ∈ {cfg.scales}) and task vectors on tasks {cfg.tasks}. "
+        f"{cfg.n_icl} clean / shuffled-label ICL prompts of {cfg.n_shots} shots give the mean head outputs, CIE and "
+        "task "
+        f"vectors; accuracy (first answer token top-1) on {cfg.n_eval} other queries. Recovery = accuracy / 5-shot "
+        f"accuracy per layer; cells show peak (layer) / mean over layers. FV default: k = {cfg.default_k}, "
+        f"λ = {cfg.default_scale}; FV search: best (k, λ) per layer; TV: replace the residual. A task whose 5-shot "
+        f"accuracy is below {cfg.min_reference} has undefined recovery (a ratio to almost nothing). **Held out**: the "
+        "layer (search: k, λ "
+        f"and layer) is chosen by accuracy on {1 - cfg.selection.test_fraction:.0%} of the queries (seed "
+        f"{cfg.selection.seed}) and the recovery "
+        "reported on the rest (first table; CI = the test accuracy's bootstrap CI over the test 5-shot accuracy). The "
+        "peak over layers "
+        "on all queries (seed 001's figure) is in the second table, labelled best-on-test. Majority = accuracy of "
+        "always giving the most "
+        f"frequent answer (chance level of a few-label task)."
+    )
 
 
 def _row(name: str, task: str, r, curves: dict) -> list:
-    fmt = lambda c: "undefined" if not np.isfinite(c).any() else f"{np.nanmax(c):.2f} (L{r.layers[int(np.nanargmax(c))]}) / {np.nanmean(c):.2f}"  # noqa: E731
-    return [name, task, *[f"{float(r.baselines[b].mean()):.2f}" for b in ("zero-shot", "5-shot", "10-shot", "10-shot shuffled")],
-            *[fmt(c) for c in curves.values()], f"{r.fv_shuffled.max():.2f} (L{r.layers[int(np.argmax(r.fv_shuffled))]})"]  # fmt: skip
+    def fmt(c) -> str:
+        if not np.isfinite(c).any():
+            return "undefined"
+        return f"{np.nanmax(c):.2f} (L{r.layers[int(np.nanargmax(c))]}) / {np.nanmean(c):.2f}"
+
+    return [
+        name,
+        task,
+        *[f"{float(r.baselines[b].mean()):.2f}" for b in ("zero-shot", "5-shot", "10-shot", "10-shot shuffled")],
+        *[fmt(c) for c in curves.values()],
+        f"{r.fv_shuffled.max():.2f} (L{r.layers[int(np.argmax(r.fv_shuffled))]})",
+    ]
 
 
 def _held_row(name: str, task: str, r, held: dict) -> list:
@@ -65,8 +81,14 @@ def _held_row(name: str, task: str, r, held: dict) -> list:
         return f"{h.recovery:.2f} [{h.ci[0]:.2f}, {h.ci[1]:.2f}] ({conf}; gap {h.selection.optimism_gap:+.2f})"
 
     h0 = next(iter(held.values()))
-    return [name, task, f"{h0.selection.n_selection} / {h0.selection.n_test}", f"{h0.reference:.2f}", f"{majority_baseline(r.answers):.2f}",
-            *[cell(h) for h in held.values()]]  # fmt: skip
+    return [
+        name,
+        task,
+        f"{h0.selection.n_selection} / {h0.selection.n_test}",
+        f"{h0.reference:.2f}",
+        f"{majority_baseline(r.answers):.2f}",
+        *[cell(h) for h in held.values()],
+    ]
 
 
 def _seeds(cfg: FVConfig) -> dict[str, int]:
@@ -84,48 +106,118 @@ def cells(cfg: FVConfig, done: dict) -> list[Cell]:
     ]
 
 
-def analyse(cfg: FVConfig, done: dict) -> dict:
-    """The per-(model, task) results by label (the report derives curves and held-out choices)."""
-    return done
+@dataclass
+class FVTaskAnalysis:
+    result: object  # FVTaskResult
+    curves: dict[str, np.ndarray]  # method -> [layer] recovery (all queries)
+    peaks: dict  # method -> peak recovery over layers (labelled best-on-test)
+    held: dict  # method -> HeldOutRecovery (chosen on selection queries, reported on test)
 
 
-def report(cfg: FVConfig, done: dict, run: Run) -> None:
-    run.report.add_text(_intro(cfg))
-    rows, peaks, held_rows, held_peaks = [], [], [], []
+def analyse(cfg: FVConfig, done: dict) -> dict[str, dict[str, FVTaskAnalysis]]:
+    """Per model and task: recovery curves, best-on-test peaks and the held-out choices."""
+    out: dict[str, dict[str, FVTaskAnalysis]] = {}
     for name in cfg.models:
-        curves, results = {}, {}
         for task in cfg.tasks:
             if f"{name}/{task}" not in done:
                 continue  # a failed cell: listed at the end of the report
-            r = results[task] = done[f"{name}/{task}"]
-            curves[task] = recovery_curves(r, cfg.min_reference)
-            rows.append(_row(name, task, r, curves[task]))
-            peaks.append(peak_recovery(curves[task]))
-            held = held_out_recovery(r, cfg)
-            held_rows.append(_held_row(name, task, r, held))
-            held_peaks.append({m: h.recovery for m, h in held.items()})
-            run.log_metrics(**{f"{name}/{task}": {"baselines": {b: float(v.mean()) for b, v in r.baselines.items()}, "majority": majority_baseline(r.answers),
-                                                  "peaks_best_on_test": peaks[-1], "top_heads": r.top_heads,
-                                                  "held_out": {m: {"config": h.config, "recovery": h.recovery, "ci": h.ci, "reference": h.reference,
-                                                                   "accuracy_test": vars(h.selection.test), "optimism_gap": h.selection.optimism_gap,
-                                                                   "n_selection": h.selection.n_selection, "n_test": h.selection.n_test}
-                                                               for m, h in held.items()}}})  # fmt: skip
-        if not results:
-            continue
-        run.save_figure(fv_recovery_curves(name, curves, {t: r.layers for t, r in results.items()}), f"recovery_{file_slug(name)}.png",
-                        f"{name}: FV / TV recovery by layer per task")  # fmt: skip
-        if cfg.patching:
-            run.save_figure(fv_patching_curves(name, results), f"patching_{file_slug(name)}.png", f"{name}: resid / attn / mlp patching recovery by layer per task")
-    run.report.add_table(["model", "task", "queries: selection / test", "5-shot (test)", "majority", "FV default", "FV search", "TV"], held_rows,
-                         caption="HEADLINE — recovery of 5-shot accuracy on held-out queries: configuration chosen on the selection queries "
-                                 "(recovery [95% CI] (choice; optimism gap in accuracy))")  # fmt: skip
-    run.report.add_table(["model", "task", "zero-shot", "5-shot", "10-shot", "10-shot shuffled", "FV default", "FV search", "TV", "FV default on 10-shot shuffled: best accuracy"], rows,
-                         caption="Accuracy baselines (all queries) and recovery: peak (layer) / mean over layers — peak chosen on the same queries "
-                                 "(seed 001's figure; labelled best-on-test)")  # fmt: skip
+            r = done[f"{name}/{task}"]
+            curves = recovery_curves(r, cfg.min_reference)
+            out.setdefault(name, {})[task] = FVTaskAnalysis(r, curves, peak_recovery(curves), held_out_recovery(r, cfg))
+    return out
+
+
+def _task_metrics(a: FVTaskAnalysis) -> dict:
+    r = a.result
+    held = {
+        m: {
+            "config": h.config,
+            "recovery": h.recovery,
+            "ci": h.ci,
+            "reference": h.reference,
+            "accuracy_test": vars(h.selection.test),
+            "optimism_gap": h.selection.optimism_gap,
+            "n_selection": h.selection.n_selection,
+            "n_test": h.selection.n_test,
+        }
+        for m, h in a.held.items()
+    }
+    return {
+        "baselines": {b: float(v.mean()) for b, v in r.baselines.items()},
+        "majority": majority_baseline(r.answers),
+        "peaks_best_on_test": a.peaks,
+        "top_heads": r.top_heads,
+        "held_out": held,
+    }
+
+
+def _model_figures(run: Run, cfg: FVConfig, name: str, tasks: dict[str, FVTaskAnalysis]) -> None:
+    results = {t: a.result for t, a in tasks.items()}
+    run.save_figure(
+        fv_recovery_curves(name, {t: a.curves for t, a in tasks.items()}, {t: r.layers for t, r in results.items()}),
+        f"recovery_{file_slug(name)}.png",
+        f"{name}: FV / TV recovery by layer per task",
+    )
+    if cfg.patching:
+        run.save_figure(
+            fv_patching_curves(name, results),
+            f"patching_{file_slug(name)}.png",
+            f"{name}: resid / attn / mlp patching recovery by layer per task",
+        )
+
+
+def report(cfg: FVConfig, res: dict[str, dict[str, FVTaskAnalysis]], run: Run) -> None:
+    run.report.add_text(_intro(cfg))
+    rows, peaks, held_rows, held_peaks = [], [], [], []
+    for name, tasks in res.items():
+        for task, a in tasks.items():
+            rows.append(_row(name, task, a.result, a.curves))
+            peaks.append(a.peaks)
+            held_rows.append(_held_row(name, task, a.result, a.held))
+            held_peaks.append({m: h.recovery for m, h in a.held.items()})
+            run.log_metrics(**{f"{name}/{task}": _task_metrics(a)})
+        _model_figures(run, cfg, name, tasks)
+    _summary_tables(run, rows, held_rows, peaks, held_peaks)
+
+
+_BASELINE_HEADERS = [
+    "model",
+    "task",
+    "zero-shot",
+    "5-shot",
+    "10-shot",
+    "10-shot shuffled",
+    "FV default",
+    "FV search",
+    "TV",
+    "FV default on 10-shot shuffled: best accuracy",
+]
+
+
+def _summary_tables(run: Run, rows: list, held_rows: list, peaks: list, held_peaks: list) -> None:
+    run.report.add_table(
+        ["model", "task", "queries: selection / test", "5-shot (test)", "majority", "FV default", "FV search", "TV"],
+        held_rows,
+        caption="HEADLINE — recovery of 5-shot accuracy on held-out queries: configuration chosen on the selection "
+        "queries (recovery [95% CI] (choice; optimism gap in accuracy))",
+    )
+    run.report.add_table(
+        _BASELINE_HEADERS,
+        rows,
+        caption="Accuracy baselines (all queries) and recovery: peak (layer) / mean over layers — peak chosen on the "
+        "same queries (seed 001's figure; labelled best-on-test)",
+    )
     for label, values in (("held out", held_peaks), ("peak on the same queries, labelled best-on-test", peaks)):
-        share_rows = [[m, *[f"{v:.0%}" if np.isfinite(v) else "undefined" for v in shares], f"{n_undef}"] for m, (shares, n_undef) in peak_shares(values).items()]
-        run.report.add_table(["method", *[f"recovery ≥ {t:.2f}" for t in THRESHOLDS], "undefined"], share_rows,
-                             caption=f"Share of model × task combinations whose recovery reaches each level (seed 001 Table 3) — {label}")  # fmt: skip
+        share_rows = [
+            [m, *[f"{v:.0%}" if np.isfinite(v) else "undefined" for v in shares], f"{n_undef}"]
+            for m, (shares, n_undef) in peak_shares(values).items()
+        ]
+        run.report.add_table(
+            ["method", *[f"recovery ≥ {t:.2f}" for t in THRESHOLDS], "undefined"],
+            share_rows,
+            caption="Share of model × task combinations whose recovery reaches each level (seed 001 Table 3) — "
+            f"{label}",
+        )
 
 
 def check(cfg: FVConfig) -> None:

@@ -52,12 +52,17 @@ DOSE_UNITS = ("raw", "residual")
 
 @dataclass
 class TransferSettings:
-    tasks: list[str] = field(default_factory=lambda: ["antonym", "capitalize", "sentiment", "country-capital", "english-french"])
+    tasks: list[str] = field(
+        default_factory=lambda: ["antonym", "capitalize", "sentiment", "country-capital", "english-french"]
+    )
     templates: list[str] = field(default_factory=lambda: list(TEMPLATE_KINDS))
     custom_templates: dict = field(default_factory=dict)  # {task: {kind: "... {x} ... {y}"}}: adds or overrides
-    extraction: str = "shuffled"  # "shuffled" | "zero_shot" (mean differences) | "fv" (head-based function vector); see module doc
+    extraction: str = (
+        "shuffled"  # "shuffled" | "zero_shot" (mean differences) | "fv" (head-based function vector); see module doc
+    )
     fv_k: int = 10  # extraction="fv": heads in the function vector
-    dose_units: str = "raw"  # "raw": alphas multiply the vector; "residual": alphas are fractions of the mean residual norm at the layer
+    # "raw": alphas multiply the vector; "residual": alphas are fractions of the mean residual norm at the layer
+    dose_units: str = "raw"
     n_icl: int = 20  # clean and baseline prompts per template for the mean difference
     n_shots: int = 5
     n_val: int = 20  # queries to choose α on (source template only)
@@ -85,11 +90,15 @@ class TransferResult:
     zero_shot: dict[str, np.ndarray]  # per template: unsteered zero-shot correctness per test query
     icl: dict[str, np.ndarray]  # per template: n_shots-shot correctness per test query
     val_curve: np.ndarray | None = None  # [source layer alpha] validation accuracy per α
-    val_changed: np.ndarray | None = None  # [source layer alpha] share of validation predictions that differ from unsteered
+    val_changed: np.ndarray | None = (
+        None  # [source layer alpha] share of validation predictions that differ from unsteered
+    )
     val_unsteered: np.ndarray | None = None  # [source] unsteered validation accuracy
     raw_per_unit: np.ndarray | None = None  # [source layer] raw multiplier of the vector per unit α (1 for raw doses)
     vector_norm: np.ndarray | None = None  # [source layer] ‖v‖
-    resid_norm: np.ndarray | None = None  # [source layer] mean residual norm at the last token of the source's validation prompts
+    resid_norm: np.ndarray | None = (
+        None  # [source layer] mean residual norm at the last token of the source's validation prompts
+    )
     heads: dict[str, list] | None = None  # extraction="fv": per template, the (layer, head, CIE) in its vector
     alphas: list[float] | None = None  # the α grid of val_curve / val_changed
 
@@ -119,7 +128,10 @@ def templates_for(task: str, s: TransferSettings) -> dict[str, str]:
 def _split(task: str, s: TransferSettings, seed: int):
     pairs = load_fv_task(task)
     if len(pairs) < s.n_val + s.n_eval + s.n_shots + 1:
-        raise ValueError(f"task {task!r} has {len(pairs)} pairs; n_val + n_eval + n_shots + 1 = {s.n_val + s.n_eval + s.n_shots + 1} needed")
+        raise ValueError(
+            f"task {task!r} has {len(pairs)} pairs; n_val + n_eval + n_shots + 1 = "
+            f"{s.n_val + s.n_eval + s.n_shots + 1} needed"
+        )
     order = random.Random(seed).sample(range(len(pairs)), len(pairs))
     val_q = [pairs[i] for i in order[: s.n_val]]
     test_q = [pairs[i] for i in order[s.n_val : s.n_val + s.n_eval]]
@@ -131,7 +143,9 @@ def template_fv(model, pool: list[dict], tpl: str, s: TransferSettings, seed: in
     """Head-based function vector [d_model] of one template and its heads ``(layer, head, CIE)``:
     CIE on the template's shuffled-label ICL prompts, mean head outputs over its clean ones."""
     clean = icl_prompts(pool, s.n_icl, s.n_shots, seed=seed + 1, template=tpl, separator=s.separator)
-    shuffled = icl_prompts(pool, s.n_icl, s.n_shots, seed=seed + 1, template=tpl, separator=s.separator, shuffle_labels=True)
+    shuffled = icl_prompts(
+        pool, s.n_icl, s.n_shots, seed=seed + 1, template=tpl, separator=s.separator, shuffle_labels=True
+    )
     clean_b, shuf_b = interp.tokenize(model, clean.prompts), interp.tokenize(model, shuffled.prompts)
     mean_z = mean_head_outputs(model, clean_b)
     cie = causal_indirect_effect(model, shuf_b, first_token_ids(model, clean.answers), mean_z, progress=False)
@@ -140,17 +154,55 @@ def template_fv(model, pool: list[dict], tpl: str, s: TransferSettings, seed: in
     return function_vector(model, mean_z, [(layer, h) for layer, h, _ in heads], post), heads
 
 
-def template_vectors(model, pool: list[dict], tpl: str, layers: list[int], s: TransferSettings, seed: int) -> torch.Tensor:
+def template_vectors(
+    model, pool: list[dict], tpl: str, layers: list[int], s: TransferSettings, seed: int
+) -> torch.Tensor:
     """Mean-difference vector per layer [layer d_model] of one template (see module doc)."""
     if s.extraction == "fv":
         raise ValueError("extraction='fv' has one vector for all layers: use template_fv")
     tok = lambda prompts: interp.tokenize(model, prompts, padding_side="left")  # noqa: E731
     clean = icl_prompts(pool, s.n_icl, s.n_shots, seed=seed + 1, template=tpl, separator=s.separator)
     if s.extraction == "shuffled":
-        base = icl_prompts(pool, s.n_icl, s.n_shots, seed=seed + 1, template=tpl, separator=s.separator, shuffle_labels=True)
+        base = icl_prompts(
+            pool, s.n_icl, s.n_shots, seed=seed + 1, template=tpl, separator=s.separator, shuffle_labels=True
+        )
     else:
         base = icl_prompts(pool, s.n_icl, 0, template=tpl, queries=[{"input": q, "output": ""} for q in clean.queries])
     return mean_difference_vectors(model, tok(clean.prompts), tok(base.prompts), layers)
+
+
+@dataclass
+class _TemplateRuns:
+    vectors: dict
+    val_sb: dict
+    test_sb: dict
+    zero_shot: dict
+    icl: dict
+    heads: dict
+
+
+def _template_runs(model, task: str, s: TransferSettings, seed: int, layers: list[int], split) -> _TemplateRuns:
+    """Per template: its vectors, the validation / test steering batches and the unsteered baselines."""
+    val_q, test_q, pool, templates, ans_val, ans_test = split
+    tok = lambda prompts: interp.tokenize(model, prompts, padding_side="left")  # noqa: E731
+    out = _TemplateRuns({}, {}, {}, {}, {}, {})
+    for kind in tqdm(list(templates), desc=f"{task}: vectors", leave=False):
+        tpl = templates[kind]
+        if s.extraction == "fv":
+            fv, out.heads[kind] = template_fv(model, pool, tpl, s, seed)
+            out.vectors[kind] = fv[None].expand(len(layers), -1).clone()
+        else:
+            out.vectors[kind] = template_vectors(model, pool, tpl, layers, s, seed)
+        val = tok(icl_prompts(pool, len(val_q), 0, template=tpl, queries=val_q).prompts)
+        test = tok(icl_prompts(pool, len(test_q), 0, template=tpl, queries=test_q).prompts)
+        out.val_sb[kind] = SteeringBatch(model, val, ans_val, max_rows=s.max_rows)
+        out.test_sb[kind] = SteeringBatch(model, test, ans_test, max_rows=s.max_rows)
+        out.zero_shot[kind] = out.test_sb[kind].baseline_accuracy().numpy()
+        shots = icl_prompts(
+            pool, len(test_q), s.n_shots, seed=seed + 2, template=tpl, separator=s.separator, queries=test_q
+        )
+        out.icl[kind] = top1_accuracy(model, tok(shots.prompts), ans_test).numpy()
+    return out
 
 
 def task_transfer(model, task: str, s: TransferSettings, seed: int) -> TransferResult:
@@ -162,32 +214,42 @@ def task_transfer(model, task: str, s: TransferSettings, seed: int) -> TransferR
     layers = s.layers if s.layers is not None else list(range(0, model.cfg.n_layers, s.layer_stride))
     ans_val = first_token_ids(model, [" " + q["output"] for q in val_q])
     ans_test = first_token_ids(model, [" " + q["output"] for q in test_q])
-    tok = lambda prompts: interp.tokenize(model, prompts, padding_side="left")  # noqa: E731
-    vectors, val_sb, test_sb, zero_shot, icl, heads = {}, {}, {}, {}, {}, {}
-    for kind in tqdm(kinds, desc=f"{task}: vectors", leave=False):
-        tpl = templates[kind]
-        if s.extraction == "fv":
-            fv, heads[kind] = template_fv(model, pool, tpl, s, seed)
-            vectors[kind] = fv[None].expand(len(layers), -1).clone()
-        else:
-            vectors[kind] = template_vectors(model, pool, tpl, layers, s, seed)
-        val_sb[kind] = SteeringBatch(model, tok(icl_prompts(pool, len(val_q), 0, template=tpl, queries=val_q).prompts), ans_val, max_rows=s.max_rows)
-        test_sb[kind] = SteeringBatch(model, tok(icl_prompts(pool, len(test_q), 0, template=tpl, queries=test_q).prompts), ans_test, max_rows=s.max_rows)
-        zero_shot[kind] = test_sb[kind].baseline_accuracy().numpy()
-        shots = icl_prompts(pool, len(test_q), s.n_shots, seed=seed + 2, template=tpl, separator=s.separator, queries=test_q)
-        icl[kind] = top1_accuracy(model, tok(shots.prompts), ans_test).numpy()
-    resid = np.array([[residual_norm(val_sb[kind].last_resid[layer]) for layer in layers] for kind in kinds])  # [source layer]
+    t = _template_runs(model, task, s, seed, layers, (val_q, test_q, pool, templates, ans_val, ans_test))
+    vectors, val_sb, zero_shot, icl, heads = t.vectors, t.val_sb, t.zero_shot, t.icl, t.heads
+    # [source layer]
+    resid = np.array([[residual_norm(val_sb[kind].last_resid[layer]) for layer in layers] for kind in kinds])
     vnorm = np.array([vectors[kind].float().norm(dim=-1).numpy() for kind in kinds])
-    per_unit = np.ones_like(resid) if s.dose_units == "raw" else np.array(
-        [raw_strength(vectors[kind], torch.tensor(resid[si])).numpy() for si, kind in enumerate(kinds)])  # fmt: skip
-    sweep = _sweep(kinds, layers, vectors, val_sb, test_sb, s.alphas, per_unit, ans_val)
+    per_unit = (
+        np.ones_like(resid)
+        if s.dose_units == "raw"
+        else np.array([raw_strength(vectors[kind], torch.tensor(resid[si])).numpy() for si, kind in enumerate(kinds)])
+    )
+    sweep = _sweep(kinds, layers, vectors, val_sb, t.test_sb, s.alphas, per_unit, ans_val)
     stack = torch.stack([vectors[kind] for kind in kinds], 1)  # [layer kind d_model]
     unit = stack / stack.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     cos = (unit @ unit.transpose(1, 2)).numpy()  # [layer source target]
     pc1 = np.array([pc1_variance(stack[li].numpy()) for li in range(len(layers))])
     unsteered = np.array([float(val_sb[kind].baseline_accuracy().mean()) for kind in kinds])
-    return TransferResult(layers, kinds, templates, sweep["transfer"], cos, pc1, sweep["alpha_star"], sweep["val_acc"], zero_shot, icl,
-                          sweep["val_curve"], sweep["val_changed"], unsteered, per_unit, vnorm, resid, heads or None, list(s.alphas))  # fmt: skip
+    return TransferResult(
+        layers,
+        kinds,
+        templates,
+        sweep["transfer"],
+        cos,
+        pc1,
+        sweep["alpha_star"],
+        sweep["val_acc"],
+        zero_shot,
+        icl,
+        sweep["val_curve"],
+        sweep["val_changed"],
+        unsteered,
+        per_unit,
+        vnorm,
+        resid,
+        heads or None,
+        list(s.alphas),
+    )
 
 
 def _sweep(kinds, layers, vectors, val_sb, test_sb, alphas_list, per_unit, ans_val) -> dict[str, np.ndarray]:
@@ -195,9 +257,16 @@ def _sweep(kinds, layers, vectors, val_sb, test_sb, alphas_list, per_unit, ans_v
     accuracy on every target's test queries."""
     alphas = torch.tensor(alphas_list)
     k, L, A = len(kinds), len(layers), len(alphas_list)
-    out = {"alpha_star": np.zeros((k, L)), "val_acc": np.zeros((k, L)), "val_curve": np.zeros((k, L, A)),
-           "val_changed": np.zeros((k, L, A)), "transfer": np.zeros((L, k, k))}  # fmt: skip
-    base_pred = {kind: sb.baseline_predictions() for kind, sb in val_sb.items()}  # unsteered: from the cached residual, no forward
+    out = {
+        "alpha_star": np.zeros((k, L)),
+        "val_acc": np.zeros((k, L)),
+        "val_curve": np.zeros((k, L, A)),
+        "val_changed": np.zeros((k, L, A)),
+        "transfer": np.zeros((L, k, k)),
+    }
+    base_pred = {
+        kind: sb.baseline_predictions() for kind, sb in val_sb.items()
+    }  # unsteered: from the cached residual, no forward
     with contextlib.ExitStack() as stack:
         for sb in [*val_sb.values(), *test_sb.values()]:
             stack.enter_context(sb)  # one fast weight layout for the whole sweep
@@ -205,10 +274,15 @@ def _sweep(kinds, layers, vectors, val_sb, test_sb, alphas_list, per_unit, ans_v
             for si, src in enumerate(kinds):
                 pred = val_sb[src].predictions(layer, (alphas * float(per_unit[si, li]))[:, None] * vectors[src][li])
                 acc = (pred == ans_val[None]).float().mean(1)
-                out["val_curve"][si, li], out["val_changed"][si, li] = acc.numpy(), (pred != base_pred[src][None]).float().mean(1).numpy()
+                out["val_curve"][si, li], out["val_changed"][si, li] = (
+                    acc.numpy(),
+                    (pred != base_pred[src][None]).float().mean(1).numpy(),
+                )
                 best = int(acc.argmax())  # first maximum: the smallest α among ties
                 out["alpha_star"][si, li], out["val_acc"][si, li] = alphas_list[best], float(acc[best])
-            steer = torch.stack([float(out["alpha_star"][si, li] * per_unit[si, li]) * vectors[src][li] for si, src in enumerate(kinds)])
+            steer = torch.stack(
+                [float(out["alpha_star"][si, li] * per_unit[si, li]) * vectors[src][li] for si, src in enumerate(kinds)]
+            )
             for ti, tgt in enumerate(kinds):
                 out["transfer"][li, :, ti] = test_sb[tgt].accuracy(layer, steer).mean(1).numpy()
     return out

@@ -2,25 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import matplotlib.pyplot as plt
 import numpy as np
-from interp.plots import grid
+
 from interp.transfer import best_layer
 
 
 def transfer_heatmaps(name: str, results: dict):
     """Transfer matrix [source template, target template] at each task's best layer (diagonal = IID)."""
     tasks = list(results)
-    fig, axes = plt.subplots(1, len(tasks), figsize=(3.9 * len(tasks), 3.6), squeeze=False, gridspec_kw={"wspace": 0.55})
+    fig, axes = plt.subplots(
+        1, len(tasks), figsize=(3.9 * len(tasks), 3.6), squeeze=False, gridspec_kw={"wspace": 0.55}
+    )
     for ax, task in zip(axes[0], tasks):
         r = results[task]
         li = best_layer(r)
         m = r.transfer[li]
         im = ax.imshow(m, vmin=0, vmax=1, cmap="viridis")
         for (s, t), v in np.ndenumerate(m):
-            ax.text(t, s, f"{v:.2f}"[1:] if v < 1 else "1", ha="center", va="center", fontsize=5, color="w" if v < 0.6 else "k")
+            ax.text(
+                t,
+                s,
+                f"{v:.2f}"[1:] if v < 1 else "1",
+                ha="center",
+                va="center",
+                fontsize=5,
+                color="w" if v < 0.6 else "k",
+            )
         ax.set_xticks(range(len(r.kinds)), r.kinds, rotation=90, fontsize=6)
         ax.set_yticks(range(len(r.kinds)), r.kinds, fontsize=6)
         ax.set_title(f"{task} (layer {r.layers[li]})", fontsize=8)
@@ -41,7 +49,9 @@ def transfer_scatter(name: str, p, diag):
         x, y = p.cos[sel], p.transfer[sel]
         c = colours[i % len(colours)]
         r = diag.pearson.by_task[task]
-        ax.scatter(x, y, s=6, alpha=0.35, color=c, label=f"{task}: r = {r.r:+.2f}" if r.defined else f"{task}: r undefined")
+        ax.scatter(
+            x, y, s=6, alpha=0.35, color=c, label=f"{task}: r = {r.r:+.2f}" if r.defined else f"{task}: r undefined"
+        )
         if np.ptp(x) > 0 and np.ptp(y) > 0:
             slope, icept = np.polyfit(x, y, 1)
             xs = np.linspace(x.min(), x.max(), 10)
@@ -72,7 +82,13 @@ def transfer_layer_curves(name: str, results: dict):
         ax.plot(r.layers, iid.mean(1), marker="o", ms=2, label="IID (mean over templates)")
         ax.fill_between(r.layers, iid.min(1), iid.max(1), alpha=0.15)
         ax.plot(r.layers, off, marker="o", ms=2, label="transfer (mean over pairs)")
-        ax.axhline(np.mean([v.mean() for v in r.zero_shot.values()]), color="0.4", ls="--", lw=0.8, label="zero-shot, unsteered")
+        ax.axhline(
+            np.mean([v.mean() for v in r.zero_shot.values()]),
+            color="0.4",
+            ls="--",
+            lw=0.8,
+            label="zero-shot, unsteered",
+        )
         ax.axhline(np.mean([v.mean() for v in r.icl.values()]), color="0.4", ls=":", lw=0.8, label="ICL (n_shots)")
         ax.set_title(task, fontsize=9)
         ax.set_xlabel("layer")
@@ -97,7 +113,14 @@ def transfer_dose_response(name: str, by_extraction: dict[str, dict]):
             if r is None or r.val_curve is None:
                 continue
             li = best_layer(r)
-            ax.plot(r.alphas, r.val_curve[:, li].mean(0), color=colours[i % len(colours)], marker="o", ms=2, label=f"{e} (L{r.layers[li]})")
+            ax.plot(
+                r.alphas,
+                r.val_curve[:, li].mean(0),
+                color=colours[i % len(colours)],
+                marker="o",
+                ms=2,
+                label=f"{e} (L{r.layers[li]})",
+            )
             ax.plot(r.alphas, r.val_changed[:, li].mean(0), color=colours[i % len(colours)], ls="--", lw=0.9)
             ax.axhline(float(np.mean(r.val_unsteered)), color="0.5", lw=0.6)
         ax.set_xscale("log")

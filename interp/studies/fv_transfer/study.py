@@ -15,13 +15,13 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+import interp.studies.fv_transfer.figures as plots
 from interp.cache import file_slug
 from interp.config import cell_settings, reset_fields, settings_part
 from interp.data.datasets_io import data_dir
 from interp.executor import Cell
 from interp.runner import Run, RunConfig
 from interp.stats import bootstrap_ci, iid_gate
-import interp.studies.fv_transfer.figures as plots
 from interp.studies.fv_transfer.core import TransferSettings, check_settings, task_transfer, templates_for
 from interp.study import Study
 from interp.transfer import best_layer, subset_pairs, transfer_diagnostics, transfer_pairs
@@ -53,17 +53,28 @@ def _extractions(cfg: TransferConfig) -> list[str]:
 
 def _intro(cfg: TransferConfig) -> str:
     ex = "; ".join(f"`{e}` = {EXTRACTION_TEXT[e].format(k=cfg.fv_k)}" for e in _extractions(cfg))
-    dose = ("raw: the vector × α" if cfg.dose_units == "raw" else
-            "relative: α × (mean residual norm after the layer at the last token of the source template's validation prompts) along the unit vector")  # fmt: skip
-    return (f"Cross-template transfer of function vectors (seed 000). Tasks {cfg.tasks}; templates "
-            f"{cfg.templates} (texts in `interp/data/fv_templates.py`, listed per task below). Extractions, one vector per (task, "
-            f"template, layer) from {cfg.n_icl} clean {cfg.n_shots}-shot ICL prompts of the template: {ex}. Added at the last "
-            f"token of zero-shot prompts; dose {dose}; α ∈ {cfg.alphas} chosen per (source template, layer) on {cfg.n_val} "
-            f"validation queries of the source template; accuracies (first answer token top-1) on {cfg.n_eval} other test queries "
-            f"shared by all templates. Best layer per task: highest mean validation accuracy over templates (so no test number is "
-            f"selected on test items). Dissociation: cos > {cfg.cos_min} and transfer < {cfg.transfer_max}; "
-            f"transfer failure for the AUROC: transfer < {cfg.transfer_max}; IID gate: task IID ≥ {cfg.iid_threshold}; a task is "
-            f"solved in context when its {cfg.n_shots}-shot accuracy on the natural template is ≥ {cfg.icl_min}.")  # fmt: skip
+    dose = (
+        "raw: the vector × α"
+        if cfg.dose_units == "raw"
+        else "relative: α × (mean residual norm after the layer at the last token of the source template's validation "
+        "prompts) along the unit vector"
+    )
+    return (
+        f"Cross-template transfer of function vectors (seed 000). Tasks {cfg.tasks}; templates "
+        f"{cfg.templates} (texts in `interp/data/fv_templates.py`, listed per task below). Extractions, one vector per "
+        "(task, "
+        f"template, layer) from {cfg.n_icl} clean {cfg.n_shots}-shot ICL prompts of the template: {ex}. Added at the "
+        "last "
+        f"token of zero-shot prompts; dose {dose}; α ∈ {cfg.alphas} chosen per (source template, layer) on {cfg.n_val} "
+        f"validation queries of the source template; accuracies (first answer token top-1) on {cfg.n_eval} other test "
+        "queries "
+        "shared by all templates. Best layer per task: highest mean validation accuracy over templates (so no test "
+        "number is "
+        f"selected on test items). Dissociation: cos > {cfg.cos_min} and transfer < {cfg.transfer_max}; "
+        f"transfer failure for the AUROC: transfer < {cfg.transfer_max}; IID gate: task IID ≥ {cfg.iid_threshold}; a "
+        "task is "
+        f"solved in context when its {cfg.n_shots}-shot accuracy on the natural template is ≥ {cfg.icl_min}."
+    )
 
 
 def _num(x: float, digits: int = 2) -> str:
@@ -79,18 +90,35 @@ def _task_row(task: str, r) -> list[str]:
     m, off = r.transfer[li], ~np.eye(k, dtype=bool)
     ci = bootstrap_ci(np.diag(m), n_boot=1000)
     zs = np.array([r.zero_shot[t].mean() for t in r.kinds])
-    return [task, f"L{r.layers[li]}", f"{np.diag(m).mean():.2f} [{ci.ci_low:.2f}, {ci.ci_high:.2f}]", f"{m[off].mean():.2f}",
-            f"{(m - zs[None])[off].mean():+.2f}", f"{zs.mean():.2f}", f"{np.mean([v.mean() for v in r.icl.values()]):.2f}",
-            f"{r.cos[li][off].mean():.2f}", f"{np.nanmean(r.pc1):.2f} ({np.nanmin(r.pc1):.2f}–{np.nanmax(r.pc1):.2f})",
-            ", ".join(f"{a:g}" for a in r.alpha_star[:, li])]  # fmt: skip
+    return [
+        task,
+        f"L{r.layers[li]}",
+        f"{np.diag(m).mean():.2f} [{ci.ci_low:.2f}, {ci.ci_high:.2f}]",
+        f"{m[off].mean():.2f}",
+        f"{(m - zs[None])[off].mean():+.2f}",
+        f"{zs.mean():.2f}",
+        f"{np.mean([v.mean() for v in r.icl.values()]):.2f}",
+        f"{r.cos[li][off].mean():.2f}",
+        f"{np.nanmean(r.pc1):.2f} ({np.nanmin(r.pc1):.2f}–{np.nanmax(r.pc1):.2f})",
+        ", ".join(f"{a:g}" for a in r.alpha_star[:, li]),
+    ]
 
 
 def _correlation_rows(label: str, diag) -> list[list[str]]:
     if diag is None:
         return [[label, "no pairs", "", "", "", "", ""]]
-    return [[label, method, _corr(d.pooled), "; ".join(f"{t}: {_corr(c)}" for t, c in d.by_task.items()),
-             "FLAGGED" if d.simpson_task.flagged else "no", f"{d.sig_pos} / {d.sig_neg} of {d.n_defined}",
-             "FLAGGED" if d.simpson_task_layer.flagged else "no"] for method, d in (("pearson", diag.pearson), ("spearman", diag.spearman))]  # fmt: skip
+    return [
+        [
+            label,
+            method,
+            _corr(d.pooled),
+            "; ".join(f"{t}: {_corr(c)}" for t, c in d.by_task.items()),
+            "FLAGGED" if d.simpson_task.flagged else "no",
+            f"{d.sig_pos} / {d.sig_neg} of {d.n_defined}",
+            "FLAGGED" if d.simpson_task_layer.flagged else "no",
+        ]
+        for method, d in (("pearson", diag.pearson), ("spearman", diag.spearman))
+    ]
 
 
 def _dissociation_row(label: str, d, dropped: list[str]) -> list[str]:
@@ -98,8 +126,14 @@ def _dissociation_row(label: str, d, dropped: list[str]) -> list[str]:
         return [label, "no pairs", "", "", "", ""]
     per = ", ".join(f"{t}: {c}" for t, c in d.dissociation.items() if t != "total")
     from_dropped = sum(c for t, c in d.dissociation.items() if t in dropped)
-    return [label, f"{d.dissociation['total']} ({per})", f"{from_dropped}", _num(d.auroc, 3),
-            f"{d.failure_rate:.2f} / {_num(d.failure_given_high_cos)} (n={d.n_high_cos})", f"{d.n_pairs}"]  # fmt: skip
+    return [
+        label,
+        f"{d.dissociation['total']} ({per})",
+        f"{from_dropped}",
+        _num(d.auroc, 3),
+        f"{d.failure_rate:.2f} / {_num(d.failure_given_high_cos)} (n={d.n_high_cos})",
+        f"{d.n_pairs}",
+    ]
 
 
 def _side_by_side_row(task: str, extraction: str, r, cfg: TransferConfig) -> list[str]:
@@ -107,54 +141,186 @@ def _side_by_side_row(task: str, extraction: str, r, cfg: TransferConfig) -> lis
     m, off = r.transfer[li], ~np.eye(k, dtype=bool)
     ci = bootstrap_ci(np.diag(m), n_boot=1000)
     zs = np.array([r.zero_shot[t].mean() for t in r.kinds])
-    natural = "n/a" if "natural" not in r.icl else f"{r.icl['natural'].mean():.2f} ({'solved' if r.icl['natural'].mean() >= cfg.icl_min else 'NOT solved'})"
+    natural = (
+        "n/a"
+        if "natural" not in r.icl
+        else f"{r.icl['natural'].mean():.2f} ({'solved' if r.icl['natural'].mean() >= cfg.icl_min else 'NOT solved'})"
+    )
     changed = f"{r.val_changed[:, li, -1].mean():.2f}" if r.val_changed is not None else "n/a"
     raw = f"{np.median(r.alpha_star[:, li] * r.raw_per_unit[:, li]):.3g}" if r.raw_per_unit is not None else "n/a"
-    return [task, extraction, natural, f"L{r.layers[li]}", f"{np.diag(m).mean():.2f} [{ci.ci_low:.2f}, {ci.ci_high:.2f}]", f"{m[off].mean():.2f}",
-            f"{(m - zs[None])[off].mean():+.2f}", f"{zs.mean():.2f}", f"{np.median(r.alpha_star[:, li]):g} ({raw})", changed]  # fmt: skip
+    return [
+        task,
+        extraction,
+        natural,
+        f"L{r.layers[li]}",
+        f"{np.diag(m).mean():.2f} [{ci.ci_low:.2f}, {ci.ci_high:.2f}]",
+        f"{m[off].mean():.2f}",
+        f"{(m - zs[None])[off].mean():+.2f}",
+        f"{zs.mean():.2f}",
+        f"{np.median(r.alpha_star[:, li]):g} ({raw})",
+        changed,
+    ]
 
 
 def _side_by_side(run: Run, cfg: TransferConfig, name: str, by_ex: dict[str, dict]) -> None:
     rows = [_side_by_side_row(task, e, by_ex[e][task], cfg) for task in cfg.tasks for e in by_ex if task in by_ex[e]]
     units = "raw" if cfg.dose_units == "raw" else "× residual norm"
-    run.report.add_table(["task", "extraction", f"{cfg.n_shots}-shot ICL, natural", "best layer", "IID (95% CI over templates)", "transfer",
-                          "transfer − unsteered target", "zero-shot unsteered", f"median α* ({units}) (raw)", f"changed at α = {cfg.alphas[-1]:g} (val)"],
-                         rows, caption=f"{name}: the extractions side by side, each at its best layer (chosen on validation queries); "
-                                       f"'changed' = share of validation predictions the largest dose changes (positive control: near 1)")  # fmt: skip
-    run.save_figure(plots.transfer_dose_response(name, by_ex), f"dose_response_{file_slug(name)}.png",
-                    f"{name}: validation accuracy (solid) and share of predictions changed (dashed) vs dose at each task's best layer, per extraction")  # fmt: skip
+    run.report.add_table(
+        [
+            "task",
+            "extraction",
+            f"{cfg.n_shots}-shot ICL, natural",
+            "best layer",
+            "IID (95% CI over templates)",
+            "transfer",
+            "transfer − unsteered target",
+            "zero-shot unsteered",
+            f"median α* ({units}) (raw)",
+            f"changed at α = {cfg.alphas[-1]:g} (val)",
+        ],
+        rows,
+        caption=f"{name}: the extractions side by side, each at its best layer (chosen on validation queries); "
+        f"'changed' = share of validation predictions the largest dose changes (positive control: near 1)",
+    )
+    run.save_figure(
+        plots.transfer_dose_response(name, by_ex),
+        f"dose_response_{file_slug(name)}.png",
+        f"{name}: validation accuracy (solid) and share of predictions changed (dashed) vs dose at each task's best "
+        "layer, per extraction",
+    )
 
 
-def _model_report(run: Run, cfg: TransferConfig, name: str, extraction: str, results: dict) -> dict:
+@dataclass
+class ExtractionAnalysis:
+    """One model × extraction: the IID gate and the cosine–transfer diagnostics, ungated and gated."""
+
+    label: str
+    results: dict  # task -> TransferResult
+    iid: dict[str, float]
+    kept: list[str]
+    dropped: list[str]
+    pairs: object
+    diag_all: object
+    diag_gated: object
+
+
+def analyse_extraction(cfg: TransferConfig, name: str, extraction: str, results: dict) -> ExtractionAnalysis:
     iid = {task: float(np.diag(r.transfer[best_layer(r)]).mean()) for task, r in results.items()}
     kept, dropped = iid_gate(iid, cfg.iid_threshold)
     pairs = transfer_pairs(results)
     diag_all = transfer_diagnostics(pairs, cfg.cos_min, cfg.transfer_max)
     diag_gated = transfer_diagnostics(subset_pairs(pairs, kept), cfg.cos_min, cfg.transfer_max)
-    label = f"{name}, {extraction}"
+    return ExtractionAnalysis(f"{name}, {extraction}", results, iid, kept, dropped, pairs, diag_all, diag_gated)
+
+
+def _model_report(run: Run, cfg: TransferConfig, name: str, extraction: str, results: dict) -> dict:
+    a = analyse_extraction(cfg, name, extraction, results)
+    _extraction_tables(run, cfg, a)
+    _extraction_figures(run, a, f"{file_slug(name)}_{extraction}")
+    return _extraction_metrics(a)
+
+
+_TASK_HEADERS = [
+    "task",
+    "best layer",
+    "IID (95% CI over templates)",
+    "transfer (mean off-diagonal)",
+    "transfer − unsteered target",
+    "zero-shot unsteered",
+    "{n}-shot ICL",
+    "mean cos",
+    "PC1 variance (mean, range over layers)",
+    "α* per template",
+]
+_CORRELATION_HEADERS = [
+    "tasks",
+    "method",
+    "pooled r",
+    "per task r",
+    "Simpson (task)",
+    "task×layer: sig + / sig − of defined",
+    "Simpson (task×layer)",
+]
+_DISSOCIATION_HEADERS = [
+    "tasks",
+    "dissociation cases (per task)",
+    "of them from gated-out tasks",
+    "AUROC cos → failure",
+    "failure rate: all / given high cos",
+    "pairs",
+]
+
+
+def _extraction_tables(run: Run, cfg: TransferConfig, a: ExtractionAnalysis) -> None:
+    label, results = a.label, a.results
     run.report.add_text(f"## {label}")
-    run.report.add_table(["task", "best layer", "IID (95% CI over templates)", "transfer (mean off-diagonal)", "transfer − unsteered target", "zero-shot unsteered",
-                          f"{cfg.n_shots}-shot ICL", "mean cos", "PC1 variance (mean, range over layers)", "α* per template"],
-                         [_task_row(t, r) for t, r in results.items()],
-                         caption=f"{label}: per task at its best layer (templates in order {list(results.values())[-1].kinds}). "
-                                 f"IID gate ≥ {cfg.iid_threshold}: kept {kept or 'none'}, dropped {dropped or 'none'}.")  # fmt: skip
-    run.report.add_table(["tasks", "method", "pooled r", "per task r", "Simpson (task)", "task×layer: sig + / sig − of defined", "Simpson (task×layer)"],
-                         _correlation_rows(f"all ({len(results)})", diag_all) + _correlation_rows(f"gated ({len(kept)})", diag_gated),
-                         caption=f"{label}: cosine vs transfer over all layers and ordered template pairs, ungated and IID-gated")  # fmt: skip
-    run.report.add_table(["tasks", "dissociation cases (per task)", "of them from gated-out tasks", "AUROC cos → failure", "failure rate: all / given high cos", "pairs"],
-                         [_dissociation_row("all", diag_all, dropped), _dissociation_row("gated", diag_gated, dropped)],
-                         caption=f"{label}: dissociation cases (cos > {cfg.cos_min}, transfer < {cfg.transfer_max}) and cosine as a failure predictor")  # fmt: skip
-    slug = f"{file_slug(name)}_{extraction}"
-    run.save_figure(plots.transfer_heatmaps(label, results), f"transfer_{slug}.png", f"{label}: transfer matrices at each task's best layer")
+    run.report.add_table(
+        [h.format(n=cfg.n_shots) for h in _TASK_HEADERS],
+        [_task_row(t, r) for t, r in results.items()],
+        caption=f"{label}: per task at its best layer (templates in order {list(results.values())[-1].kinds}). "
+        f"IID gate ≥ {cfg.iid_threshold}: kept {a.kept or 'none'}, dropped {a.dropped or 'none'}.",
+    )
+    run.report.add_table(
+        _CORRELATION_HEADERS,
+        _correlation_rows(f"all ({len(results)})", a.diag_all)
+        + _correlation_rows(f"gated ({len(a.kept)})", a.diag_gated),
+        caption=f"{label}: cosine vs transfer over all layers and ordered template pairs, ungated and IID-gated",
+    )
+    run.report.add_table(
+        _DISSOCIATION_HEADERS,
+        [_dissociation_row("all", a.diag_all, a.dropped), _dissociation_row("gated", a.diag_gated, a.dropped)],
+        caption=f"{label}: dissociation cases (cos > {cfg.cos_min}, transfer < {cfg.transfer_max}) and cosine as a "
+        "failure predictor",
+    )
+
+
+def _extraction_figures(run: Run, a: ExtractionAnalysis, slug: str) -> None:
+    label, results, pairs, diag_all = a.label, a.results, a.pairs, a.diag_all
+    run.save_figure(
+        plots.transfer_heatmaps(label, results),
+        f"transfer_{slug}.png",
+        f"{label}: transfer matrices at each task's best layer",
+    )
     if diag_all is not None:
-        run.save_figure(plots.transfer_scatter(label, pairs, diag_all), f"cos_vs_transfer_{slug}.png", f"{label}: cosine vs transfer coloured by task, per-task and pooled least-squares lines")
-    run.save_figure(plots.transfer_layer_curves(label, results), f"layers_{slug}.png", f"{label}: IID and transfer accuracy by layer")
-    return {"iid": iid, "kept": kept, "dropped": dropped,
-            "per_task": {t: {"best_layer": r.layers[best_layer(r)], "transfer_best_layer": r.transfer[best_layer(r)], "kinds": r.kinds,
-                             "zero_shot": {k: float(v.mean()) for k, v in r.zero_shot.items()}, "icl": {k: float(v.mean()) for k, v in r.icl.items()},
-                             "pc1": r.pc1, "alpha_star": r.alpha_star, "val_curve": r.val_curve, "val_changed": r.val_changed,
-                             "raw_per_unit": r.raw_per_unit, "heads": r.heads} for t, r in results.items()},
-            "diagnostics": {"all": diag_all.to_json() if diag_all else {}, "gated": diag_gated.to_json() if diag_gated else {}}}  # fmt: skip
+        run.save_figure(
+            plots.transfer_scatter(label, pairs, diag_all),
+            f"cos_vs_transfer_{slug}.png",
+            f"{label}: cosine vs transfer coloured by task, per-task and pooled least-squares lines",
+        )
+    run.save_figure(
+        plots.transfer_layer_curves(label, results),
+        f"layers_{slug}.png",
+        f"{label}: IID and transfer accuracy by layer",
+    )
+
+
+def _extraction_metrics(a: ExtractionAnalysis) -> dict:
+    iid, kept, dropped, results, diag_all, diag_gated = a.iid, a.kept, a.dropped, a.results, a.diag_all, a.diag_gated
+    return {
+        "iid": iid,
+        "kept": kept,
+        "dropped": dropped,
+        "per_task": {
+            t: {
+                "best_layer": r.layers[best_layer(r)],
+                "transfer_best_layer": r.transfer[best_layer(r)],
+                "kinds": r.kinds,
+                "zero_shot": {k: float(v.mean()) for k, v in r.zero_shot.items()},
+                "icl": {k: float(v.mean()) for k, v in r.icl.items()},
+                "pc1": r.pc1,
+                "alpha_star": r.alpha_star,
+                "val_curve": r.val_curve,
+                "val_changed": r.val_changed,
+                "raw_per_unit": r.raw_per_unit,
+                "heads": r.heads,
+            }
+            for t, r in results.items()
+        },
+        "diagnostics": {
+            "all": diag_all.to_json() if diag_all else {},
+            "gated": diag_gated.to_json() if diag_gated else {},
+        },
+    }
 
 
 def cells(cfg: TransferConfig, done: dict) -> list[Cell]:
@@ -163,7 +329,13 @@ def cells(cfg: TransferConfig, done: dict) -> list[Cell]:
     seeds = {task: cfg.run.seed + 1000 * ti for ti, task in enumerate(cfg.tasks)}
     data = (data_dir("function_vectors"),)
     return [
-        Cell(f"{name}/{e}/{task}", name, task_transfer, (task, cell_settings(base, extraction=e, tasks=[task]), seeds[task]), data)
+        Cell(
+            f"{name}/{e}/{task}",
+            name,
+            task_transfer,
+            (task, cell_settings(base, extraction=e, tasks=[task]), seeds[task]),
+            data,
+        )
         for name in cfg.models
         for e in _extractions(cfg)
         for task in cfg.tasks
@@ -189,7 +361,11 @@ def report(cfg: TransferConfig, done: dict, run: Run) -> None:
         all_metrics[name] = {e: _model_report(run, cfg, name, e, results) for e, results in by_ex.items()}
         run.log_metrics(**all_metrics)
     tpl_rows = [[task, kind, f"`{t!r}`"] for task in cfg.tasks for kind, t in templates_for(task, cfg).items()]
-    run.report.add_table(["task", "kind", "template"], tpl_rows, caption="Templates (the model predicts the first token of ' y' after the stem)")
+    run.report.add_table(
+        ["task", "kind", "template"],
+        tpl_rows,
+        caption="Templates (the model predicts the first token of ' y' after the stem)",
+    )
 
 
 def _check(cfg: TransferConfig) -> None:

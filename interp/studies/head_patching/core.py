@@ -37,7 +37,9 @@ class HeadPatchingSettings(PatchingConfig):
     # per-layer components; resid_* sites are patched at the last token, the others everywhere
     components: list[str] = field(default_factory=lambda: ["resid_pre", "attn_out", "mlp_out"])
     per_position_pairs: int = 8  # pairs of the first template used for the layer x position maps
-    selection: SelectionConfig = field(default_factory=SelectionConfig)  # pairs that rank the heads; the rest report them
+    selection: SelectionConfig = field(
+        default_factory=SelectionConfig
+    )  # pairs that rank the heads; the rest report them
 
 
 @dataclass
@@ -68,7 +70,9 @@ def first_template_pairs(n_pairs: int, n_templates: int, n: int) -> list[int]:
     return [i for i in range(n_pairs) if i % n_templates == 0][:n]
 
 
-def attribution_all_sites(model, clean, corr, metric, components: list[str], tol: float) -> tuple[dict[str, PatchingResult], int]:
+def attribution_all_sites(
+    model, clean, corr, metric, components: list[str], tol: float
+) -> tuple[dict[str, PatchingResult], int]:
     """Attribution for every head (``z``) and component, residual sites at the last token as in
     exact component patching; returns the results by site and how many calls (each two forwards
     and one backward) it took."""
@@ -76,7 +80,16 @@ def attribution_all_sites(model, clean, corr, metric, components: list[str], tol
     at_last = [site for site in components if component_positions(site, clean, corr)]
     attr = attribution_patching(model, clean, corr, metric, sites=everywhere, tol=tol)
     if at_last:
-        attr |= attribution_patching(model, clean, corr, metric, sites=at_last, tol=tol, positions=corr.last_index, clean_positions=clean.last_index)
+        attr |= attribution_patching(
+            model,
+            clean,
+            corr,
+            metric,
+            sites=at_last,
+            tol=tol,
+            positions=corr.last_index,
+            clean_positions=clean.last_index,
+        )
     return attr, 1 + bool(at_last)
 
 
@@ -98,14 +111,26 @@ class Agreement:
     r_small: float
 
 
-def agreement(exact: dict[str, PatchingResult], attr: dict[str, PatchingResult], usable: torch.Tensor) -> list[Agreement]:
+def agreement(
+    exact: dict[str, PatchingResult], attr: dict[str, PatchingResult], usable: torch.Tensor
+) -> list[Agreement]:
     """Attribution vs exact mean recovery per site, over all cells and over the small-effect cells."""
     out = []
     for site in exact:
         x, y = exact[site].mean_recovery(usable).flatten().numpy(), attr[site].mean_recovery(usable).flatten().numpy()
         ok = np.isfinite(x) & np.isfinite(y)
         small = ok & (np.abs(x) < 0.5)
-        out.append(Agreement(site, x, y, int(ok.sum()), pearson_or_undefined(x[ok], y[ok]), int(small.sum()), pearson_or_undefined(x[small], y[small])))
+        out.append(
+            Agreement(
+                site,
+                x,
+                y,
+                int(ok.sum()),
+                pearson_or_undefined(x[ok], y[ok]),
+                int(small.sum()),
+                pearson_or_undefined(x[small], y[small]),
+            )
+        )
     return out
 
 
@@ -117,8 +142,9 @@ class HeldOutHead:
     rank_all: int  # its rank when ranked on all pairs (the best-on-test ranking), 1-based
 
 
-def held_out_heads(res: PatchingResult, usable: torch.Tensor, groups: list[str], k: int, selection: SelectionConfig,
-                   n_boot: int) -> tuple[list[HeldOutHead], int, int]:  # fmt: skip
+def held_out_heads(
+    res: PatchingResult, usable: torch.Tensor, groups: list[str], k: int, selection: SelectionConfig, n_boot: int
+) -> tuple[list[HeldOutHead], int, int]:
     """Top ``k`` heads ranked by mean recovery on a selection part of the usable pairs
     (stratified by ``groups``, e.g. name order), each reported on the other part; and the
     numbers of selection / test pairs."""

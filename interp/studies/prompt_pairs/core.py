@@ -43,8 +43,12 @@ from interp.steering import ADAPTERS, SteeringBatch, make_adapter
 from interp.steering.doses import relative_push
 
 METRICS = ("target", "test", "cosine", "cosine_content")
-METRIC_TITLES = {"target": "target SAE features (mean activation)", "test": "test SAE features (mean activation)",
-                 "cosine": "cosine(first generated word, target)", "cosine_content": "cosine(first content word, target)"}  # fmt: skip
+METRIC_TITLES = {
+    "target": "target SAE features (mean activation)",
+    "test": "test SAE features (mean activation)",
+    "cosine": "cosine(first generated word, target)",
+    "cosine_content": "cosine(first content word, target)",
+}
 
 
 @dataclass
@@ -125,7 +129,10 @@ def target_token_residuals(model, texts: list[str], layer: int, target_ids: list
         want = torch.tensor(target_ids[i : i + batch])
         if not torch.equal(last, want):
             j = int((last != want).nonzero()[0])
-            raise ValueError(f"prompt {texts[i + j]!r} does not end in its target token (got {model.tokenizer.decode([int(last[j])])!r})")
+            raise ValueError(
+                f"prompt {texts[i + j]!r} does not end in its target token (got "
+                f"{model.tokenizer.decode([int(last[j])])!r})"
+            )
         with capture(model, [act_name("resid_post", layer)], positions=b.last_index.to(model.cfg.device)) as acts:
             interp.run_batch(model, b, stop_at_layer=layer + 1)
         out.append(next(iter(acts.values())).reshape(len(b), -1).float().cpu())
@@ -158,22 +165,37 @@ class _Scorer:
     def output_metrics(self, tokens: torch.Tensor) -> dict:
         texts = [self.model.tokenizer.decode(t) for t in tokens]
         gen, content = [first_word(t) for t in texts], [first_content_word(t) for t in texts]
-        return {"cosine": word_cosines(self.embed, gen, self.pos_words), "cosine_content": word_cosines(self.embed, content, self.pos_words),
-                "words": gen, "texts": texts,
-                "hit_pos": np.mean([g in self.pos_set for g in content]), "hit_neg": np.mean([g in self.neg_set for g in content])}  # fmt: skip
+        return {
+            "cosine": word_cosines(self.embed, gen, self.pos_words),
+            "cosine_content": word_cosines(self.embed, content, self.pos_words),
+            "words": gen,
+            "texts": texts,
+            "hit_pos": np.mean([g in self.pos_set for g in content]),
+            "hit_neg": np.mean([g in self.neg_set for g in content]),
+        }
 
 
 def dataset_study(model, sae, layer: int, name: str, s: PromptPairsSettings, embed, seed: int = 0) -> PromptPairsResult:
     """Every adapter × fitting size × draw on one dataset (see module doc)."""
     test, pool = split_pairs(name, s.n_test, max(s.n_train), seed=seed)
     ids = check_single_token(model.tokenizer, [w for p in test + pool for w in (p.positive, p.negative)])
-    acts = {(split, side): target_token_residuals(model, [p.pos_text if side == "positive" else p.neg_text for p in pairs], layer,
-                                                  [ids[getattr(p, side)] for p in pairs])
-            for split, pairs in (("test", test), ("pool", pool)) for side in ("positive", "negative")}  # fmt: skip
+    acts = {
+        (split, side): target_token_residuals(
+            model,
+            [p.pos_text if side == "positive" else p.neg_text for p in pairs],
+            layer,
+            [ids[getattr(p, side)] for p in pairs],
+        )
+        for split, pairs in (("test", test), ("pool", pool))
+        for side in ("positive", "negative")
+    }
     pos_codes, neg_codes = sae_codes(sae, acts["pool", "positive"]), sae_codes(sae, acts["pool", "negative"])
     scorer = _Scorer(model, sae, name, test, (pos_codes, neg_codes), s, seed, embed)
     sb = SteeringBatch(model, interp.tokenize(model, [p.prefix for p in test], padding_side="left"))
-    base = {**scorer.sae_metrics(acts["test", "negative"]), **scorer.output_metrics(sb.generate(layer, lambda a: a, s.max_new_tokens)[0])}
+    base = {
+        **scorer.sae_metrics(acts["test", "negative"]),
+        **scorer.output_metrics(sb.generate(layer, lambda a: a, s.max_new_tokens)[0]),
+    }
     rng = np.random.default_rng(seed)
     cells, fitted = {}, {}
 
@@ -181,10 +203,17 @@ def dataset_study(model, sae, layer: int, name: str, s: PromptPairsSettings, emb
         """SAE and word metrics of one edit on the held-out negatives, with its push per pair."""
         with torch.no_grad():
             steered = edit(acts["test", "negative"])
-        return {**scorer.sae_metrics(steered), **scorer.output_metrics(sb.generate(layer, edit, s.max_new_tokens)[0]),
-                "push": relative_push(acts["test", "negative"], steered).numpy()}  # fmt: skip
+        return {
+            **scorer.sae_metrics(steered),
+            **scorer.output_metrics(sb.generate(layer, edit, s.max_new_tokens)[0]),
+            "push": relative_push(acts["test", "negative"], steered).numpy(),
+        }
 
-    for a, n, d in tqdm([(a, n, d) for a in s.adapters for n in s.n_train for d in range(s.draws)], desc=f"{name}: adapters", leave=False):
+    for a, n, d in tqdm(
+        [(a, n, d) for a in s.adapters for n in s.n_train for d in range(s.draws)],
+        desc=f"{name}: adapters",
+        leave=False,
+    ):
         idx = torch.as_tensor(rng.permutation(len(pool))[:n])
         acfg = ADAPTERS[a][1](**s.adapters[a])
         if hasattr(acfg, "seed"):
@@ -195,17 +224,26 @@ def dataset_study(model, sae, layer: int, name: str, s: PromptPairsSettings, emb
             fitted[a] = adapter
     doses = {}
     for a, scale in tqdm([(a, x) for a in fitted for x in s.dose_scales], desc=f"{name}: doses", leave=False):
-        doses[a, scale] = dict(cells[a, max(s.n_train), 0]) if scale == 1.0 else score(_scaled(fitted[a], scale))  # s = 1: the cell itself
+        doses[a, scale] = (
+            dict(cells[a, max(s.n_train), 0]) if scale == 1.0 else score(_scaled(fitted[a], scale))
+        )  # s = 1: the cell itself
         doses[a, scale]["changed"] = float(np.mean([t != b for t, b in zip(doses[a, scale]["texts"], base["texts"])]))
     active_share = (pos_codes > 0).float().mean(0)
     target = scorer.target
     return PromptPairsResult(
-        base=base, reference=scorer.sae_metrics(acts["test", "positive"]), cells=cells, n_target=len(target),
-        n_test_features=len(scorer.test_f), n_silent=len(features_inactive_on_all(pos_codes, neg_codes)),
+        base=base,
+        reference=scorer.sae_metrics(acts["test", "positive"]),
+        cells=cells,
+        n_target=len(target),
+        n_test_features=len(scorer.test_f),
+        n_silent=len(features_inactive_on_all(pos_codes, neg_codes)),
         n_target_at={sh: int((active_share >= sh - 1e-9).sum()) for sh in (1.0, 0.95, 0.9, 0.8, 0.5)},
         target_also_on_negatives=float((neg_codes[:, target] > 0).float().mean()) if len(target) else float("nan"),
-        n_pool=len(pool), n_test=len(test), examples=[(p.prefix, p.positive, base["texts"][i]) for i, p in enumerate(test[:5])], doses=doses,
-    )  # fmt: skip
+        n_pool=len(pool),
+        n_test=len(test),
+        examples=[(p.prefix, p.positive, base["texts"][i]) for i, p in enumerate(test[:5])],
+        doses=doses,
+    )
 
 
 def _scaled(adapter, scale: float):

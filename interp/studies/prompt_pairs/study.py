@@ -15,16 +15,24 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+import interp.studies.prompt_pairs.figures as plots
 from interp.cache import file_slug
-from interp.config import settings_part
-from interp.config import cell_settings
+from interp.config import cell_settings, settings_part
 from interp.executor import Cell
 from interp.runner import Run, RunConfig
-import interp.studies.prompt_pairs.figures as plots
-from interp.study import Study
 from interp.sae import SAETrainConfig, get_sae
 from interp.semantic import WordEmbedder
-from interp.studies.prompt_pairs.core import METRIC_TITLES, METRICS, PromptPairsSettings, check_settings, dataset_study, mean_ci, per_pair, study_layer
+from interp.studies.prompt_pairs.core import (
+    METRIC_TITLES,
+    METRICS,
+    PromptPairsSettings,
+    check_settings,
+    dataset_study,
+    mean_ci,
+    per_pair,
+    study_layer,
+)
+from interp.study import Study
 
 
 @dataclass
@@ -35,17 +43,23 @@ class PromptPairsConfig(PromptPairsSettings):
 
 def _intro(cfg: PromptPairsConfig) -> str:
     every = "every" if cfg.target_share == 1 else f"≥ {cfg.target_share:.0%} of the"
-    return (f"Prompt-pairs environment (seed 002 §3.2) on datasets {cfg.datasets} (8 templates × 20 contexts × 8 target pairs "
-            f"each, written for this project: `interp/data/prompt_pairs.py`). Activations: residual after the layer at "
-            f"≈{cfg.layer_fraction:.0%} of depth, at the target word (last token). {cfg.n_test} held-out pairs per dataset; "
-            f"adapters {list(cfg.adapters)} fitted on n ∈ {cfg.n_train} pairs ({cfg.draws} random subsets per n, metrics "
-            f"averaged over them). Target features: active on {every} positive example{'' if cfg.target_share == 1 else 's'} of the fitting pool; test features: "
-            f"{cfg.n_test_features} random features never active on any pool example. SAE metrics are read from the SAE "
-            f"code of adapter(negative activation) of each held-out pair; the cosine compares the first word (and, separately, the first content word) the steered "
-            f"model generates after the prompt without its target ({cfg.max_new_tokens} greedy tokens, adapter at the last "
-            f"prompt token and every generated token) with the positive target, embedded with all-MiniLM-L6-v2. Intervals: "
-            f"normal 95% CI over held-out pairs (pooled: over all datasets' pairs). Undefined: a dataset with no target "
-            f"feature, or no generated word.")  # fmt: skip
+    return (
+        f"Prompt-pairs environment (seed 002 §3.2) on datasets {cfg.datasets} (8 templates × 20 contexts × 8 target "
+        "pairs "
+        f"each, written for this project: `interp/data/prompt_pairs.py`). Activations: residual after the layer at "
+        f"≈{cfg.layer_fraction:.0%} of depth, at the target word (last token). {cfg.n_test} held-out pairs per "
+        "dataset; "
+        f"adapters {list(cfg.adapters)} fitted on n ∈ {cfg.n_train} pairs ({cfg.draws} random subsets per n, metrics "
+        f"averaged over them). Target features: active on {every} positive "
+        f"example{'' if cfg.target_share == 1 else 's'} of the fitting pool; test features: "
+        f"{cfg.n_test_features} random features never active on any pool example. SAE metrics are read from the SAE "
+        "code of adapter(negative activation) of each held-out pair; the cosine compares the first word (and, "
+        "separately, the first content word) the steered "
+        f"model generates after the prompt without its target ({cfg.max_new_tokens} greedy tokens, adapter at the last "
+        f"prompt token and every generated token) with the positive target, embedded with all-MiniLM-L6-v2. Intervals: "
+        f"normal 95% CI over held-out pairs (pooled: over all datasets' pairs). Undefined: a dataset with no target "
+        f"feature, or no generated word."
+    )
 
 
 def _fmt(m: float, lo: float, hi: float) -> str:
@@ -59,22 +73,53 @@ def _sae_section(run: Run, name: str, layer: int, q: dict) -> None:
         run.report.add_text(f"SAE: pretrained `{q['source']}`.")
         return
     run.report.add_table(
-        ["SAE", "d_sae", "k", "train tokens (dataset + generated)", "explained variance", "L0", "dead share",
-         "LM loss clean / spliced / zero-abl.", "loss recovered", "train time"],
-        [[f"TopK, resid_post L{layer}", q["d_sae"], q["config"]["k"], f"{q['train_tokens_dataset']} + {q['train_tokens_generated']}",
-          f"{q['explained_variance']:.3f}", f"{q['l0']:.1f}", f"{q['dead_share']:.3f}",
-          f"{q['clean']:.3f} / {q['spliced']:.3f} / {q['zero']:.3f}", f"{q['loss_recovered']:.3f}", f"{q['train_seconds']:.0f} s"]],
-        caption=f"{name}: the SAE Lens SAE trained here (quality on {q['n_eval_tokens']} held-out dataset tokens)")  # fmt: skip
+        [
+            "SAE",
+            "d_sae",
+            "k",
+            "train tokens (dataset + generated)",
+            "explained variance",
+            "L0",
+            "dead share",
+            "LM loss clean / spliced / zero-abl.",
+            "loss recovered",
+            "train time",
+        ],
+        [
+            [
+                f"TopK, resid_post L{layer}",
+                q["d_sae"],
+                q["config"]["k"],
+                f"{q['train_tokens_dataset']} + {q['train_tokens_generated']}",
+                f"{q['explained_variance']:.3f}",
+                f"{q['l0']:.1f}",
+                f"{q['dead_share']:.3f}",
+                f"{q['clean']:.3f} / {q['spliced']:.3f} / {q['zero']:.3f}",
+                f"{q['loss_recovered']:.3f}",
+                f"{q['train_seconds']:.0f} s",
+            ]
+        ],
+        caption=f"{name}: the SAE Lens SAE trained here (quality on {q['n_eval_tokens']} held-out dataset tokens)",
+    )
 
 
 def _dataset_rows(cfg: PromptPairsConfig, results: dict) -> list[list]:
     rows = []
     for d, r in results.items():
         b = r.base
-        rows.append([d, r.n_target, " / ".join(str(v) for v in r.n_target_at.values()),
-                     "undef." if not np.isfinite(r.target_also_on_negatives) else f"{r.target_also_on_negatives:.2f}",
-                     f"{r.n_test_features} of {r.n_silent}", _fmt(*mean_ci(b["target"])), _fmt(*mean_ci(r.reference["target"])),
-                     f"{_fmt(*mean_ci(b['cosine']))} / {_fmt(*mean_ci(b['cosine_content']))}", f"{b['hit_pos']:.2f} / {b['hit_neg']:.2f}"])  # fmt: skip
+        rows.append(
+            [
+                d,
+                r.n_target,
+                " / ".join(str(v) for v in r.n_target_at.values()),
+                "undef." if not np.isfinite(r.target_also_on_negatives) else f"{r.target_also_on_negatives:.2f}",
+                f"{r.n_test_features} of {r.n_silent}",
+                _fmt(*mean_ci(b["target"])),
+                _fmt(*mean_ci(r.reference["target"])),
+                f"{_fmt(*mean_ci(b['cosine']))} / {_fmt(*mean_ci(b['cosine_content']))}",
+                f"{b['hit_pos']:.2f} / {b['hit_neg']:.2f}",
+            ]
+        )
     return rows
 
 
@@ -83,7 +128,10 @@ def _adapter_rows(cfg: PromptPairsConfig, results: dict, n: int) -> list[list]:
     for a in cfg.adapters:
         for group in ["pooled"] + cfg.datasets:
             ds = cfg.datasets if group == "pooled" else [group]
-            cells = [_fmt(*mean_ci(np.concatenate([per_pair(results[d].cells, a, n, m, cfg.draws) for d in ds]))) for m in METRICS]
+            cells = [
+                _fmt(*mean_ci(np.concatenate([per_pair(results[d].cells, a, n, m, cfg.draws) for d in ds])))
+                for m in METRICS
+            ]
             hp = np.mean([results[d].cells[a, n, k]["hit_pos"] for d in ds for k in range(cfg.draws)])
             hn = np.mean([results[d].cells[a, n, k]["hit_neg"] for d in ds for k in range(cfg.draws)])
             push = np.concatenate([per_pair(results[d].cells, a, n, "push", cfg.draws) for d in ds])
@@ -92,33 +140,78 @@ def _adapter_rows(cfg: PromptPairsConfig, results: dict, n: int) -> list[list]:
 
 
 def _example_rows(cfg: PromptPairsConfig, results: dict, n: int) -> list[list]:
-    return [[d, f"…{prefix[-55:]}", positive, repr(base_text.strip())] + [repr(r.cells[a, n, 0]["texts"][i].strip()) for a in cfg.adapters]
-            for d, r in results.items() for i, (prefix, positive, base_text) in enumerate(r.examples[:3])]  # fmt: skip
+    return [
+        [d, f"…{prefix[-55:]}", positive, repr(base_text.strip())]
+        + [repr(r.cells[a, n, 0]["texts"][i].strip()) for a in cfg.adapters]
+        for d, r in results.items()
+        for i, (prefix, positive, base_text) in enumerate(r.examples[:3])
+    ]
 
 
 def _model_report(run: Run, cfg: PromptPairsConfig, name: str, layer: int, quality: dict, results: dict) -> None:
     n_big = max(cfg.n_train)
     run.report.add_text(f"## {name} (layer {layer})")
     _sae_section(run, name, layer, quality)
-    run.report.add_table(["dataset", "target features", "features active on ≥ 100 / 95 / 90 / 80 / 50 % of positives",
-                          "target features' activity on negatives", "test features (of silent)", "target act. no adapter",
-                          "target act. positive ex.", "cosine no adapter (first / content word)", "content word ∈ pos / neg targets"],
-                         _dataset_rows(cfg, results), caption=f"{name}: per-dataset features and the unsteered baseline")  # fmt: skip
-    run.report.add_table(["adapter", "dataset"] + [f"{METRIC_TITLES[m]} (n={n_big})" for m in METRICS] + [f"content word ∈ pos / neg targets (n={n_big})", "relative dose ‖Δ‖ / ‖resid‖"],
-                         _adapter_rows(cfg, results, n_big), caption=f"{name}: adapters at the largest n, pooled and per dataset (mean [95% CI])")  # fmt: skip
-    run.report.add_table(["dataset", "held-out prompt", "positive target", "no adapter"] + [f"{a} (n={n_big})" for a in cfg.adapters],
-                         _example_rows(cfg, results, n_big), caption=f"{name}: generated continuations, unsteered and steered (first fitting draw)")  # fmt: skip
+    run.report.add_table(
+        [
+            "dataset",
+            "target features",
+            "features active on ≥ 100 / 95 / 90 / 80 / 50 % of positives",
+            "target features' activity on negatives",
+            "test features (of silent)",
+            "target act. no adapter",
+            "target act. positive ex.",
+            "cosine no adapter (first / content word)",
+            "content word ∈ pos / neg targets",
+        ],
+        _dataset_rows(cfg, results),
+        caption=f"{name}: per-dataset features and the unsteered baseline",
+    )
+    run.report.add_table(
+        ["adapter", "dataset"]
+        + [f"{METRIC_TITLES[m]} (n={n_big})" for m in METRICS]
+        + [f"content word ∈ pos / neg targets (n={n_big})", "relative dose ‖Δ‖ / ‖resid‖"],
+        _adapter_rows(cfg, results, n_big),
+        caption=f"{name}: adapters at the largest n, pooled and per dataset (mean [95% CI])",
+    )
+    run.report.add_table(
+        ["dataset", "held-out prompt", "positive target", "no adapter"] + [f"{a} (n={n_big})" for a in cfg.adapters],
+        _example_rows(cfg, results, n_big),
+        caption=f"{name}: generated continuations, unsteered and steered (first fitting draw)",
+    )
     slug, args = file_slug(name), (list(cfg.adapters), cfg.n_train, cfg.draws)
     if cfg.dose_scales:
         _dose_section(run, cfg, name, slug, results)
-    run.save_figure(plots.prompt_pairs_curves(name, results, *args), f"metrics_{slug}.png",
-                    f"{name}: metrics vs fitting pairs, pooled over datasets (dashed: no adapter; dotted: positive examples)")  # fmt: skip
+    run.save_figure(
+        plots.prompt_pairs_curves(name, results, *args),
+        f"metrics_{slug}.png",
+        f"{name}: metrics vs fitting pairs, pooled over datasets (dashed: no adapter; dotted: positive examples)",
+    )
     for d in cfg.datasets:
         run.save_figure(plots.prompt_pairs_curves(name, results, *args, [d]), f"metrics_{slug}_{d}.png", f"{name}: {d}")
-    run.log_metrics(**{name: {"layer": layer, "sae": quality, "datasets": {d: {
-        "n_target": r.n_target, "examples": r.examples,
-        "curves": {a: {m: [mean_ci(per_pair(r.cells, a, n, m, cfg.draws)) for n in cfg.n_train] for m in (*METRICS, "push")} for a in cfg.adapters},
-        "baseline": {m: mean_ci(r.base[m]) for m in METRICS}} for d, r in results.items()}}})  # fmt: skip
+    run.log_metrics(
+        **{
+            name: {
+                "layer": layer,
+                "sae": quality,
+                "datasets": {
+                    d: {
+                        "n_target": r.n_target,
+                        "examples": r.examples,
+                        "curves": {
+                            a: {
+                                m: [mean_ci(per_pair(r.cells, a, n, m, cfg.draws)) for n in cfg.n_train]
+                                for m in (*METRICS, "push")
+                            }
+                            for a in cfg.adapters
+                        },
+                        "baseline": {m: mean_ci(r.base[m]) for m in METRICS},
+                    }
+                    for d, r in results.items()
+                },
+            }
+        }
+    )
 
 
 def pooled_shift(groups: list[tuple]) -> float:
@@ -139,23 +232,66 @@ def _dose_points(cfg: PromptPairsConfig, results: dict, a: str) -> list[tuple]:
     for x in sorted(cfg.dose_scales):
         cells = [(r, r.doses[a, x]) for r in results.values()]
         push = float(np.mean([np.mean(c["push"]) for _, c in cells]))
-        out.append((push, pooled_shift([(c["target"], r.base["target"], r.reference["target"]) for r, c in cells if r.n_target]), mean_ci(np.concatenate([np.asarray(c["cosine_content"], float) for _, c in cells]))[0],
-                    float(np.mean([c["changed"] for _, c in cells])), float(np.mean([c["hit_pos"] for _, c in cells]))))  # fmt: skip
+        out.append(
+            (
+                push,
+                pooled_shift([(c["target"], r.base["target"], r.reference["target"]) for r, c in cells if r.n_target]),
+                mean_ci(np.concatenate([np.asarray(c["cosine_content"], float) for _, c in cells]))[0],
+                float(np.mean([c["changed"] for _, c in cells])),
+                float(np.mean([c["hit_pos"] for _, c in cells])),
+            )
+        )
     return out
 
 
 def _dose_section(run: Run, cfg: PromptPairsConfig, name: str, slug: str, results: dict) -> None:
     points = {a: _dose_points(cfg, results, a) for a in cfg.adapters}
     base_cos = mean_ci(np.concatenate([np.asarray(r.base["cosine_content"], float) for r in results.values()]))[0]
-    rows = [[a, f"{x:g}", f"{p[0]:.3g}", "undef." if not np.isfinite(p[1]) else f"{p[1]:.2f}", f"{p[2]:.3f}", f"{p[4]:.2f}", f"{p[3]:.2f}"]
-            for a in cfg.adapters for x, p in zip(sorted(cfg.dose_scales), points[a])]  # fmt: skip
-    run.report.add_table(["adapter", "scale s of the edit", "relative dose ‖Δ‖ / ‖resid‖", "target-feature shift, pooled means (1 = positive examples)", "cosine content word",
-                          "content word ∈ pos targets", "continuations changed"], rows,
-                         caption=f"{name}: dose sweep — each adapter fitted on n={max(cfg.n_train)} (first draw), its edit scaled by s, pooled over "
-                         f"{len(results)} datasets × {cfg.n_test} held-out pairs (unsteered content-word cosine {base_cos:.3f}); every scale reported, nothing chosen")  # fmt: skip
-    run.save_figure(plots.prompt_pairs_doses(name, points), f"doses_{slug}.png", f"{name}: dose response of every adapter (edit scaled)")
-    run.log_metrics(**{f"{name} doses": {a: {f"{x:g}": dict(zip(["push", "target_shift", "cosine_content", "changed", "hit_pos"], p))
-                                              for x, p in zip(sorted(cfg.dose_scales), points[a])} for a in cfg.adapters}})  # fmt: skip
+    rows = [
+        [
+            a,
+            f"{x:g}",
+            f"{p[0]:.3g}",
+            "undef." if not np.isfinite(p[1]) else f"{p[1]:.2f}",
+            f"{p[2]:.3f}",
+            f"{p[4]:.2f}",
+            f"{p[3]:.2f}",
+        ]
+        for a in cfg.adapters
+        for x, p in zip(sorted(cfg.dose_scales), points[a])
+    ]
+    run.report.add_table(
+        [
+            "adapter",
+            "scale s of the edit",
+            "relative dose ‖Δ‖ / ‖resid‖",
+            "target-feature shift, pooled means (1 = positive examples)",
+            "cosine content word",
+            "content word ∈ pos targets",
+            "continuations changed",
+        ],
+        rows,
+        caption=f"{name}: dose sweep — each adapter fitted on n={max(cfg.n_train)} (first draw), its edit scaled by s, "
+        "pooled over "
+        f"{len(results)} datasets × {cfg.n_test} held-out pairs (unsteered content-word cosine {base_cos:.3f}); every "
+        "scale reported, nothing chosen",
+    )
+    run.save_figure(
+        plots.prompt_pairs_doses(name, points),
+        f"doses_{slug}.png",
+        f"{name}: dose response of every adapter (edit scaled)",
+    )
+    run.log_metrics(
+        **{
+            f"{name} doses": {
+                a: {
+                    f"{x:g}": dict(zip(["push", "target_shift", "cosine_content", "changed", "hit_pos"], p))
+                    for x, p in zip(sorted(cfg.dose_scales), points[a])
+                }
+                for a in cfg.adapters
+            }
+        }
+    )
 
 
 def _sae_config(model, cfg: PromptPairsSettings, seed: int) -> SAETrainConfig:
@@ -218,5 +354,6 @@ STUDY = Study(
     analyse=analyse,
     report=report,
     check=_check,
-    description="CAA / ACE / LoReFT / LoReST on prompt pairs (seed 002 §3.2), scored with SAE features and word similarity",
+    description="CAA / ACE / LoReFT / LoReST on prompt pairs (seed 002 §3.2), scored with SAE features and word "
+    "similarity",
 )

@@ -78,9 +78,14 @@ def candidates(name: str, g: GridConfig, seed: int):
         raise ValueError(f"grid.steps={g.steps}; need a non-empty list of positive step counts")
     label = lambda r, s: f"r={r}" + (f",steps={s}" if len(g.steps) > 1 else "")  # noqa: E731
     if name == "loreft":
-        return [(label(r, s), LoReFTConfig(rank=r, steps=s, lr=g.lr, seed=seed)) for r in g.loreft_rank for s in g.steps]
-    return [(label(r, s), LoReSTConfig(rank=r, steps=s, lr=g.lr, temperature=g.temperature, seed=seed))
-            for r in g.lorest_rank for s in g.steps]  # fmt: skip
+        return [
+            (label(r, s), LoReFTConfig(rank=r, steps=s, lr=g.lr, seed=seed)) for r in g.loreft_rank for s in g.steps
+        ]
+    return [
+        (label(r, s), LoReSTConfig(rank=r, steps=s, lr=g.lr, temperature=g.temperature, seed=seed))
+        for r in g.lorest_rank
+        for s in g.steps
+    ]
 
 
 def diagnostics(adapter) -> dict:
@@ -122,15 +127,30 @@ def run_cell(model, world: AttributeWorld, cfg: ToySettings, n: int, rep: int) -
             try:
                 adapter = make_adapter(name, acfg).fit(neg, pos)
             except ValueError as err:  # e.g. ACE with a zero mean difference: record, do not crash
-                rows.append({"adapter": name, "setting": label, "accuracy": float("nan"), "disturbance": float("nan"), "error": str(err)})
+                rows.append(
+                    {
+                        "adapter": name,
+                        "setting": label,
+                        "accuracy": float("nan"),
+                        "disturbance": float("nan"),
+                        "error": str(err),
+                    }
+                )
                 continue
             val = evaluate(model, val_x, cfg.task, adapter)
             key = (val["accuracy"], -val["disturbance"])
             if best is None or key > best[0]:
                 best = (key, label, adapter)
         if best is not None:
-            rows.append({"adapter": name, "setting": best[1], "push": _push(best[2], test_acts),
-                         **evaluate(model, test_x, cfg.task, best[2]), **diagnostics(best[2])})  # fmt: skip
+            rows.append(
+                {
+                    "adapter": name,
+                    "setting": best[1],
+                    "push": _push(best[2], test_acts),
+                    **evaluate(model, test_x, cfg.task, best[2]),
+                    **diagnostics(best[2]),
+                }
+            )
     return [{**r, "m": world.m, "n_pairs": n, "repeat": rep} for r in rows]
 
 
@@ -152,13 +172,31 @@ def dose_sweep(model, world: AttributeWorld, cfg: ToySettings, n: int, rep: int)
             try:
                 adapter = make_adapter(name, acfg).fit(neg, pos)
             except ValueError as err:  # a zero mean difference: recorded, not a crash
-                rows.append({"adapter": name, "strength": s, "push": float("nan"), "accuracy": float("nan"), "disturbance": float("nan"), "error": str(err)})
+                rows.append(
+                    {
+                        "adapter": name,
+                        "strength": s,
+                        "push": float("nan"),
+                        "accuracy": float("nan"),
+                        "disturbance": float("nan"),
+                        "error": str(err),
+                    }
+                )
                 continue
-            rows.append({"adapter": name, "strength": s, "push": _push(adapter, test_acts), **evaluate(model, test_x, cfg.task, adapter)})
+            rows.append(
+                {
+                    "adapter": name,
+                    "strength": s,
+                    "push": _push(adapter, test_acts),
+                    **evaluate(model, test_x, cfg.task, adapter),
+                }
+            )
     return [{**r, "m": world.m, "n_pairs": n, "repeat": rep} for r in rows]
 
 
-def bracket(rows: list[dict], adapter: str, n: int, none_accuracy: float, control: float = 0.9, tol: float = 0.02) -> dict:
+def bracket(
+    rows: list[dict], adapter: str, n: int, none_accuracy: float, control: float = 0.9, tol: float = 0.02
+) -> dict:
     """Whether a dose sweep brackets the effect for one adapter and N (means over repeats):
     the smallest dose leaves accuracy within ``tol`` of the unsteered model's (no effect), and
     some dose reaches ``control`` accuracy (positive control); with the relative push there."""
@@ -166,15 +204,29 @@ def bracket(rows: list[dict], adapter: str, n: int, none_accuracy: float, contro
     strengths = sorted({r["strength"] for r in sub})
     if not strengths:
         return {"defined": False}
-    mean = {s: (float(np.mean([r["accuracy"] for r in sub if r["strength"] == s])), float(np.mean([r["push"] for r in sub if r["strength"] == s])),
-                float(np.mean([r["disturbance"] for r in sub if r["strength"] == s]))) for s in strengths}  # fmt: skip
+    mean = {
+        s: (
+            float(np.mean([r["accuracy"] for r in sub if r["strength"] == s])),
+            float(np.mean([r["push"] for r in sub if r["strength"] == s])),
+            float(np.mean([r["disturbance"] for r in sub if r["strength"] == s])),
+        )
+        for s in strengths
+    }
     low = mean[strengths[0]]
     reached = [s for s in strengths if mean[s][0] >= control]
     first = reached[0] if reached else None
-    return {"defined": True, "low_strength": strengths[0], "low_push": low[1], "low_accuracy": low[0],
-            "no_effect": abs(low[0] - none_accuracy) <= tol, "control_strength": first,
-            "control_push": mean[first][1] if first else float("nan"), "control_disturbance": mean[first][2] if first else float("nan"),
-            "max_accuracy": max(v[0] for v in mean.values()), "max_push": max(v[1] for v in mean.values())}  # fmt: skip
+    return {
+        "defined": True,
+        "low_strength": strengths[0],
+        "low_push": low[1],
+        "low_accuracy": low[0],
+        "no_effect": abs(low[0] - none_accuracy) <= tol,
+        "control_strength": first,
+        "control_push": mean[first][1] if first else float("nan"),
+        "control_disturbance": mean[first][2] if first else float("nan"),
+        "max_accuracy": max(v[0] for v in mean.values()),
+        "max_push": max(v[1] for v in mean.values()),
+    }
 
 
 def cell_estimate(rows: list[dict], adapter: str, n: int, key: str):

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import matplotlib.pyplot as plt
 import numpy as np
-from interp.plots import grid
 
 
 def toy_steering_curves(rows: list[dict], n_pairs: list[int], adapters: list[str], m: int, repeats: int):
@@ -20,7 +17,9 @@ def toy_steering_curves(rows: list[dict], n_pairs: list[int], adapters: list[str
             mean = [e.mean for e in est]
             style = dict(ls="--", color="0.4") if a == "none" else dict(marker="o", ms=3)
             (line,) = ax.plot(n_pairs, mean, label=a, **style)
-            ax.fill_between(n_pairs, [e.ci_low for e in est], [e.ci_high for e in est], color=line.get_color(), alpha=0.2)
+            ax.fill_between(
+                n_pairs, [e.ci_low for e in est], [e.ci_high for e in est], color=line.get_color(), alpha=0.2
+            )
         ax.set_xscale("log", base=2)
         ax.set_xlabel("number of example pairs")
         ax.set_ylabel("steered-attribute accuracy" if key == "accuracy" else "disturbance of other attributes")
@@ -41,8 +40,14 @@ def toy_dose_response(rows: list[dict], m: int, none_accuracy: float, control: f
         strengths = sorted({r["strength"] for r in sub})
         push = [np.mean([r["push"] for r in sub if r["strength"] == s]) for s in strengths]
         for ax, key in zip(axes, ["accuracy", "disturbance"]):
-            ax.plot(push, [np.mean([r[key] for r in sub if r["strength"] == s]) for s in strengths], marker="o", ms=3,
-                    ls="-" if a == "caa" else "--", label=f"{a}, N={n}")  # fmt: skip
+            ax.plot(
+                push,
+                [np.mean([r[key] for r in sub if r["strength"] == s]) for s in strengths],
+                marker="o",
+                ms=3,
+                ls="-" if a == "caa" else "--",
+                label=f"{a}, N={n}",
+            )
     axes[0].axhline(none_accuracy, color="0.4", ls=":", label="unsteered")
     axes[0].axhline(control, color="tab:green", lw=0.8, ls=":", label=f"positive control ({control:.0%})")
     for ax, label in zip(axes, ["steered-attribute accuracy", "disturbance of other attributes"]):

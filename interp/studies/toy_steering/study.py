@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+import interp.studies.toy_steering.figures as plots
 from interp.config import reset_fields, settings_part
 from interp.executor import Cell
 from interp.runner import Run, RunConfig
-import interp.studies.toy_steering.figures as plots
 from interp.studies.toy_steering.core import ADAPTERS, ToySettings, bracket, cell_estimate, dose_sweep, run_cell
 from interp.study import Study
 from interp.toy import AttributeWorld, train_toy
@@ -40,7 +40,11 @@ def cells(cfg: ToyConfig, done: dict) -> list[Cell]:
             continue
         model = done[f"m{m}/train"][0]
         steer, doses = reset_fields(base, "doses"), reset_fields(base, "grid")
-        out += [Cell(f"m{m}/N{n}/r{rep}", None, run_cell, (model, world, steer, n, rep)) for n in cfg.n_pairs for rep in range(cfg.repeats)]
+        out += [
+            Cell(f"m{m}/N{n}/r{rep}", None, run_cell, (model, world, steer, n, rep))
+            for n in cfg.n_pairs
+            for rep in range(cfg.repeats)
+        ]
         out += [
             Cell(f"m{m}/doses/N{n}/r{rep}", None, dose_sweep, (model, world, doses, n, rep))
             for n in cfg.doses.n_pairs
@@ -56,7 +60,9 @@ def analyse(cfg: ToyConfig, done: dict) -> dict:
         if f"m{m}/train" not in done:
             continue
         rows = [r for n in cfg.n_pairs for rep in range(cfg.repeats) for r in done.get(f"m{m}/N{n}/r{rep}", [])]
-        doses = [r for n in cfg.doses.n_pairs for rep in range(cfg.repeats) for r in done.get(f"m{m}/doses/N{n}/r{rep}", [])]
+        doses = [
+            r for n in cfg.doses.n_pairs for rep in range(cfg.repeats) for r in done.get(f"m{m}/doses/N{n}/r{rep}", [])
+        ]
         out[m] = {"info": done[f"m{m}/train"][1], "rows": rows, "doses": doses}
     return out
 
@@ -66,7 +72,8 @@ def report(cfg: ToyConfig, res: dict, run: Run) -> None:
     run.report.add_text(
         f"Toy steering: m in {cfg.ms} attributes x 8 values, anchors N(0,1) in R^8, noise 0.1. Residual MLP "
         f"512-512-256-512 (GELU, LayerNorm), Adam lr {t.lr}, {t.n_samples} samples (80/20 split), {t.epochs} epochs, "
-        f"best validation checkpoint. Steering: attribute {cfg.task.attribute} -> value {cfg.task.target} at the output "
+        f"best validation checkpoint. Steering: attribute {cfg.task.attribute} -> value {cfg.task.target} at the "
+        "output "
         f"of block {cfg.task.layer}; N pairs in {cfg.n_pairs}; {cfg.repeats} repeats; hyperparameters chosen per cell "
         f"on {cfg.n_val} fresh validation samples, accuracy and disturbance on {cfg.n_test} other fresh samples. "
         f"Grid: CAA λ {cfg.grid.caa_strength}, ACE α {cfg.grid.ace_alpha}, LoReFT rank {cfg.grid.loreft_rank}, "
@@ -84,21 +91,51 @@ def report(cfg: ToyConfig, res: dict, run: Run) -> None:
         run.log_metrics(results=rows)
         dose_rows += r["doses"]
         run.log_metrics(doses=dose_rows)
-    run.report.add_table(["m", "best validation accuracy", "train samples", "validation samples", "epochs"], model_rows,
-                         caption="Trained toy models (target: >= 0.98)")  # fmt: skip
+    run.report.add_table(
+        ["m", "best validation accuracy", "train samples", "validation samples", "epochs"],
+        model_rows,
+        caption="Trained toy models (target: >= 0.98)",
+    )
     for m in cfg.ms:
         sub = [r for r in rows if r["m"] == m]
-        run.save_figure(plots.toy_steering_curves(sub, cfg.n_pairs, ADAPTERS, m, cfg.repeats), f"steering_m{m}.png", f"m={m}: steered-attribute accuracy and disturbance vs number of pairs")
-        run.report.add_table(["adapter"] + [str(n) for n in cfg.n_pairs], _table(sub, cfg, "accuracy"),
-                             caption=f"m={m}: test accuracy on the steered attribute, mean [95% CI] over repeats")  # fmt: skip
-        run.report.add_table(["adapter"] + [str(n) for n in cfg.n_pairs], _table(sub, cfg, "disturbance"),
-                             caption=f"m={m}: disturbance (share of other attributes whose prediction changed)")  # fmt: skip
-        run.report.add_table(["adapter", "chosen setting (count over N x repeats)", "relative dose of the chosen setting (median)", "training loss first -> last (median)", "mean gate (median)"],
-                             _choices(sub), caption=f"m={m}: hyperparameters chosen on validation, their dose ‖edit(a) − a‖ / ‖a‖ on the test samples, and training diagnostics")  # fmt: skip
+        run.save_figure(
+            plots.toy_steering_curves(sub, cfg.n_pairs, ADAPTERS, m, cfg.repeats),
+            f"steering_m{m}.png",
+            f"m={m}: steered-attribute accuracy and disturbance vs number of pairs",
+        )
+        run.report.add_table(
+            ["adapter"] + [str(n) for n in cfg.n_pairs],
+            _table(sub, cfg, "accuracy"),
+            caption=f"m={m}: test accuracy on the steered attribute, mean [95% CI] over repeats",
+        )
+        run.report.add_table(
+            ["adapter"] + [str(n) for n in cfg.n_pairs],
+            _table(sub, cfg, "disturbance"),
+            caption=f"m={m}: disturbance (share of other attributes whose prediction changed)",
+        )
+        run.report.add_table(
+            [
+                "adapter",
+                "chosen setting (count over N x repeats)",
+                "relative dose of the chosen setting (median)",
+                "training loss first -> last (median)",
+                "mean gate (median)",
+            ],
+            _choices(sub),
+            caption=f"m={m}: hyperparameters chosen on validation, their dose ‖edit(a) − a‖ / ‖a‖ on the test samples, "
+            "and training diagnostics",
+        )
         if cfg.doses.n_pairs:
             _dose_report(run, cfg, m, sub, [r for r in dose_rows if r["m"] == m])
-    run.log_metrics(summary={f"m{m}": {a: {str(n): cell_estimate([r for r in rows if r["m"] == m], a, n, "accuracy").mean for n in cfg.n_pairs}
-                                       for a in ["none"] + ADAPTERS} for m in cfg.ms})  # fmt: skip
+    run.log_metrics(
+        summary={
+            f"m{m}": {
+                a: {str(n): cell_estimate([r for r in rows if r["m"] == m], a, n, "accuracy").mean for n in cfg.n_pairs}
+                for a in ["none"] + ADAPTERS
+            }
+            for m in cfg.ms
+        }
+    )
 
 
 def _choices(rows) -> list[list]:
@@ -121,7 +158,11 @@ def _choices(rows) -> list[list]:
 def _dose_report(run: Run, cfg: ToyConfig, m: int, rows: list[dict], dose_rows: list[dict]) -> None:
     """Dose-response figure and the bracket table: does the grid go from no effect to the positive control?"""
     none = float(np.mean([r["accuracy"] for r in rows if r["adapter"] == "none"]))
-    run.save_figure(plots.toy_dose_response(dose_rows, m, none), f"doses_m{m}.png", f"m={m}: accuracy and disturbance against the relative dose (CAA λ, ACE α grid)")
+    run.save_figure(
+        plots.toy_dose_response(dose_rows, m, none),
+        f"doses_m{m}.png",
+        f"m={m}: accuracy and disturbance against the relative dose (CAA λ, ACE α grid)",
+    )
     table = []
     for a in cfg.doses.adapters:
         for n in cfg.doses.n_pairs:
@@ -129,12 +170,37 @@ def _dose_report(run: Run, cfg: ToyConfig, m: int, rows: list[dict], dose_rows: 
             if not b["defined"]:
                 table.append([a, n, "undefined (every fit failed)", "", "", ""])
                 continue
-            ctrl = "not reached" if b["control_strength"] is None else f"{b['control_strength']:.3g} ({b['control_push']:.3g}); disturbance {b['control_disturbance']:.1e}"
-            table.append([a, n, f"{b['low_strength']:.3g} ({b['low_push']:.3g}): {b['low_accuracy']:.2f}" + ("" if b["no_effect"] else " (already an effect)"),
-                          ctrl, f"{b['max_accuracy']:.2f}", f"{b['max_push']:.3g}"])  # fmt: skip
-    run.report.add_table(["adapter", "N", "smallest strength (relative dose): accuracy", "first strength with accuracy ≥ 0.9 (relative dose)", "max accuracy", "max relative dose"], table,
-                         caption=f"m={m}: dose sweep over strengths {cfg.doses.strengths[0]:.3g} … {cfg.doses.strengths[-1]:.3g} (every strength reported, nothing chosen; unsteered accuracy {none:.3f}), "
-                         f"mean over {cfg.repeats} repeats on the cells' test samples")  # fmt: skip
+            ctrl = (
+                "not reached"
+                if b["control_strength"] is None
+                else f"{b['control_strength']:.3g} ({b['control_push']:.3g}); disturbance "
+                f"{b['control_disturbance']:.1e}"
+            )
+            table.append(
+                [
+                    a,
+                    n,
+                    f"{b['low_strength']:.3g} ({b['low_push']:.3g}): {b['low_accuracy']:.2f}"
+                    + ("" if b["no_effect"] else " (already an effect)"),
+                    ctrl,
+                    f"{b['max_accuracy']:.2f}",
+                    f"{b['max_push']:.3g}",
+                ]
+            )
+    run.report.add_table(
+        [
+            "adapter",
+            "N",
+            "smallest strength (relative dose): accuracy",
+            "first strength with accuracy ≥ 0.9 (relative dose)",
+            "max accuracy",
+            "max relative dose",
+        ],
+        table,
+        caption=f"m={m}: dose sweep over strengths {cfg.doses.strengths[0]:.3g} … {cfg.doses.strengths[-1]:.3g} (every "
+        f"strength reported, nothing chosen; unsteered accuracy {none:.3f}), "
+        f"mean over {cfg.repeats} repeats on the cells' test samples",
+    )
 
 
 def _table(rows, cfg: ToyConfig, key: str) -> list[list]:
@@ -165,5 +231,6 @@ STUDY = Study(
     analyse=analyse,
     report=report,
     check=check,
-    description="the toy 'steering clear' MLP (seed 002 §3.1): CAA / ACE / LoReFT / LoReST vs number of pairs, dose sweep",
+    description="the toy 'steering clear' MLP (seed 002 §3.1): CAA / ACE / LoReFT / LoReST vs number of pairs, dose "
+    "sweep",
 )
