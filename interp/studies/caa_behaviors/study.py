@@ -127,90 +127,99 @@ def cells(cfg: CAAConfig, done: dict) -> list[Cell]:
     ]
 
 
-def analyse(cfg: CAAConfig, done: dict) -> dict:
-    """The per-(model, behaviour) sweeps by label (the report summarises them)."""
-    return done
+@dataclass
+class CAAModelAnalysis:
+    sweeps: dict  # behaviour -> BehaviorSweep
+    summaries: dict  # behaviour -> BehaviorSummary (layer chosen on selection questions)
+    doses: dict  # behaviour -> DoseRow at the chosen layer
+    n_layers: int
+    chat: bool
 
 
-def report(cfg: CAAConfig, done: dict, run: Run) -> None:
-    run.report.add_text(_intro(cfg))
-    table: dict = {}
+def analyse(cfg: CAAConfig, done: dict) -> dict[str, CAAModelAnalysis]:
+    """Per model: each behaviour's summary (layer chosen on the selection questions; delta, Cohen's
+    d and the behaviour / letter split on the test questions) and its dose response."""
+    out = {}
     for name in cfg.models:
-        sweeps = {
-            b: done[f"{name}/{b}"] for b in cfg.behaviors if f"{name}/{b}" in done
-        }  # failed cells: listed at the end of the report
+        # failed cells: left out here, listed at the end of the report
+        sweeps = {b: done[f"{name}/{b}"] for b in cfg.behaviors if f"{name}/{b}" in done}
         if not sweeps:
             continue
-        n_layers, chat = next(iter(sweeps.values())).n_layers, next(iter(sweeps.values())).chat
-        summaries = table[name] = {b: summarize(r, cfg, n_layers) for b, r in sweeps.items()}
-        run.report.add_text(f"## {name} ({'chat template' if chat else 'plain prompt'}, {n_layers} layers)")
-        slug = file_slug(name)
-        run.report.add_table(
-            *_summary_table(cfg, sweeps, summaries), caption=f"{name}: CAA per behaviour at its best layer"
-        )
-        run.report.add_table(
-            *dose_response(sweeps, summaries, cfg.multipliers),
-            caption=f"{name}: dose response at the best layer, test questions — mean logit difference (share where the "
-            "matching letter "
-            "wins; share whose preferred letter differs from m = 0)",
-        )
+        first = next(iter(sweeps.values()))
+        summaries = {b: summarize(r, cfg, first.n_layers) for b, r in sweeps.items()}
         doses = {d.behavior: d for d in dose_response_rows(sweeps, summaries, cfg.multipliers)}
-        run.save_figure(
-            plots.caa_dose_response(name, list(doses.values()), cfg.multipliers),
-            f"doses_{slug}.png",
-            f"{name}: dose response at each behaviour's best layer (test questions) against the relative dose m·‖v‖ / "
-            "mean residual norm: "
-            "share where the matching letter wins (—) and share changed from m = 0 (- -)",
+        out[name] = CAAModelAnalysis(sweeps, summaries, doses, first.n_layers, first.chat)
+    return out
+
+
+def report(cfg: CAAConfig, res: dict[str, CAAModelAnalysis], run: Run) -> None:
+    run.report.add_text(_intro(cfg))
+    for name, a in res.items():
+        run.report.add_text(f"## {name} ({'chat template' if a.chat else 'plain prompt'}, {a.n_layers} layers)")
+        run.report.add_table(
+            *_summary_table(cfg, a.sweeps, a.summaries), caption=f"{name}: CAA per behaviour at its best layer"
         )
-        run.save_figure(
-            plots.caa_violins(name, sweeps, summaries, cfg.multipliers),
-            f"violins_{slug}.png",
-            f"{name}: per-question logit differences by multiplier",
+        run.report.add_table(
+            *dose_response(a.sweeps, a.summaries, cfg.multipliers),
+            caption=f"{name}: dose response at the best layer, test questions — mean logit difference (share where the "
+            "matching letter wins; share whose preferred letter differs from m = 0)",
         )
-        run.save_figure(
-            plots.caa_layer_curves(name, sweeps, summaries),
-            f"layers_{slug}.png",
-            f"{name}: logit vs generation delta by layer"
-            if cfg.generation.enabled
-            else f"{name}: logit delta by layer",
-        )
-        run.log_metrics(
-            **{
-                name: {
-                    b: {
-                        "best_layer": s.best_layer,
-                        "best_fraction": s.best_fraction,
-                        "delta": s.delta,
-                        "d": vars(s.d),
-                        "held_out": {
-                            "delta_test": vars(s.selection.test),
-                            "optimism_gap": s.selection.optimism_gap,
-                            "n_selection": s.selection.n_selection,
-                            "n_test": s.selection.n_test,
-                            "best_on_test_layer": s.selection.best_on_test[0],
-                            "best_on_test_delta": s.selection.best_on_test[1],
-                        },
-                        "dose": {
-                            "multipliers": cfg.multipliers,
-                            "relative": doses[b].relative,
-                            "share_matching": doses[b].shares,
-                            "changed": doses[b].changed,
-                            "mean_ld": doses[b].means,
-                        },
-                        "gen_delta": s.gen_delta,
-                        "gen_corr": vars(s.gen_corr) if s.gen_corr is not None else None,
-                        "shift_pm1_behaviour_letter": s.split,
-                        "examples": sweeps[b].gen_examples,
-                    }
-                    for b, s in summaries.items()
-                }
-            }
-        )
+        _model_figures(run, cfg, name, a)
+        run.log_metrics(**{name: {b: _behaviour_metrics(cfg, a, b, s) for b, s in a.summaries.items()}})
     run.save_figure(
-        plots.caa_effect_heatmap(table, cfg.models, cfg.behaviors),
+        plots.caa_effect_heatmap({n: a.summaries for n, a in res.items()}, cfg.models, cfg.behaviors),
         "effect_sizes.png",
         "Cohen's d per behaviour × model at the best layer, and the shift's behaviour and letter parts",
     )
+
+
+def _model_figures(run: Run, cfg: CAAConfig, name: str, a: CAAModelAnalysis) -> None:
+    slug = file_slug(name)
+    run.save_figure(
+        plots.caa_dose_response(name, list(a.doses.values()), cfg.multipliers),
+        f"doses_{slug}.png",
+        f"{name}: dose response at each behaviour's best layer (test questions) against the relative dose m·‖v‖ / "
+        "mean residual norm: share where the matching letter wins (—) and share changed from m = 0 (- -)",
+    )
+    run.save_figure(
+        plots.caa_violins(name, a.sweeps, a.summaries, cfg.multipliers),
+        f"violins_{slug}.png",
+        f"{name}: per-question logit differences by multiplier",
+    )
+    run.save_figure(
+        plots.caa_layer_curves(name, a.sweeps, a.summaries),
+        f"layers_{slug}.png",
+        f"{name}: logit vs generation delta by layer" if cfg.generation.enabled else f"{name}: logit delta by layer",
+    )
+
+
+def _behaviour_metrics(cfg: CAAConfig, a: CAAModelAnalysis, b: str, s) -> dict:
+    dose = a.doses[b]
+    return {
+        "best_layer": s.best_layer,
+        "best_fraction": s.best_fraction,
+        "delta": s.delta,
+        "d": vars(s.d),
+        "held_out": {
+            "delta_test": vars(s.selection.test),
+            "optimism_gap": s.selection.optimism_gap,
+            "n_selection": s.selection.n_selection,
+            "n_test": s.selection.n_test,
+            "best_on_test_layer": s.selection.best_on_test[0],
+            "best_on_test_delta": s.selection.best_on_test[1],
+        },
+        "dose": {
+            "multipliers": cfg.multipliers,
+            "relative": dose.relative,
+            "share_matching": dose.shares,
+            "changed": dose.changed,
+            "mean_ld": dose.means,
+        },
+        "gen_delta": s.gen_delta,
+        "gen_corr": vars(s.gen_corr) if s.gen_corr is not None else None,
+        "shift_pm1_behaviour_letter": s.split,
+        "examples": a.sweeps[b].gen_examples,
+    }
 
 
 STUDY = Study(

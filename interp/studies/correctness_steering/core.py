@@ -121,9 +121,8 @@ def solve(model, sb: SteeringBatch, answers: list[int], max_new_tokens: int, lay
     return texts, correct
 
 
-def correctness_study(model, cfg: CorrectnessSettings, seed: int) -> CorrectnessResult:
-    """Kind calibration, baseline solve, stratified split, direction, steered solves at every layer × α (and the
-    control)."""
+def _choose_kind(model, cfg: CorrectnessSettings, seed: int) -> tuple[str, dict, dict, dict]:
+    """(kind, calibration accuracy per kind, kinds with too few problems, problem pools)."""
     calib = {}
     kinds = cfg.kinds if cfg.task == "auto" else [cfg.task]
     need = cfg.n_calibrate + cfg.n_problems
@@ -135,45 +134,38 @@ def correctness_study(model, cfg: CorrectnessSettings, seed: int) -> Correctness
             "or add a kind"
         )
     kinds = [k for k in kinds if k not in short]
-    if cfg.task == "auto":
-        for k in tqdm(kinds, desc="calibration", leave=False):
-            cal = pools[k][: cfg.n_calibrate]
-            sb = _steering_batch(model, [prompt(p, k) for p in cal], cfg.max_rows)
-            calib[k] = float(solve(model, sb, [p.answer for p in cal], cfg.max_new_tokens)[1].mean())
-        kind = min(calib, key=lambda k: abs(calib[k] - 0.5))
-    else:
-        kind = cfg.task
-    probs = pools[kind][cfg.n_calibrate :]
-    prompts, answers = [prompt(p, kind) for p in probs], [p.answer for p in probs]
-    _, base = solve(model, _steering_batch(model, prompts, cfg.max_rows), answers, cfg.max_new_tokens)
-    base = base[0]
-    # stratified split: the same test share of correct and of wrong problems
+    if cfg.task != "auto":
+        return cfg.task, calib, short, pools
+    for k in tqdm(kinds, desc="calibration", leave=False):
+        cal = pools[k][: cfg.n_calibrate]
+        sb = _steering_batch(model, [prompt(p, k) for p in cal], cfg.max_rows)
+        calib[k] = float(solve(model, sb, [p.answer for p in cal], cfg.max_new_tokens)[1].mean())
+    return min(calib, key=lambda k: abs(calib[k] - 0.5)), calib, short, pools
+
+
+def _split(base: np.ndarray, cfg: CorrectnessSettings, seed: int, kind: str) -> tuple[list[int], list[int], list[int]]:
+    """Stratified split: the same test share of correct and of wrong problems; (test, good, bad)."""
     rng = random.Random(seed + 1)
     test = []
     for flag in (True, False):
-        idx = [i for i in range(len(probs)) if base[i] == flag]
+        idx = [i for i in range(len(base)) if base[i] == flag]
         rng.shuffle(idx)
         test += idx[: round(cfg.test_fraction * len(idx))]
     test = sorted(test)
     test_set = set(test)
-    train = [i for i in range(len(probs)) if i not in test_set]
+    train = [i for i in range(len(base)) if i not in test_set]
     good, bad = [i for i in train if base[i]], [i for i in train if not base[i]]
     if not good or not bad:
         raise ValueError(
             f"kind {kind!r}: the train split has {len(good)} correct and {len(bad)} wrong problems; a direction needs "
             "both"
         )
-    n = model.cfg.n_layers
-    layers = sorted({min(n - 1, round(f * n)) for f in cfg.layer_fractions})
-    tok = lambda idx: interp.tokenize(model, [prompts[i] for i in idx], padding_side="left")  # noqa: E731
-    direction = task_vectors(model, tok(good), layers) - task_vectors(model, tok(bad), layers)  # [layer d_model]
+    return test, good, bad
+
+
+def _steered(model, cfg, prompts, answers, test, layers, direction, relative, kind) -> tuple[dict, ...]:
+    """Greedy answers of the test problems under every raw α (and the control) and relative dose, per layer."""
     alphas = torch.tensor([*cfg.alphas, cfg.control_alpha, -cfg.control_alpha])
-    norms = mean_residual_norm(model, tok(test), layers)
-    relative = (
-        dose_vectors(direction, norms, cfg.relative_doses)
-        if cfg.relative_doses
-        else torch.zeros(0, len(layers), model.cfg.d_model)
-    )
     texts, correct, control, rel_texts, rel_correct = {}, {}, {}, {}, {}
     n_raw = len(cfg.alphas)
     with _steering_batch(model, [prompts[i] for i in test], cfg.max_rows) as test_sb:  # shared by every layer
@@ -183,6 +175,31 @@ def correctness_study(model, cfg: CorrectnessSettings, seed: int) -> Correctness
             texts[layer], correct[layer] = t[:n_raw], c[:n_raw]
             rel_texts[layer], rel_correct[layer] = t[n_raw + 2 :], c[n_raw + 2 :]
             control[layer] = [sum(x != y for x, y in zip(t[j], t[cfg.alphas.index(0.0)])) for j in (n_raw, n_raw + 1)]
+    return texts, correct, control, rel_texts, rel_correct
+
+
+def correctness_study(model, cfg: CorrectnessSettings, seed: int) -> CorrectnessResult:
+    """Kind calibration, baseline solve, stratified split, direction, steered solves at every layer × α (and the
+    control)."""
+    kind, calib, short, pools = _choose_kind(model, cfg, seed)
+    probs = pools[kind][cfg.n_calibrate :]
+    prompts, answers = [prompt(p, kind) for p in probs], [p.answer for p in probs]
+    _, base = solve(model, _steering_batch(model, prompts, cfg.max_rows), answers, cfg.max_new_tokens)
+    base = base[0]
+    test, good, bad = _split(base, cfg, seed, kind)
+    n = model.cfg.n_layers
+    layers = sorted({min(n - 1, round(f * n)) for f in cfg.layer_fractions})
+    tok = lambda idx: interp.tokenize(model, [prompts[i] for i in idx], padding_side="left")  # noqa: E731
+    direction = task_vectors(model, tok(good), layers) - task_vectors(model, tok(bad), layers)  # [layer d_model]
+    norms = mean_residual_norm(model, tok(test), layers)
+    relative = (
+        dose_vectors(direction, norms, cfg.relative_doses)
+        if cfg.relative_doses
+        else torch.zeros(0, len(layers), model.cfg.d_model)
+    )
+    texts, correct, control, rel_texts, rel_correct = _steered(
+        model, cfg, prompts, answers, test, layers, direction, relative, kind
+    )
     return CorrectnessResult(
         kind,
         calib,

@@ -62,15 +62,25 @@ def _intro(cfg: CorrectnessConfig) -> str:
 
 def _model_report(run: Run, cfg: CorrectnessConfig, name: str, r) -> None:
     tests, flags = alpha_tests(r, cfg.alphas), invariance_flags(r, cfg.alphas)
-    rows = [
-        [f"{a:+g}"]
-        + [
-            f"{r.correct[layer][ai].mean():.1%} ({int(r.correct[layer][ai].sum())}/{r.correct[layer].shape[1]})"
-            + ("*" if tests[(layer, a)].p < 0.05 else "")
-            for layer in r.layers
-        ]
-        for ai, a in enumerate(cfg.alphas)
-    ]
+    _intro_text(run, cfg, name, r)
+    _accuracy_table(run, cfg, name, r, tests)
+    _relative_table(run, name, r)
+    _invariance_table(run, cfg, name, r, tests, flags)
+    run.save_figure(
+        plots.correctness_accuracy(name, r, cfg.alphas),
+        f"accuracy_{file_slug(name)}.png",
+        f"{name}: accuracy vs raw α per layer",
+    )
+    run.save_figure(
+        plots.correctness_dose_response(name, r),
+        f"doses_{file_slug(name)}.png",
+        f"{name}: accuracy (—) and share of outputs changed from α = 0 (- -) against the relative dose, both grids "
+        "(circles: bracketing grid; crosses: the seed's raw α grid in relative units)",
+    )
+    run.log_metrics(**{name: _metrics(r, tests, flags)})
+
+
+def _intro_text(run: Run, cfg: CorrectnessConfig, name: str, r) -> None:
     calib = ", ".join(f"{k}: {v:.2f}" for k, v in r.calibration.items()) or "not run (task fixed)"
     if r.too_few_problems:
         calib += "; not candidates, too few distinct problems: " + ", ".join(
@@ -84,12 +94,26 @@ def _model_report(run: Run, cfg: CorrectnessConfig, name: str, r) -> None:
         f"Smallest accuracy change an exact McNemar test on {r.n_test} problems could detect: "
         f"{mcnemar_min_detectable(r.n_test):.1%} (all discordant pairs in one direction)."
     )
+
+
+def _accuracy_table(run: Run, cfg: CorrectnessConfig, name: str, r, tests: dict) -> None:
+    rows = [
+        [f"{a:+g}"]
+        + [
+            f"{r.correct[layer][ai].mean():.1%} ({int(r.correct[layer][ai].sum())}/{r.correct[layer].shape[1]})"
+            + ("*" if tests[(layer, a)].p < 0.05 else "")
+            for layer in r.layers
+        ]
+        for ai, a in enumerate(cfg.alphas)
+    ]
     run.report.add_table(
         ["α", *[f"layer {layer} ({layer / r.n_layers:.0%} of depth)" for layer in r.layers]],
         rows,
         caption=f"{name}: test accuracy by layer and α",
     )
-    _relative_table(run, name, r)
+
+
+def _invariance_table(run: Run, cfg: CorrectnessConfig, name: str, r, tests: dict, flags: dict) -> None:
     strongest = {
         layer: min((tests[(layer, a)] for a in cfg.alphas if a != 0.0), key=lambda m: m.p) for layer in r.layers
     }
@@ -113,38 +137,26 @@ def _model_report(run: Run, cfg: CorrectnessConfig, name: str, r) -> None:
         ],
         caption=f"{name}: invariance flag and the strongest α effect per layer",
     )
-    run.save_figure(
-        plots.correctness_accuracy(name, r, cfg.alphas),
-        f"accuracy_{file_slug(name)}.png",
-        f"{name}: accuracy vs raw α per layer",
-    )
-    run.save_figure(
-        plots.correctness_dose_response(name, r),
-        f"doses_{file_slug(name)}.png",
-        f"{name}: accuracy (—) and share of outputs changed from α = 0 (- -) against the relative dose, both grids "
-        "(circles: bracketing grid; crosses: the seed's raw α grid in relative units)",
-    )
-    run.log_metrics(
-        **{
-            name: {
-                "kind": r.kind,
-                "calibration": r.calibration,
-                "layers": r.layers,
-                "base_accuracy": r.base_accuracy,
-                "accuracy": {str(layer): r.correct[layer].mean(1) for layer in r.layers},
-                "identical_across_alpha": {str(k): v for k, v in flags.items()},
-                "control_changed": {str(k): v for k, v in r.control.items()},
-                "mcnemar_p": {f"L{k[0]} a={k[1]:+g}": m.p for k, m in tests.items()},
-                "resid_norm": r.resid_norm,
-                "relative_of_raw": {str(k): r.relative_of_raw(k) for k in r.layers},
-                "relative_doses": r.relative_doses,
-                "relative_accuracy": {str(k): r.rel_correct[k].mean(1) for k in r.layers},
-                "relative_changed": {str(k): r.changed(k, relative=True) for k in r.layers},
-                "raw_changed": {str(k): r.changed(k) for k in r.layers},
-                "relative_mcnemar_p": {f"L{k[0]} d={k[1]:+g}": m.p for k, m in relative_tests(r).items()},
-            }
-        }
-    )
+
+
+def _metrics(r, tests: dict, flags: dict) -> dict:
+    return {
+        "kind": r.kind,
+        "calibration": r.calibration,
+        "layers": r.layers,
+        "base_accuracy": r.base_accuracy,
+        "accuracy": {str(layer): r.correct[layer].mean(1) for layer in r.layers},
+        "identical_across_alpha": {str(k): v for k, v in flags.items()},
+        "control_changed": {str(k): v for k, v in r.control.items()},
+        "mcnemar_p": {f"L{k[0]} a={k[1]:+g}": m.p for k, m in tests.items()},
+        "resid_norm": r.resid_norm,
+        "relative_of_raw": {str(k): r.relative_of_raw(k) for k in r.layers},
+        "relative_doses": r.relative_doses,
+        "relative_accuracy": {str(k): r.rel_correct[k].mean(1) for k in r.layers},
+        "relative_changed": {str(k): r.changed(k, relative=True) for k in r.layers},
+        "raw_changed": {str(k): r.changed(k) for k in r.layers},
+        "relative_mcnemar_p": {f"L{k[0]} d={k[1]:+g}": m.p for k, m in relative_tests(r).items()},
+    }
 
 
 def _relative_table(run: Run, name: str, r) -> None:
