@@ -271,103 +271,111 @@ def cells(cfg: DolaConfig, done: dict) -> list[Cell]:
     return out
 
 
-def analyse(cfg: DolaConfig, done: dict) -> dict:
-    """The per-chunk scores and lens results by label (the report runs the held-out choices)."""
-    return done
-
-
 def _scored(done: dict, prefix: str, n_items: int, chunk: int) -> list[tuple] | None:
     """A dataset's per-item scores in order, or None when a chunk failed."""
     parts = [done.get(f"{prefix}/{s}") for s in chunk_starts(n_items, chunk)]
     return None if any(p is None for p in parts) else [x for p in parts for x in p]
 
 
-def report(cfg: DolaConfig, done: dict, run: Run) -> None:
-    d = _data(cfg)
-    tq_items, f_items = d.tq_items, d.f_items
-    run.report.add_text(_intro(cfg, (len(d.q_idx), len(d.questions)), (len(d.f_idx), len(d.factor))))
-    per_model_tq, best_rows, f_rows, bias_rows, held = {}, [], [], [], []
+@dataclass
+class DolaModelAnalysis:
+    tq: dict  # variant -> metric -> [item] (TruthfulQA)
+    fa: dict  # variant -> {"acc": [item]} (FACTOR)
+    tq_scored: list  # per item: (scores, n_tokens, premature layers)
+    lens: object  # LensApathy
+    layers_by_bucket: dict[str, list[int]]
+
+
+def analyse(cfg: DolaConfig, done: dict) -> dict[str, DolaModelAnalysis]:
+    """Per model: every variant's per-item TruthfulQA MC1/2/3 and FACTOR accuracy (models with a
+    failed chunk are left out and listed at the end of the report)."""
+    d, out = _data(cfg), {}
     for name in cfg.models:
-        tq_scored, f_scored, la = (
-            _scored(done, f"{name}/truthfulqa", len(tq_items), cfg.chunk),
-            _scored(done, f"{name}/factor", len(f_items), cfg.chunk),
-            done.get(f"{name}/lens"),
-        )
+        tq_scored = _scored(done, f"{name}/truthfulqa", len(d.tq_items), cfg.chunk)
+        f_scored = _scored(done, f"{name}/factor", len(d.f_items), cfg.chunk)
+        la = done.get(f"{name}/lens")
         if tq_scored is None or f_scored is None or la is None:
-            continue  # a failed cell: listed at the end of the report
-        n_layers = la.n_layers
-        layers_by_bucket = {b: candidate_layers(n_layers, b) for b in cfg.buckets}
-        tq = per_model_tq[name] = per_item_metrics(cfg, tq_scored, [t.metrics for t in tq_items])
-        fa = per_item_metrics(
-            cfg, f_scored, [lambda s, lab=it.labels: {"acc": mc_metrics(s, lab)["mc1"]} for it in f_items]
-        )
+            continue
+        tq = per_item_metrics(cfg, tq_scored, [t.metrics for t in d.tq_items])
+        f_metrics = [lambda s, lab=it.labels: {"acc": mc_metrics(s, lab)["mc1"]} for it in d.f_items]
+        fa = per_item_metrics(cfg, f_scored, f_metrics)
+        out[name] = DolaModelAnalysis(tq, fa, tq_scored, la, {b: candidate_layers(la.n_layers, b) for b in cfg.buckets})
+    return out
+
+
+def report(cfg: DolaConfig, res: dict[str, DolaModelAnalysis], run: Run) -> None:
+    d = _data(cfg)
+    run.report.add_text(_intro(cfg, (len(d.q_idx), len(d.questions)), (len(d.f_idx), len(d.factor))))
+    best_rows, f_rows, bias_rows, held = [], [], [], []
+    for name, a in res.items():
+        tq, fa, la, layers_by_bucket = a.tq, a.fa, a.lens, a.layers_by_bucket
         (tq_row, tq_held), (f_row_h, f_held) = (
             _held_out_row(cfg, name, "TruthfulQA MC1", tq, "mc1"),
             _held_out_row(cfg, name, f"FACTOR {cfg.factor_split}", fa, "acc"),
         )
         held += [tq_row, f_row_h]
-        best, bias, (bb, ba) = _truthfulqa_tables(run, cfg, name, tq, layers_by_bucket, n_layers)
+        best, bias, (bb, ba) = _truthfulqa_tables(run, cfg, name, tq, layers_by_bucket, la.n_layers)
         best_rows.append(best)
         bias_rows.append(bias)
         f_row, (fb, fal) = _factor_table(run, cfg, name, fa, layers_by_bucket)
         f_rows.append(f_row)
-        diag = _normalisation_and_buckets(run, cfg, name, tq, fa, tq_scored, layers_by_bucket)
-        n_lens = next(iter(la.probs.values())).shape[1]
-        run.save_figure(
-            plots.dola_lens_apathy(name, la.probs, la.apathy, n_lens),
-            f"lens_apathy_{file_slug(name)}.png",
-            f"{name}: logit lens (mean, 95% CI; {la.skipped} questions skipped whose correct and incorrect answers "
-            f"share a first token) beside the normalised apathy curves (seed 001 Figures 2 and 8)",
-        )
-        run.save_figure(
-            plots.dola_premature_layers(name, tq_scored, layers_by_bucket),
-            f"premature_{file_slug(name)}.png",
-            f"{name}: which premature layer DoLa picked, per bucket",
-        )
-        run.log_metrics(
-            **{
-                name: {
-                    "truthfulqa": {v: {k: float(x.mean()) for k, x in d.items()} for v, d in tq.items()},
-                    "factor": {v: float(d["acc"].mean()) for v, d in fa.items()},
-                    "best_bucket_truthfulqa": [bb, ba],
-                    "best_bucket_factor": [fb, fal],
-                    "held_out": {"truthfulqa": tq_held, "factor": f_held},
-                    "lens_prompts": n_lens,
-                    "lens_skipped": la.skipped,
-                    "buckets": {b: vars(d) for b, d in diag.items()},
-                }
-            }
-        )
-    _summary_tables(run, cfg, per_model_tq, best_rows, f_rows, bias_rows, held)
+        diag = _normalisation_and_buckets(run, cfg, name, tq, fa, a.tq_scored, layers_by_bucket)
+        n_lens = _lens_figures(run, name, a)
+        metrics = {
+            "truthfulqa": {v: {k: float(x.mean()) for k, x in m.items()} for v, m in tq.items()},
+            "factor": {v: float(m["acc"].mean()) for v, m in fa.items()},
+            "best_bucket_truthfulqa": [bb, ba],
+            "best_bucket_factor": [fb, fal],
+            "held_out": {"truthfulqa": tq_held, "factor": f_held},
+            "lens_prompts": n_lens,
+            "lens_skipped": la.skipped,
+            "buckets": {b: vars(x) for b, x in diag.items()},
+        }
+        run.log_metrics(**{name: metrics})
+    _summary_tables(run, cfg, {n: a.tq for n, a in res.items()}, best_rows, f_rows, bias_rows, held)
+
+
+def _lens_figures(run: Run, name: str, a: DolaModelAnalysis) -> int:
+    la, tq_scored, layers_by_bucket = a.lens, a.tq_scored, a.layers_by_bucket
+    n_lens = next(iter(la.probs.values())).shape[1]
+    run.save_figure(
+        plots.dola_lens_apathy(name, la.probs, la.apathy, n_lens),
+        f"lens_apathy_{file_slug(name)}.png",
+        f"{name}: logit lens (mean, 95% CI; {la.skipped} questions skipped whose correct and incorrect answers "
+        f"share a first token) beside the normalised apathy curves (seed 001 Figures 2 and 8)",
+    )
+    run.save_figure(
+        plots.dola_premature_layers(name, tq_scored, layers_by_bucket),
+        f"premature_{file_slug(name)}.png",
+        f"{name}: which premature layer DoLa picked, per bucket",
+    )
+    return n_lens
+
+
+_HELD_HEADERS = [
+    "model",
+    "benchmark",
+    "items: selection / test",
+    "chosen on selection",
+    "base (test)",
+    "DoLa (test)",
+    "Δ (paired, test)",
+    "optimism gap (pp)",
+    "seed 001 procedure on the test items (labelled best-on-test)",
+]
+_BEST_HEADERS = ["model", "best DoLa", "MC1 base → DoLa", "MC2 base → DoLa", "MC3 base → DoLa", "Δ MC1 (paired)"]
+_BEST_HEADERS += ["Δ MC2", "Δ MC3"]
+_BIAS_HEADERS = ["model", "base MC1", "MC2", "MC3", "DoLa MC1", "MC2", "MC3", "DoLa w/o softmax MC1", "MC2", "MC3"]
 
 
 def _summary_tables(run: Run, cfg: DolaConfig, per_model_tq: dict, best_rows, f_rows, bias_rows, held) -> None:
     run.report.add_table(
-        [
-            "model",
-            "benchmark",
-            "items: selection / test",
-            "chosen on selection",
-            "base (test)",
-            "DoLa (test)",
-            "Δ (paired, test)",
-            "optimism gap (pp)",
-            "seed 001 procedure on the test items (labelled best-on-test)",
-        ],
+        _HELD_HEADERS,
         held,
         caption="HEADLINE — DoLa with bucket and α chosen on held-out selection items, reported on the test items",
     )
     run.report.add_table(
-        [
-            "model",
-            "best DoLa",
-            "MC1 base → DoLa",
-            "MC2 base → DoLa",
-            "MC3 base → DoLa",
-            "Δ MC1 (paired)",
-            "Δ MC2",
-            "Δ MC3",
-        ],
+        _BEST_HEADERS,
         best_rows,
         caption="TruthfulQA: baseline vs best DoLa, bucket and α chosen on all items (seed 001 Table 1; labelled "
         "best-on-test)",
@@ -380,21 +388,7 @@ def _summary_tables(run: Run, cfg: DolaConfig, per_model_tq: dict, best_rows, f_
     )
     c = max(cfg.length_bias)
     run.report.add_table(
-        [
-            "model",
-            "base MC1",
-            "MC2",
-            "MC3",
-            "DoLa MC1",
-            "MC2",
-            "MC3",
-            "DoLa w/o softmax MC1",
-            "MC2",
-            "MC3",
-            f"base raw logits +{c:g} MC1",
-            "MC2",
-            "MC3",
-        ],
+        [*_BIAS_HEADERS, f"base raw logits +{c:g} MC1", "MC2", "MC3"],
         bias_rows,
         caption="Length bias (seed 001 Table 7): correct (log-softmax) scoring vs un-normalised sums",
     )

@@ -234,6 +234,16 @@ def _clean_section(run: Run, r: HeadPatchingResult) -> torch.Tensor:
     return c.usable
 
 
+def _top_head_rows(pc, res: PatchingResult, noise: PatchingResult, usable, orders: dict) -> list[list]:
+    """The top heads by pooled denoising recovery: pooled, noising damage and each name order."""
+    rows = []
+    for (layer, head), est in res.top(pc.top_k_heads, pc.n_boot, include=usable):
+        noise_est = bootstrap_ci(1 - noise.recovery[layer, head, usable].numpy(), n_boot=pc.n_boot)
+        per_order = [str(res.estimate((layer, head), pc.n_boot, include=usable & m)) for m in orders.values()]
+        rows.append([layer, head, str(est), str(noise_est), *per_order])
+    return rows
+
+
 def _head_section(cfg, run: Run, r: HeadPatchingResult, usable) -> None:
     pc, res, noise, orders = cfg.patching, r.heads, r.noise, r.orders
     n = int(usable.sum())
@@ -261,23 +271,13 @@ def _head_section(cfg, run: Run, r: HeadPatchingResult, usable) -> None:
         "heads_noise.png",
         "Noising head patching: share of the clean logit difference destroyed by corrupting one head",
     )
-    rows = []
-    for (layer, head), est in res.top(pc.top_k_heads, pc.n_boot, include=usable):
-        noise_est = bootstrap_ci(1 - noise.recovery[layer, head, usable].numpy(), n_boot=pc.n_boot)
-        per_order = [str(res.estimate((layer, head), pc.n_boot, include=usable & m)) for m in orders.values()]
-        rows.append([layer, head, str(est), str(noise_est), *per_order])
+    rows = _top_head_rows(pc, res, noise, usable, orders)
     run.report.add_table(
-        [
-            "layer",
-            "head",
-            "denoising recovery [95% CI], pooled",
-            "noising damage [95% CI]",
-            *[f"denoising, {o} only" for o in orders],
-        ],
+        ["layer", "head", "denoising recovery [95% CI], pooled", "noising damage [95% CI]"]
+        + [f"denoising, {o} only" for o in orders],
         rows,
         caption=f"Top {len(rows)} heads by pooled denoising recovery, with each name order alone — ranked and reported "
-        "on the same "
-        "pairs (labelled best-on-test; the held-out ranking follows)",
+        "on the same pairs (labelled best-on-test; the held-out ranking follows)",
     )
     run.log_metrics(
         head_recovery_mean=mean,

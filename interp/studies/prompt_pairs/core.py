@@ -28,6 +28,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -175,11 +176,10 @@ class _Scorer:
         }
 
 
-def dataset_study(model, sae, layer: int, name: str, s: PromptPairsSettings, embed, seed: int = 0) -> PromptPairsResult:
-    """Every adapter × fitting size × draw on one dataset (see module doc)."""
-    test, pool = split_pairs(name, s.n_test, max(s.n_train), seed=seed)
+def _residuals(model, layer: int, test: list, pool: list) -> dict:
+    """Residuals at the target token, per (split, side)."""
     ids = check_single_token(model.tokenizer, [w for p in test + pool for w in (p.positive, p.negative)])
-    acts = {
+    return {
         (split, side): target_token_residuals(
             model,
             [p.pos_text if side == "positive" else p.neg_text for p in pairs],
@@ -189,32 +189,27 @@ def dataset_study(model, sae, layer: int, name: str, s: PromptPairsSettings, emb
         for split, pairs in (("test", test), ("pool", pool))
         for side in ("positive", "negative")
     }
-    pos_codes, neg_codes = sae_codes(sae, acts["pool", "positive"]), sae_codes(sae, acts["pool", "negative"])
-    scorer = _Scorer(model, sae, name, test, (pos_codes, neg_codes), s, seed, embed)
-    sb = SteeringBatch(model, interp.tokenize(model, [p.prefix for p in test], padding_side="left"))
-    base = {
-        **scorer.sae_metrics(acts["test", "negative"]),
-        **scorer.output_metrics(sb.generate(layer, lambda a: a, s.max_new_tokens)[0]),
+
+
+def _score(scorer, sb, held_out, layer: int, s: PromptPairsSettings, edit) -> dict:
+    """SAE and word metrics of one edit on the held-out negatives, with its push per pair."""
+    with torch.no_grad():
+        steered = edit(held_out)
+    return {
+        **scorer.sae_metrics(steered),
+        **scorer.output_metrics(sb.generate(layer, edit, s.max_new_tokens)[0]),
+        "push": relative_push(held_out, steered).numpy(),
     }
+
+
+def _fit_cells(name: str, s: PromptPairsSettings, acts: dict, seed: int, score) -> tuple[dict, dict]:
+    """Every adapter × fitting size × draw, scored; and the first draw at the largest size per adapter."""
     rng = np.random.default_rng(seed)
     cells, fitted = {}, {}
-
-    def score(edit) -> dict:
-        """SAE and word metrics of one edit on the held-out negatives, with its push per pair."""
-        with torch.no_grad():
-            steered = edit(acts["test", "negative"])
-        return {
-            **scorer.sae_metrics(steered),
-            **scorer.output_metrics(sb.generate(layer, edit, s.max_new_tokens)[0]),
-            "push": relative_push(acts["test", "negative"], steered).numpy(),
-        }
-
-    for a, n, d in tqdm(
-        [(a, n, d) for a in s.adapters for n in s.n_train for d in range(s.draws)],
-        desc=f"{name}: adapters",
-        leave=False,
-    ):
-        idx = torch.as_tensor(rng.permutation(len(pool))[:n])
+    grid = [(a, n, d) for a in s.adapters for n in s.n_train for d in range(s.draws)]
+    n_pool = len(acts["pool", "negative"])
+    for a, n, d in tqdm(grid, desc=f"{name}: adapters", leave=False):
+        idx = torch.as_tensor(rng.permutation(n_pool)[:n])
         acfg = ADAPTERS[a][1](**s.adapters[a])
         if hasattr(acfg, "seed"):
             acfg.seed = seed + d
@@ -222,12 +217,32 @@ def dataset_study(model, sae, layer: int, name: str, s: PromptPairsSettings, emb
         cells[a, n, d] = score(adapter)
         if n == max(s.n_train) and d == 0:
             fitted[a] = adapter
+    return cells, fitted
+
+
+def _dose_cells(name: str, s: PromptPairsSettings, cells: dict, fitted: dict, base: dict, score) -> dict:
+    """Each fitted adapter's edit scaled by every dose scale (s = 1: the cell itself)."""
     doses = {}
     for a, scale in tqdm([(a, x) for a in fitted for x in s.dose_scales], desc=f"{name}: doses", leave=False):
-        doses[a, scale] = (
-            dict(cells[a, max(s.n_train), 0]) if scale == 1.0 else score(_scaled(fitted[a], scale))
-        )  # s = 1: the cell itself
+        doses[a, scale] = dict(cells[a, max(s.n_train), 0]) if scale == 1.0 else score(_scaled(fitted[a], scale))
         doses[a, scale]["changed"] = float(np.mean([t != b for t, b in zip(doses[a, scale]["texts"], base["texts"])]))
+    return doses
+
+
+def dataset_study(model, sae, layer: int, name: str, s: PromptPairsSettings, embed, seed: int = 0) -> PromptPairsResult:
+    """Every adapter × fitting size × draw on one dataset (see module doc)."""
+    test, pool = split_pairs(name, s.n_test, max(s.n_train), seed=seed)
+    acts = _residuals(model, layer, test, pool)
+    pos_codes, neg_codes = sae_codes(sae, acts["pool", "positive"]), sae_codes(sae, acts["pool", "negative"])
+    scorer = _Scorer(model, sae, name, test, (pos_codes, neg_codes), s, seed, embed)
+    sb = SteeringBatch(model, interp.tokenize(model, [p.prefix for p in test], padding_side="left"))
+    base = {
+        **scorer.sae_metrics(acts["test", "negative"]),
+        **scorer.output_metrics(sb.generate(layer, lambda a: a, s.max_new_tokens)[0]),
+    }
+    score = functools.partial(_score, scorer, sb, acts["test", "negative"], layer, s)
+    cells, fitted = _fit_cells(name, s, acts, seed, score)
+    doses = _dose_cells(name, s, cells, fitted, base, score)
     active_share = (pos_codes > 0).float().mean(0)
     target = scorer.target
     return PromptPairsResult(

@@ -148,22 +148,31 @@ def _example_rows(cfg: PromptPairsConfig, results: dict, n: int) -> list[list]:
     ]
 
 
+_DATASET_HEADERS = [
+    "dataset",
+    "target features",
+    "features active on ≥ 100 / 95 / 90 / 80 / 50 % of positives",
+    "target features' activity on negatives",
+    "test features (of silent)",
+    "target act. no adapter",
+    "target act. positive ex.",
+    "cosine no adapter (first / content word)",
+    "content word ∈ pos / neg targets",
+]
+
+
 def _model_report(run: Run, cfg: PromptPairsConfig, name: str, layer: int, quality: dict, results: dict) -> None:
-    n_big = max(cfg.n_train)
     run.report.add_text(f"## {name} (layer {layer})")
     _sae_section(run, name, layer, quality)
+    _model_tables(run, cfg, name, results)
+    _model_figures(run, cfg, name, results)
+    run.log_metrics(**{name: _model_metrics(cfg, layer, quality, results)})
+
+
+def _model_tables(run: Run, cfg: PromptPairsConfig, name: str, results: dict) -> None:
+    n_big = max(cfg.n_train)
     run.report.add_table(
-        [
-            "dataset",
-            "target features",
-            "features active on ≥ 100 / 95 / 90 / 80 / 50 % of positives",
-            "target features' activity on negatives",
-            "test features (of silent)",
-            "target act. no adapter",
-            "target act. positive ex.",
-            "cosine no adapter (first / content word)",
-            "content word ∈ pos / neg targets",
-        ],
+        _DATASET_HEADERS,
         _dataset_rows(cfg, results),
         caption=f"{name}: per-dataset features and the unsteered baseline",
     )
@@ -179,6 +188,9 @@ def _model_report(run: Run, cfg: PromptPairsConfig, name: str, layer: int, quali
         _example_rows(cfg, results, n_big),
         caption=f"{name}: generated continuations, unsteered and steered (first fitting draw)",
     )
+
+
+def _model_figures(run: Run, cfg: PromptPairsConfig, name: str, results: dict) -> None:
     slug, args = file_slug(name), (list(cfg.adapters), cfg.n_train, cfg.draws)
     if cfg.dose_scales:
         _dose_section(run, cfg, name, slug, results)
@@ -189,29 +201,28 @@ def _model_report(run: Run, cfg: PromptPairsConfig, name: str, layer: int, quali
     )
     for d in cfg.datasets:
         run.save_figure(plots.prompt_pairs_curves(name, results, *args, [d]), f"metrics_{slug}_{d}.png", f"{name}: {d}")
-    run.log_metrics(
-        **{
-            name: {
-                "layer": layer,
-                "sae": quality,
-                "datasets": {
-                    d: {
-                        "n_target": r.n_target,
-                        "examples": r.examples,
-                        "curves": {
-                            a: {
-                                m: [mean_ci(per_pair(r.cells, a, n, m, cfg.draws)) for n in cfg.n_train]
-                                for m in (*METRICS, "push")
-                            }
-                            for a in cfg.adapters
-                        },
-                        "baseline": {m: mean_ci(r.base[m]) for m in METRICS},
+
+
+def _model_metrics(cfg: PromptPairsConfig, layer: int, quality: dict, results: dict) -> dict:
+    return {
+        "layer": layer,
+        "sae": quality,
+        "datasets": {
+            d: {
+                "n_target": r.n_target,
+                "examples": r.examples,
+                "curves": {
+                    a: {
+                        m: [mean_ci(per_pair(r.cells, a, n, m, cfg.draws)) for n in cfg.n_train]
+                        for m in (*METRICS, "push")
                     }
-                    for d, r in results.items()
+                    for a in cfg.adapters
                 },
+                "baseline": {m: mean_ci(r.base[m]) for m in METRICS},
             }
-        }
-    )
+            for d, r in results.items()
+        },
+    }
 
 
 def pooled_shift(groups: list[tuple]) -> float:

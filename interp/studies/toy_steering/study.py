@@ -67,9 +67,9 @@ def analyse(cfg: ToyConfig, done: dict) -> dict:
     return out
 
 
-def report(cfg: ToyConfig, res: dict, run: Run) -> None:
+def _intro(cfg: ToyConfig) -> str:
     t = cfg.train
-    run.report.add_text(
+    return (
         f"Toy steering: m in {cfg.ms} attributes x 8 values, anchors N(0,1) in R^8, noise 0.1. Residual MLP "
         f"512-512-256-512 (GELU, LayerNorm), Adam lr {t.lr}, {t.n_samples} samples (80/20 split), {t.epochs} epochs, "
         f"best validation checkpoint. Steering: attribute {cfg.task.attribute} -> value {cfg.task.target} at the "
@@ -80,12 +80,25 @@ def report(cfg: ToyConfig, res: dict, run: Run) -> None:
         f"LoReST rank {cfg.grid.lorest_rank} (τ {cfg.grid.temperature}); LoReFT/LoReST {cfg.grid.steps} full-batch "
         f"Adam steps, lr {cfg.grid.lr}."
     )
+
+
+_CHOICE_HEADERS = [
+    "adapter",
+    "chosen setting (count over N x repeats)",
+    "relative dose of the chosen setting (median)",
+    "training loss first -> last (median)",
+    "mean gate (median)",
+]
+
+
+def report(cfg: ToyConfig, res: dict, run: Run) -> None:
+    run.report.add_text(_intro(cfg))
     rows: list[dict] = []
     dose_rows: list[dict] = []
     model_rows = []
     for m, r in res.items():
         info = r["info"]
-        model_rows.append([m, f"{info['val_accuracy']:.4f}", info["n_train"], info["n_val"], t.epochs])
+        model_rows.append([m, f"{info['val_accuracy']:.4f}", info["n_train"], info["n_val"], cfg.train.epochs])
         run.log_metrics(**{f"m{m}_val_accuracy": info["val_accuracy"], f"m{m}_val_history": info["val_history"]})
         rows += r["rows"]
         run.log_metrics(results=rows)
@@ -97,45 +110,41 @@ def report(cfg: ToyConfig, res: dict, run: Run) -> None:
         caption="Trained toy models (target: >= 0.98)",
     )
     for m in cfg.ms:
-        sub = [r for r in rows if r["m"] == m]
-        run.save_figure(
-            plots.toy_steering_curves(sub, cfg.n_pairs, ADAPTERS, m, cfg.repeats),
-            f"steering_m{m}.png",
-            f"m={m}: steered-attribute accuracy and disturbance vs number of pairs",
-        )
-        run.report.add_table(
-            ["adapter"] + [str(n) for n in cfg.n_pairs],
-            _table(sub, cfg, "accuracy"),
-            caption=f"m={m}: test accuracy on the steered attribute, mean [95% CI] over repeats",
-        )
-        run.report.add_table(
-            ["adapter"] + [str(n) for n in cfg.n_pairs],
-            _table(sub, cfg, "disturbance"),
-            caption=f"m={m}: disturbance (share of other attributes whose prediction changed)",
-        )
-        run.report.add_table(
-            [
-                "adapter",
-                "chosen setting (count over N x repeats)",
-                "relative dose of the chosen setting (median)",
-                "training loss first -> last (median)",
-                "mean gate (median)",
-            ],
-            _choices(sub),
-            caption=f"m={m}: hyperparameters chosen on validation, their dose ‖edit(a) − a‖ / ‖a‖ on the test samples, "
-            "and training diagnostics",
-        )
-        if cfg.doses.n_pairs:
-            _dose_report(run, cfg, m, sub, [r for r in dose_rows if r["m"] == m])
-    run.log_metrics(
-        summary={
-            f"m{m}": {
-                a: {str(n): cell_estimate([r for r in rows if r["m"] == m], a, n, "accuracy").mean for n in cfg.n_pairs}
-                for a in ["none"] + ADAPTERS
-            }
-            for m in cfg.ms
+        _m_report(run, cfg, m, [r for r in rows if r["m"] == m], [r for r in dose_rows if r["m"] == m])
+    summary = {
+        f"m{m}": {
+            a: {str(n): cell_estimate([r for r in rows if r["m"] == m], a, n, "accuracy").mean for n in cfg.n_pairs}
+            for a in ["none"] + ADAPTERS
         }
+        for m in cfg.ms
+    }
+    run.log_metrics(summary=summary)
+
+
+def _m_report(run: Run, cfg: ToyConfig, m: int, sub: list[dict], doses: list[dict]) -> None:
+    run.save_figure(
+        plots.toy_steering_curves(sub, cfg.n_pairs, ADAPTERS, m, cfg.repeats),
+        f"steering_m{m}.png",
+        f"m={m}: steered-attribute accuracy and disturbance vs number of pairs",
     )
+    run.report.add_table(
+        ["adapter"] + [str(n) for n in cfg.n_pairs],
+        _table(sub, cfg, "accuracy"),
+        caption=f"m={m}: test accuracy on the steered attribute, mean [95% CI] over repeats",
+    )
+    run.report.add_table(
+        ["adapter"] + [str(n) for n in cfg.n_pairs],
+        _table(sub, cfg, "disturbance"),
+        caption=f"m={m}: disturbance (share of other attributes whose prediction changed)",
+    )
+    run.report.add_table(
+        _CHOICE_HEADERS,
+        _choices(sub),
+        caption=f"m={m}: hyperparameters chosen on validation, their dose ‖edit(a) − a‖ / ‖a‖ on the test samples, "
+        "and training diagnostics",
+    )
+    if cfg.doses.n_pairs:
+        _dose_report(run, cfg, m, sub, doses)
 
 
 def _choices(rows) -> list[list]:
