@@ -90,37 +90,35 @@ def attribution_patching(
         slots = position_mask(corr_idx, len(corrupted), seq)
     m_clean, m_corr = apply_metric(metric, logits_clean).float().cpu(), apply_metric(metric, logits_corr).float().cpu()
 
+    labels = str_tokens(model, corrupted) if model.tokenizer is not None else []
     out = {}
     for site, site_names in names.items():
-        grids = []
-        for n in site_names:
-            delta = align_positions(clean_acts[n], clean_idx, seq, corr_idx).cpu() - corr_acts[n]
-            check_finite(delta, f"activation difference at {n}")
-            contrib = (delta * grads[n]).float()  # [batch pos (head) d]
-            contrib = contrib.sum(-1) * slots.view(*slots.shape, *([1] * (contrib.ndim - 3)))
-            # -> [(head,) (pos,) batch]
-            if per_position:
-                contrib = contrib.movedim(0, -1).movedim(0, -2) if contrib.ndim == 3 else contrib.movedim(0, -1)
-            else:
-                contrib = contrib.sum(1).movedim(0, -1)
-            grids.append(contrib)
-        est = torch.stack(grids) + m_corr  # predicted patched metric
+        est = torch.stack(
+            [
+                _site_grid(n, clean_acts, corr_acts, grads, (clean_idx, corr_idx), slots, per_position)
+                for n in site_names
+            ]
+        )
+        est = est + m_corr  # predicted patched metric
         rec, undefined = recovery(est, m_clean, m_corr, tol)
         axes = ("layer",) + (("head",) if site == "z" else ()) + (("pos",) if per_position else ()) + ("batch",)
-        out[site] = PatchingResult(
-            site,
-            axes,
-            est,
-            rec,
-            m_clean,
-            m_corr,
-            undefined,
-            "denoise",
-            "attribution",
-            str_tokens(model, corrupted) if model.tokenizer is not None else [],
-            layer_list,
-        )
+        args = (est, rec, m_clean, m_corr, undefined, "denoise", "attribution", labels, layer_list)
+        out[site] = PatchingResult(site, axes, *args)
     return out
+
+
+def _site_grid(n: str, clean_acts, corr_acts, grads, idx, slots, per_position: bool) -> Tensor:
+    """(a_clean − a_corr)·∂m/∂a at hook ``n``, summed over d (and positions unless per position):
+    ``[(head,) (pos,) batch]``."""
+    clean_idx, corr_idx = idx
+    seq = slots.shape[1]
+    delta = align_positions(clean_acts[n], clean_idx, seq, corr_idx).cpu() - corr_acts[n]
+    check_finite(delta, f"activation difference at {n}")
+    contrib = (delta * grads[n]).float()  # [batch pos (head) d]
+    contrib = contrib.sum(-1) * slots.view(*slots.shape, *([1] * (contrib.ndim - 3)))
+    if per_position:
+        return contrib.movedim(0, -1).movedim(0, -2) if contrib.ndim == 3 else contrib.movedim(0, -1)
+    return contrib.sum(1).movedim(0, -1)
 
 
 @contextlib.contextmanager

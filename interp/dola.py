@@ -193,19 +193,26 @@ def dola_sweep(
         lse_vocab = (final_logprobs - layer_logprobs[chosen, pos]).logsumexp(-1)  # the same for every α
         for alpha in alphas:
             if alpha == 0.0:
-                plausible = torch.ones_like(f_target, dtype=torch.bool)
-                lse = lse_vocab
+                plausible, lse = torch.ones_like(f_target, dtype=torch.bool), lse_vocab
             else:
-                cutoff = final_logprobs.max(-1).values + math.log(alpha)
-                plausible = tgt_final >= cutoff
-                in_set = top_vals >= cutoff[:, None]
-                f_top = top_vals - layer_logprobs[chosen[:, None], pos[:, None], top_idx]
-                lse = f_top.masked_fill(~in_set, float("-inf")).logsumexp(-1)
+                plausible, lse = _plausible_lse(
+                    alpha, final_logprobs, layer_logprobs, tgt_final, chosen, top_vals, top_idx
+                )
             fill = torch.full_like(f_target, implausible)
             out[(name, alpha, False)] = torch.where(plausible, f_target, fill)
             out[(name, alpha, True)] = torch.where(plausible, f_target - lse, fill)
             out[(name, alpha, "vocab")] = torch.where(plausible, f_target - lse_vocab, fill)
     return out, premature
+
+
+def _plausible_lse(alpha: float, final_logprobs, layer_logprobs, tgt_final, chosen, top_vals, top_idx):
+    """For α > 0: whether each target is plausible, and the log-sum-exp of F over the plausible set
+    (which lies among the top-k of ``q_N``)."""
+    pos = torch.arange(final_logprobs.shape[0], device=final_logprobs.device)
+    cutoff = final_logprobs.max(-1).values + math.log(alpha)
+    in_set = top_vals >= cutoff[:, None]
+    f_top = top_vals - layer_logprobs[chosen[:, None], pos[:, None], top_idx]
+    return tgt_final >= cutoff, f_top.masked_fill(~in_set, float("-inf")).logsumexp(-1)
 
 
 # ----------------------------------------------------------------------------- scoring

@@ -275,6 +275,23 @@ def last_rows(resid: Tensor, batch: TokenBatch, offset: int = 0) -> Tensor:
     return resid[torch.arange(resid.shape[0], device=resid.device), idx]
 
 
+def _check_variants(model, sources: Mapping[str, Tensor], variants: Sequence[Variant], memory_budget_gb) -> None:
+    if not variants:
+        raise ValueError("variants is empty; nothing to patch")
+    if isinstance(memory_budget_gb, bool) or not isinstance(memory_budget_gb, (int, float)) or not memory_budget_gb > 0:
+        raise ValueError(f"memory_budget_gb={memory_budget_gb!r}; must be a number > 0")
+    n_layers = model.cfg.n_layers
+    for v in variants:
+        if v.hook not in sources:
+            raise ValueError(f"no source activation for hook {v.hook!r}; sources has {sorted(sources)[:5]}…")
+        if v.hook not in model.hook_dict:
+            raise ValueError(f"hook {v.hook!r} is not a hook point of this model")
+        if not 0 <= v.layer < n_layers:
+            raise ValueError(f"variant layer={v.layer} out of range 0..{n_layers - 1}")
+    for name, src in sources.items():
+        check_finite(src, f"source activation for {name!r}")
+
+
 @torch.no_grad()
 def run_variants(
     model: HookedTransformer,
@@ -301,20 +318,8 @@ def run_variants(
     first one a variant changes are not recomputed: they are identical to the base run, so
     the patched rows attend to the base run's cached keys and values there.
     """
-    if not variants:
-        raise ValueError("variants is empty; nothing to patch")
-    if memory_budget_gb <= 0:
-        raise ValueError(f"memory_budget_gb={memory_budget_gb!r}; must be > 0")
-    n_layers, batch, seq = model.cfg.n_layers, len(base), base.tokens.shape[1]
-    for v in variants:
-        if v.hook not in sources:
-            raise ValueError(f"no source activation for hook {v.hook!r}; sources has {sorted(sources)[:5]}…")
-        if v.hook not in model.hook_dict:
-            raise ValueError(f"hook {v.hook!r} is not a hook point of this model")
-        if not 0 <= v.layer < n_layers:
-            raise ValueError(f"variant layer={v.layer} out of range 0..{n_layers - 1}")
-    for name, src in sources.items():
-        check_finite(src, f"source activation for {name!r}")
+    _check_variants(model, sources, variants, memory_budget_gb)
+    batch, seq = len(base), base.tokens.shape[1]
     if slots is None:
         slots = torch.ones(batch, seq, dtype=torch.bool)
     slots = slots.to(model.cfg.device)
@@ -328,6 +333,14 @@ def run_variants(
     )
     first = _first_changed(variants, sources, base_cache, slots, base) if share_prefix else [0] * len(variants)
 
+    return _run_chunks(
+        model, base, base_cache, sources, variants, first, slots, metric, memory_budget_gb, (desc, progress)
+    )
+
+
+def _run_chunks(model, base, base_cache, sources, variants, first, slots, metric, memory_budget_gb, bar_args) -> Tensor:
+    """Every variant's metric, in chunks that fit ``memory_budget_gb``."""
+    batch, seq = len(base), base.tokens.shape[1]
     # the budget covers the stacked forwards and the weight copies made for speed
     free = memory_budget_gb * 2**30 - swapped_weight_bytes(model)
     budget_rows = int(max(free, 0) // bytes_per_row(model, seq))
@@ -335,23 +348,11 @@ def run_variants(
     out = torch.empty(len(variants), batch)
     attention_mask = base.attention_mask.to(model.cfg.device)
     prefix_caches: dict[int, TransformerLensKeyValueCache] = {}
-    bar = tqdm(total=len(variants), desc=desc, disable=not progress, leave=False)
+    bar = tqdm(total=len(variants), desc=bar_args[0], disable=not bar_args[1], leave=False)
     with linear_friendly_weights(model, max_bytes=memory_budget_gb * 2**30 / 4, unembed=metric_columns(metric) is None):
         for chunk in chunks:
-            _run_chunk(
-                model,
-                base,
-                base_cache,
-                sources,
-                variants,
-                chunk,
-                first,
-                slots,
-                attention_mask,
-                prefix_caches,
-                metric,
-                out,
-            )
+            state = (base_cache, sources, variants, chunk, first, slots, attention_mask, prefix_caches)
+            _run_chunk(model, base, *state, metric, out)
             bar.update(len(chunk))
     bar.close()
     return out

@@ -280,6 +280,20 @@ def patch(
         )
 
 
+def _grid(model, site: str, per_position: bool, layer_list: list[int], names: list[str], seq: int):
+    """The variants (one per layer [× head] [× position]), the grid's axis names and shape."""
+    variants: list[Variant] = []
+    heads = range(model.cfg.n_heads) if site == "z" else [None]
+    pos_range = range(seq) if per_position else [None]
+    for layer, name in zip(layer_list, names):
+        for h in heads:
+            for p in pos_range:
+                variants.append(Variant(name, layer, pos=p, head=h))
+    grid_axes = ["layer"] + (["head"] if site == "z" else []) + (["pos"] if per_position else [])
+    shape = [len(layer_list)] + ([model.cfg.n_heads] if site == "z" else []) + ([seq] if per_position else [])
+    return variants, grid_axes, shape
+
+
 def _patch(
     model,
     clean,
@@ -310,20 +324,7 @@ def _patch(
     check_finite(base_acts[names[-1]], f"activations of the {'corrupted' if direction == 'denoise' else 'clean'} run")
     slots = None if base_idx is None else position_mask(base_idx, len(base), seq)
 
-    grid_axes: list[str] = ["layer"]
-    variants: list[Variant] = []
-    heads = range(model.cfg.n_heads) if site == "z" else [None]
-    pos_range = range(seq) if per_position else [None]
-    for layer, name in zip(layer_list, names):
-        for h in heads:
-            for p in pos_range:
-                variants.append(Variant(name, layer, pos=p, head=h))
-    if site == "z":
-        grid_axes.append("head")
-    if per_position:
-        grid_axes.append("pos")
-    shape = [len(layer_list)] + ([model.cfg.n_heads] if site == "z" else []) + ([seq] if per_position else [])
-
+    variants, grid_axes, shape = _grid(model, site, per_position, layer_list, names, seq)
     m = run_variants(
         model,
         base,
@@ -340,19 +341,9 @@ def _patch(
     m_clean, m_corr = (m_src, m_base) if direction == "denoise" else (m_base, m_src)
     m = m.view(*shape, len(base))
     rec, undefined = recovery(m, m_clean, m_corr, tol)
-    return PatchingResult(
-        site,
-        (*grid_axes, "batch"),
-        m,
-        rec,
-        m_clean,
-        m_corr,
-        undefined,
-        direction,
-        "exact",
-        str_tokens(model, base) if model.tokenizer is not None else [],
-        layer_list,
-    )
+    labels = str_tokens(model, base) if model.tokenizer is not None else []
+    axes = (*grid_axes, "batch")
+    return PatchingResult(site, axes, m, rec, m_clean, m_corr, undefined, direction, "exact", labels, layer_list)
 
 
 def patch_heads(model, clean, corrupted, metric, **kw) -> PatchingResult:

@@ -316,6 +316,54 @@ def load_sae(spec: str, device: str = "cpu"):
     return SAE.from_pretrained(release, sae_id, device=device)
 
 
+def _training_rows(model: HookedTransformer, cfg: SAETrainConfig) -> tuple[Tensor, Tensor, int, int]:
+    """(train rows, held-out eval rows, dataset tokens, generated tokens): dataset text plus
+    ``generated_share`` of model-written text (96 sampled tokens after short dataset prompts)."""
+    texts = corpus_texts(cfg.seed)
+    eval_rows, _ = _token_rows(model, texts[-2000:], cfg.context, cfg.eval_tokens)  # held-out tail of the corpus
+    n_gen = int(cfg.n_tokens * cfg.generated_share)
+    rows_data, tok_data = _token_rows(model, texts[:-2000], cfg.context, cfg.n_tokens - n_gen)
+    parts, tok_gen = [rows_data], 0
+    if n_gen:
+        rng = random.Random(cfg.seed + 1)
+        n_prompts = n_gen // 90 + 2  # each text adds ≈ 96 generated tokens plus its short prompt
+        prompts = [" ".join(t.split()[: rng.randint(4, 16)]) for t in rng.sample(texts[:-2000], n_prompts)]
+        rows_gen, tok_gen = _token_rows(model, generated_texts(model, prompts, seed=cfg.seed), cfg.context, n_gen)
+        parts.append(rows_gen)
+    return torch.cat(parts), eval_rows, tok_data, tok_gen
+
+
+def _train_at_site(model: HookedTransformer, model_name: str, cfg: SAETrainConfig) -> tuple[object, dict]:
+    """Train the SAE on the model's activations at ``(cfg.hook, cfg.layer)``; (SAE, quality report)."""
+    import time
+
+    start = time.time()
+    rows, eval_rows, tok_data, tok_gen = _training_rows(model, cfg)
+    n_eval_rows = -(-cfg.eval_tokens // (cfg.context - 1))
+    acts = collect_activations(model, rows, cfg.hook, cfg.layer)
+    eval_acts = collect_activations(model, eval_rows[:n_eval_rows], cfg.hook, cfg.layer)
+    meta = {
+        "model_name": model_name,
+        "hook_name": hook_name(model, (cfg.hook, cfg.layer)),
+        "context_size": cfg.context,
+        "prepend_bos": True,
+    }
+    sae = train_sae(acts, cfg, meta)
+    quality = sae_quality(sae, eval_acts)
+    quality.update(spliced_loss(model, sae, eval_rows[: min(len(eval_rows), 16)], cfg.hook, cfg.layer))
+    quality.update(
+        {
+            "train_tokens_dataset": tok_data,
+            "train_tokens_generated": tok_gen,
+            "epochs": cfg.epochs,
+            "train_seconds": round(time.time() - start, 1),
+            "config": asdict(cfg),
+            "source": "trained",
+        }
+    )
+    return sae, quality
+
+
 def get_sae(
     model: HookedTransformer,
     model_name: str,
@@ -343,43 +391,7 @@ def get_sae(
     out = sae_dir(model_name, cfg, root)
     if (out / QUALITY_FILE).exists():
         return load_sae(str(out)), json.loads((out / QUALITY_FILE).read_text())
-    import time
-
-    start = time.time()
-    texts = corpus_texts(cfg.seed)
-    n_eval_rows = -(-cfg.eval_tokens // (cfg.context - 1))
-    eval_rows, _ = _token_rows(model, texts[-2000:], cfg.context, cfg.eval_tokens)  # held-out tail of the corpus
-    n_gen = int(cfg.n_tokens * cfg.generated_share)
-    rows_data, tok_data = _token_rows(model, texts[:-2000], cfg.context, cfg.n_tokens - n_gen)
-    parts, tok_gen = [rows_data], 0
-    if n_gen:
-        rng = random.Random(cfg.seed + 1)
-        n_prompts = n_gen // 90 + 2  # each text adds ≈ 96 generated tokens plus its short prompt
-        prompts = [" ".join(t.split()[: rng.randint(4, 16)]) for t in rng.sample(texts[:-2000], n_prompts)]
-        rows_gen, tok_gen = _token_rows(model, generated_texts(model, prompts, seed=cfg.seed), cfg.context, n_gen)
-        parts.append(rows_gen)
-    rows = torch.cat(parts)
-    acts = collect_activations(model, rows, cfg.hook, cfg.layer)
-    eval_acts = collect_activations(model, eval_rows[:n_eval_rows], cfg.hook, cfg.layer)
-    meta = {
-        "model_name": model_name,
-        "hook_name": hook_name(model, (cfg.hook, cfg.layer)),
-        "context_size": cfg.context,
-        "prepend_bos": True,
-    }
-    sae = train_sae(acts, cfg, meta)
-    quality = sae_quality(sae, eval_acts)
-    quality.update(spliced_loss(model, sae, eval_rows[: min(len(eval_rows), 16)], cfg.hook, cfg.layer))
-    quality.update(
-        {
-            "train_tokens_dataset": tok_data,
-            "train_tokens_generated": tok_gen,
-            "epochs": cfg.epochs,
-            "train_seconds": round(time.time() - start, 1),
-            "config": asdict(cfg),
-            "source": "trained",
-        }
-    )
+    sae, quality = _train_at_site(model, model_name, cfg)
     tmp = out.with_name(out.name + ".partial")
     sae.save_model(tmp)
     (tmp / QUALITY_FILE).write_text(json.dumps(quality, indent=1))
