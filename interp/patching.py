@@ -121,6 +121,25 @@ def check_pair_shapes(clean: TokenBatch, corrupted: TokenBatch) -> None:
             "(use prompts of equal token length, or patch per-prompt positions, e.g. "
             "positions=corrupted.last_index, clean_positions=clean.last_index)"
         )
+    _check_aligned(clean, corrupted)
+
+
+def _check_aligned(clean: TokenBatch, corrupted: TokenBatch) -> None:
+    """Patching every position pairs position p of clean prompt i with position p of corrupted
+    prompt i: that is only meaningful when both have their real tokens at the same positions."""
+    differ = (clean.attention_mask.cpu() != corrupted.attention_mask.cpu()).any(-1)
+    if not bool(differ.any()):
+        return
+    i = int(differ.nonzero()[0])
+    n_clean, n_corr = int(clean.attention_mask[i].sum()), int(corrupted.attention_mask[i].sum())
+    sides = f" (clean padded on the {clean.padding_side}, corrupted on the {corrupted.padding_side})"
+    raise ValueError(
+        f"clean and corrupted prompt {i} are not aligned: {n_clean} vs {n_corr} real tokens at different positions"
+        + (sides if clean.padding_side != corrupted.padding_side else "")
+        + f" (clean {clean.prompts[i]!r}, corrupted {corrupted.prompts[i]!r}); patching every position needs the "
+        "same real-token positions in each pair — use prompts of equal token length and one padding side, or say "
+        "which positions correspond: positions=corrupted.last_index, clean_positions=clean.last_index"
+    )
 
 
 def last_logits(model: HookedTransformer, batch: TokenBatch, **kw) -> Float[Tensor, "batch d_vocab"]:
