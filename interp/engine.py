@@ -120,6 +120,11 @@ def final_logits(
     ``columns`` (token ids): unembed only those; the other logits are NaN, so a metric that
     reads any other token gives NaN rather than a wrong number. For a logit difference this
     skips nearly all of the unembedding (49k columns for SmolLM2)."""
+    if columns is not None and len(columns) and (int(columns.min()) < 0 or int(columns.max()) >= model.cfg.d_vocab):
+        bad = [int(c) for c in columns if not 0 <= int(c) < model.cfg.d_vocab]
+        raise ValueError(
+            f"metric reads token ids {bad[:5]} that are not in the vocabulary (0..{model.cfg.d_vocab - 1})"
+        )
     lead = resid.shape[:-1]
     x = resid.reshape(-1, 1, resid.shape[-1])  # [rows 1 d_model]: the norms expect a position axis
     if model.cfg.normalization_type is not None:
@@ -141,8 +146,13 @@ def final_logits(
 
 
 def metric_columns(metric) -> Tensor | None:
-    """Token ids a metric declares it reads (``metric.columns``), or None for all."""
-    return getattr(metric, "columns", None)
+    """Token ids a metric declares it reads (``metric.columns``: a 1-d integer tensor), or None for all."""
+    cols = getattr(metric, "columns", None)
+    if cols is None:
+        return None
+    if not isinstance(cols, Tensor) or cols.ndim != 1 or cols.dtype.is_floating_point or cols.dtype == torch.bool:
+        raise TypeError(f"metric.columns={cols!r:.80}; expected a 1-d integer tensor of token ids (or no attribute)")
+    return cols
 
 
 def apply_metric(metric: Metric, logits: Float[Tensor, "batch d_vocab"]) -> Float[Tensor, " batch"]:

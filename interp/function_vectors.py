@@ -97,10 +97,20 @@ def top1_correct(model: HookedTransformer, batch: TokenBatch, answer_ids: Tensor
     return (last.argmax(-1).cpu() == answer_ids.cpu()).float()
 
 
-def check_answers(batch: TokenBatch, answer_ids: Tensor) -> None:
-    """One answer id per prompt, or a ValueError naming the shape."""
-    if answer_ids.shape != (len(batch),):
-        raise ValueError(f"answer_ids has shape {tuple(answer_ids.shape)}; expected one id per prompt ({len(batch)},)")
+def check_answers(batch: TokenBatch, answer_ids: Tensor, d_vocab: int | None = None) -> None:
+    """One integer answer id per prompt, each a token id of the vocabulary (``0 <= id < d_vocab``),
+    or a ValueError naming the shape, dtype or first bad id (an id of -1 would silently read the
+    last vocabulary entry; one past the vocabulary would never be predicted)."""
+    if not isinstance(answer_ids, Tensor) or answer_ids.shape != (len(batch),):
+        shape = tuple(answer_ids.shape) if isinstance(answer_ids, Tensor) else type(answer_ids).__name__
+        raise ValueError(f"answer_ids has shape {shape}; expected one id per prompt ({len(batch)},)")
+    if answer_ids.dtype.is_floating_point or answer_ids.dtype == torch.bool:
+        raise ValueError(f"answer_ids has dtype {answer_ids.dtype}; expected integer token ids")
+    if d_vocab is not None:
+        bad = ((answer_ids < 0) | (answer_ids >= d_vocab)).nonzero()
+        if len(bad):
+            i = int(bad[0])
+            raise ValueError(f"answer_ids[{i}]={int(answer_ids[i])} is not a token id; allowed 0..{d_vocab - 1}")
 
 
 @torch.no_grad()
@@ -109,7 +119,7 @@ def top1_accuracy(
 ) -> Float[Tensor, " batch"]:
     """Per prompt: 1 if the first answer token is the top-1 prediction at the last position
     (the zero-shot / ICL baselines)."""
-    check_answers(batch, answer_ids)
+    check_answers(batch, answer_ids, model.cfg.d_vocab)
     return top1_correct(model, batch, answer_ids)
 
 

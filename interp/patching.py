@@ -60,10 +60,15 @@ def logit_diff_metric(correct: Int[Tensor, " batch"], wrong: Int[Tensor, " batch
     It declares the token ids it reads (``metric.columns``), so the patching engine unembeds
     only those columns. A custom metric may do the same; without ``columns`` it gets every logit.
     """
+    for name, ids in (("correct", correct), ("wrong", wrong)):
+        if not isinstance(ids, Tensor) or ids.dtype.is_floating_point or ids.dtype == torch.bool:
+            raise TypeError(f"{name}={ids!r:.60}; expected an integer tensor of token ids, one per prompt")
     if correct.shape != wrong.shape:
         raise ValueError(
             f"correct has shape {tuple(correct.shape)} but wrong has {tuple(wrong.shape)}; one id each per prompt"
         )
+    if bool((correct < 0).any() | (wrong < 0).any()):
+        raise ValueError("correct / wrong hold a negative token id; a -1 would silently read the last vocabulary entry")
 
     def metric(logits: Float[Tensor, "batch d_vocab"]) -> Float[Tensor, " batch"]:
         rows = torch.arange(logits.shape[0], device=logits.device)

@@ -64,6 +64,14 @@ def tokenize(
     """
     if isinstance(prompts, str):
         raise TypeError("prompts must be a list of strings, got a single str; wrap it in a list")
+    if not isinstance(prompts, Sequence):
+        raise TypeError(f"prompts={prompts!r:.60}; expected a list of strings")
+    bad = [i for i, p in enumerate(prompts) if not isinstance(p, str)]
+    if bad:
+        raise TypeError(
+            f"prompts[{bad[0]}]={prompts[bad[0]]!r:.60} is a {type(prompts[bad[0]]).__name__}; every prompt must be a "
+            "str"
+        )
     if len(prompts) == 0:
         raise ValueError("prompts is empty; expected at least one prompt")
     if padding_side not in ("left", "right"):

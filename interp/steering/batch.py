@@ -79,7 +79,7 @@ class SteeringBatch:
         max_rows: int = 256,
     ):
         if answer_ids is not None:
-            check_answers(batch, answer_ids)
+            check_answers(batch, answer_ids, model.cfg.d_vocab)
         if batch.padding_side != "left" and batch.is_padded:
             raise ValueError(
                 "batch must be left-padded (tokenize(..., padding_side='left')) so every last token shares a column"
@@ -154,10 +154,33 @@ class SteeringBatch:
                 raise RuntimeError(f"{type(steer).__name__} is not fitted; call .fit(neg, pos) first")
             return None
         d = self.model.cfg.d_model
-        if steer.ndim != 2 or steer.shape[1] != d:
-            raise ValueError(f"vectors has shape {tuple(steer.shape)}; expected [n_vectors, d_model={d}]")
+        if steer.ndim != 2 or steer.shape[1] != d or steer.shape[0] == 0:
+            raise ValueError(f"vectors has shape {tuple(steer.shape)}; expected [n_vectors >= 1, d_model={d}]")
         check_finite(steer, "vectors")
         return steer
+
+    def _edit(self, steer: Callable[[Tensor], Tensor], resid: Tensor) -> Tensor:
+        """An adapter's edit of ``resid``, checked: same shape, finite (a NaN edit would turn into
+        accuracy 0 with no error)."""
+        out = steer(resid)
+        if not isinstance(out, Tensor) or out.shape != resid.shape:
+            got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+            raise ValueError(
+                f"{type(steer).__name__} returned {got} for a residual of shape {tuple(resid.shape)}; an adapter must "
+                "keep the shape"
+            )
+        check_finite(out, f"the output of {type(steer).__name__}")
+        return out
+
+    def _check_columns(self, columns) -> Tensor | None:
+        if columns is None:
+            return None
+        if not isinstance(columns, Tensor) or columns.ndim != 1 or columns.dtype.is_floating_point:
+            raise ValueError(f"columns={columns!r}; expected a 1-d integer tensor of token ids")
+        v = self.model.cfg.d_vocab
+        if len(columns) and (int(columns.min()) < 0 or int(columns.max()) >= v):
+            raise ValueError(f"columns holds ids outside 0..{v - 1}: {columns.tolist()[:8]}")
+        return columns.to(self.last_resid.device)
 
     @torch.no_grad()
     def logits(
@@ -173,10 +196,10 @@ class SteeringBatch:
             raise ValueError(f"mode={mode!r}; allowed: ['add', 'replace']")
         vectors = self._vectors(steer)
         b = len(self.batch)
-        cols = None if columns is None else columns.to(self.last_resid.device)
+        cols = self._check_columns(columns)
         with self._fast():  # one weight-layout swap per call (none inside `with sb:`)
             if vectors is None:
-                return self._finish(layer, steer(self.last_resid[layer])[:, None], 1, cols)
+                return self._finish(layer, self._edit(steer, self.last_resid[layer])[:, None], 1, cols)
             per = max(1, self.max_rows // b)  # vectors per stacked forward
             out = []
             for start in range(0, vectors.shape[0], per):
@@ -227,15 +250,21 @@ class SteeringBatch:
         vectors = self._vectors(steer)
         if self.prefix is None:
             raise ValueError("generate needs prompts of at least two tokens (a cached prefix)")
+        n_ctx, width = self.model.cfg.n_ctx, self.batch.tokens.shape[1]
+        if width + max_new_tokens - 1 > n_ctx:
+            raise ValueError(
+                f"max_new_tokens={max_new_tokens}: prompts of {width} positions plus the new tokens exceed the "
+                f"model's context n_ctx={n_ctx}; at most {n_ctx - width + 1} new tokens fit"
+            )
         hook = act_name("resid_post", layer)
         if vectors is None:
 
             def fn(act: Tensor, hook) -> Tensor:
                 with torch.no_grad():
-                    return steer(act)
+                    return self._edit(steer, act)
 
             ctx = hooks(self.model, [(hook, fn)]) if steer_generated else contextlib.nullcontext()
-            return self._decode(layer, 1, steer, ctx, max_new_tokens)
+            return self._decode(layer, 1, lambda x: self._edit(steer, x), ctx, max_new_tokens)
         b, per, out = len(self.batch), max(1, self.max_rows // len(self.batch)), []
         for start in range(0, vectors.shape[0], per):
             vec = vectors[start : start + per].to(self.last_resid)

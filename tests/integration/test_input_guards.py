@@ -1,0 +1,82 @@
+"""Issue 27's silent-input cases on the tiny models: each is a named error now (each of these
+was accepted on main and gave wrong numbers or an unnamed crash)."""
+
+import pytest
+import torch
+
+import interp
+from interp.patching import logit_diff_metric, patch
+
+
+def _metric(model):
+    ids = interp.data.single_token_ids(model, [" cold", " hot"])
+    return logit_diff_metric(ids[:1].repeat(2), ids[1:].repeat(2))
+
+
+def test_patch_refuses_pairs_whose_real_tokens_differ_in_position(tiny_llama):
+    m = tiny_llama
+    cl, co = interp.tokenize(m, ["a b c", "e f g h"]), interp.tokenize(m, ["a b c d", "e f g"])
+    assert cl.tokens.shape == co.tokens.shape  # same padded width: main accepted it
+    with pytest.raises(ValueError, match=r"clean and corrupted prompt 0 are not aligned: 4 vs 5 real tokens"):
+        patch(m, cl, co, _metric(m), site="resid_pre", layers=[0])
+    left = interp.tokenize(m, ["a b c", "e f g h"], padding_side="left")
+    with pytest.raises(ValueError, match=r"prompt 0 are not aligned.*clean padded on the right, corrupted on the left"):
+        patch(m, cl, left, _metric(m), site="resid_pre", layers=[0])
+    # aligned pairs, and explicit positions for unaligned ones, still work
+    rec = patch(m, cl, cl, _metric(m), site="resid_pre", layers=[0]).recovery
+    assert rec.shape == (1, 2)
+    res = patch(m, cl, co, _metric(m), site="resid_post", positions=co.last_index, clean_positions=cl.last_index)
+    assert res.recovery.shape[-1] == 2
+
+
+def test_steering_batch_rejects_bad_answer_ids_nan_edits_and_wrong_shapes(tiny_llama):
+    from interp.steering import SteeringBatch
+
+    m = tiny_llama
+    batch = interp.tokenize(m, ["The opposite of hot is", "The opposite of up is"], padding_side="left")
+    v = m.cfg.d_vocab
+    for ids, what in (
+        (torch.tensor([1, v]), f"answer_ids\\[1\\]={v} is not a token id"),
+        (torch.tensor([-1, 2]), "answer_ids\\[0\\]=-1"),
+    ):
+        with pytest.raises(ValueError, match=what):
+            SteeringBatch(m, batch, ids)
+    sb = SteeringBatch(m, batch, torch.tensor([1, 2]))
+    with pytest.raises(ValueError, match="the output of function is not finite|output of function"):
+        sb.accuracy(0, lambda a: a * float("nan"))
+    with pytest.raises(ValueError, match="returned \\(2, 3\\) for a residual of shape \\(2, 64\\)"):
+        sb.accuracy(0, lambda a: a[:, :3])
+    with pytest.raises(ValueError, match="expected \\[n_vectors >= 1, d_model=64\\]"):
+        sb.accuracy(0, torch.zeros(0, 64))
+    with pytest.raises(ValueError, match="exceed the model's context n_ctx=256"):
+        sb.generate(0, torch.zeros(1, 64), max_new_tokens=300)
+    with pytest.raises(ValueError, match="the output of function"):
+        sb.generate(0, lambda a: a * float("nan"), max_new_tokens=2)
+
+
+def test_tokenize_names_a_non_list():
+    m = interp.load_model("random:tiny-gpt2", device="cpu")
+    # (under the tests' runtime type checker the annotation already names the argument)
+    with pytest.raises(TypeError, match="prompts"):
+        interp.tokenize(m, None)
+    with pytest.raises(TypeError, match="prompts"):
+        interp.tokenize(m, ["a", 3])
+
+
+def test_metric_columns_must_be_a_tensor_and_ids_in_the_vocabulary(tiny_llama):
+    m = tiny_llama
+    cl = interp.tokenize(m, ["a b c", "e f g"])
+
+    def metric(logits):
+        return logits[:, 1] - logits[:, 2]
+
+    metric.columns = [1, 2]
+    with pytest.raises(TypeError, match="metric.columns=\\[1, 2\\]; expected a 1-d integer tensor"):
+        patch(m, cl, cl, metric, site="resid_pre", layers=[0])
+    big = logit_diff_metric(torch.tensor([m.cfg.d_vocab, 1]), torch.tensor([1, 2]))
+    with pytest.raises(
+        ValueError, match=f"metric reads token ids \\[{m.cfg.d_vocab}\\] that are not in the vocabulary"
+    ):
+        patch(m, cl, cl, big, site="resid_pre", layers=[0])
+    with pytest.raises(ValueError, match="negative token id"):
+        logit_diff_metric(torch.tensor([-1, 1]), torch.tensor([1, 2]))
