@@ -32,6 +32,23 @@ def dataset_path(*parts: str) -> Path:
     return path
 
 
+def read_json_list(path: Path) -> list:
+    """A JSON file holding a list, or a ValueError naming the file and where it breaks."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(
+            f"{path}: not valid JSON at line {err.lineno}, column {err.colno} ({err.msg}); truncated?"
+        ) from None
+    if not isinstance(data, list):
+        raise ValueError(f"{path}: expected a JSON list of items, found a {type(data).__name__}")
+    return data
+
+
+def _bad_item(path: Path, i: int, item, why: str) -> ValueError:
+    return ValueError(f"{path}: item {i} {why}: {item!r:.120}")
+
+
 def _non_empty(items: list, what: str) -> list:
     if not items:
         raise ValueError(f"dataset {what} is empty; expected at least one item")
@@ -64,8 +81,12 @@ def load_fv_task(task: str) -> list[dict[str, str]]:
     if task in DERIVED_FV_TASKS:
         source, rule = DERIVED_FV_TASKS[task]
         return _non_empty([{"input": p["input"], "output": rule(p["input"])} for p in load_fv_task(source)], task)
-    pairs = json.loads(dataset_path("function_vectors", f"{task}.json").read_text())
-    return _non_empty([{"input": str(p["input"]), "output": str(p["output"])} for p in pairs], task)
+    path = dataset_path("function_vectors", f"{task}.json")
+    pairs = read_json_list(path)
+    for i, p in enumerate(pairs):
+        if not isinstance(p, dict) or not all(isinstance(p.get(k), str) and p[k] != "" for k in ("input", "output")):
+            raise _bad_item(path, i, p, "needs non-empty string 'input' and 'output'")
+    return _non_empty([{"input": p["input"], "output": p["output"]} for p in pairs], task)
 
 
 # ---------------------------------------------------------------- TruthfulQA (v1, 817 questions)
@@ -85,10 +106,29 @@ def load_truthfulqa_mc(version: str = "v1") -> list[MCQuestion]:
     """TruthfulQA multiple choice. ``v1``: the original 817 questions that published DoLa /
     ITI / CAA numbers use; ``2025``: the January 2025 revision (790 questions)."""
     _choose("version", version, TRUTHFULQA_VERSIONS)
-    rows = json.loads(dataset_path("truthfulqa", *TRUTHFULQA_VERSIONS[version]).read_text())
+    path = dataset_path("truthfulqa", *TRUTHFULQA_VERSIONS[version])
+    rows = read_json_list(path)
+    for i, r in enumerate(rows):
+        _check_mc_row(path, i, r)
     return _non_empty(
         [MCQuestion(r["question"], r["mc1_targets"], r["mc2_targets"]) for r in rows], f"truthfulqa/{version}"
     )
+
+
+def _check_mc_row(path: Path, i: int, r) -> None:
+    """A TruthfulQA MC item: a question, mc1 targets with exactly one true answer, mc2 targets with
+    at least one true and one false answer; labels 0 / 1."""
+    if not isinstance(r, dict) or not isinstance(r.get("question"), str) or not r["question"]:
+        raise _bad_item(path, i, r, "needs a non-empty string 'question'")
+    for key in ("mc1_targets", "mc2_targets"):
+        t = r.get(key)
+        if not isinstance(t, dict) or not t or any(v not in (0, 1) or isinstance(v, bool) for v in t.values()):
+            raise _bad_item(path, i, r.get("question"), f"has {key}={t!r:.80}; expected answer -> 0 / 1")
+    n_true = sum(r["mc1_targets"].values())
+    if n_true != 1:
+        raise _bad_item(path, i, r["question"], f"has {n_true} true mc1 answers; MC1 needs exactly one")
+    if not 0 < sum(r["mc2_targets"].values()) < len(r["mc2_targets"]):
+        raise _bad_item(path, i, r["question"], "needs at least one true and one false mc2 answer")
 
 
 # ---------------------------------------------------------------- FACTOR
@@ -103,14 +143,23 @@ class FactorItem:
 
 def load_factor(split: str = "news") -> list[FactorItem]:
     _choose("split", split, FACTOR_SPLITS)
-    with dataset_path("factor", f"{split}_factor.csv").open(newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    items = [
-        FactorItem(
-            r["turncated_prefixes"], r["completion"], (r["contradiction_0"], r["contradiction_1"], r["contradiction_2"])
-        )
-        for r in rows
-    ]
+    path = dataset_path("factor", f"{split}_factor.csv")
+    fields = ("turncated_prefixes", "completion", "contradiction_0", "contradiction_1", "contradiction_2")
+    items = []
+    with path.open(newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in fields if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"{path}: the header lacks columns {missing}; has {reader.fieldnames}")
+        for r in reader:
+            values = [r.get(c) for c in fields]
+            if any(not isinstance(v, str) or not v.strip() for v in values) or None in r:
+                bad = [c for c, v in zip(fields, values) if not isinstance(v, str) or not v.strip()]
+                raise ValueError(
+                    f"{path}: line {reader.line_num} (item {len(items)}) has empty or missing fields {bad or 'extra'}; "
+                    "a truncated or malformed file"
+                )
+            items.append(FactorItem(values[0], values[1], tuple(values[2:])))
     return _non_empty(items, f"factor/{split}")
 
 
@@ -122,7 +171,16 @@ def load_caa(behavior: str, split: str = "generate") -> list[dict[str, str]]:
     ``answer_not_matching_behavior`` (e.g. ``"(A)"``)."""
     _choose("behavior", behavior, CAA_BEHAVIORS)
     _choose("split", split, CAA_SPLITS)
-    items = json.loads(dataset_path("caa", behavior, CAA_SPLITS[split]).read_text())
+    path = dataset_path("caa", behavior, CAA_SPLITS[split])
+    items = read_json_list(path)
+    keys = (
+        ("question",)
+        if split == "test_open_ended"
+        else ("question", "answer_matching_behavior", "answer_not_matching_behavior")
+    )
+    for i, it in enumerate(items):
+        if not isinstance(it, dict) or not all(isinstance(it.get(k), str) and it[k] for k in keys):
+            raise _bad_item(path, i, it, f"needs non-empty string {list(keys)}")
     return _non_empty(items, f"caa/{behavior}/{split}")
 
 
