@@ -20,7 +20,6 @@ import datetime as dt
 import functools
 import hashlib
 import importlib.util
-import io
 import os
 import tempfile
 import types
@@ -397,54 +396,50 @@ def disk_cached(
     return value
 
 
+def _entry_path(key: str, folder: str, root: Path | None) -> Path:
+    return (root if root is not None else cache_dir() / folder) / f"{key}.res"
+
+
 def read_entry(
     key: str, folder: str = "intermediates", stats: CacheStats | None = None, root: Path | None = None
 ) -> tuple[bool, Any]:
     """``(True, value)`` for a sound entry under ``key``; ``(False, None)`` when there is none
-    (a corrupt one is named in a warning and removed). ``root``: a folder other than the cache's."""
-    path = (root if root is not None else cache_dir() / folder) / f"{key}.pt"
+    (an unsound one is named in a warning and removed). ``root``: a folder other than the cache's.
+
+    Nothing in an entry is executed (:mod:`interp.serialize`: JSON plus safetensors, classes only
+    from ``interp``'s own dataclasses); the file is opened, then verified — no exists-then-read race."""
+    from interp.serialize import loads
+
+    path = _entry_path(key, folder, root)
     try:
-        data = path.read_bytes()  # open, then verify: no exists-then-read race with a writer
+        data = path.read_bytes()
     except FileNotFoundError:
         return False, None
-    reason = verify_checksum(path, data)
-    if reason is None:
-        try:
-            entry = torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
-        except Exception as err:  # noqa: BLE001 - any unreadable entry is recomputed
-            reason = f"unreadable ({type(err).__name__}: {err})"
-    if reason is None and isinstance(entry, dict) and entry.get("format") == _ENTRY_FORMAT:
+    try:
+        value, meta = loads(data)
+    except Exception as err:  # noqa: BLE001 - any unsound entry is recomputed, never trusted
+        remove_entry(path, f"{type(err).__name__}: {err}")
         if stats is not None:
-            stats.reused[entry["commit"]] = stats.reused.get(entry["commit"], 0) + 1
-        return True, entry["value"]
-    remove_entry(path, reason or "not an entry of this cache format")
+            stats.corrupt += 1
+        return False, None
     if stats is not None:
-        stats.corrupt += 1
-    return False, None
+        commit = meta.get("commit", "unknown")
+        stats.reused[commit] = stats.reused.get(commit, 0) + 1
+    return True, value
 
 
 def write_entry(
     key: str, value: Any, folder: str = "intermediates", commit: str = "unknown", root: Path | None = None
 ) -> None:
-    """Store ``value`` under ``key``: checksum first, then the entry, atomically."""
-    path = (root if root is not None else cache_dir() / folder) / f"{key}.pt"
+    """Store ``value`` under ``key``: one self-checking file (:mod:`interp.serialize`), written to
+    a unique temp name and renamed into place, so concurrent writers and readers of one key each
+    see a whole entry."""
+    from interp.serialize import dumps
+
+    path = _entry_path(key, folder, root)
     path.parent.mkdir(parents=True, exist_ok=True)
-    buf = io.BytesIO()
-    entry = {
-        "format": _ENTRY_FORMAT,
-        "value": value,
-        "commit": commit,
-        "created": dt.datetime.now().isoformat(timespec="seconds"),
-    }
-    torch.save(entry, buf)
-    data = buf.getvalue()
-    write_checksum(
-        path, hashlib.sha256(data).hexdigest()
-    )  # the checksum first: a crash leaves a checksum without entry, never the reverse
-    atomic_write_bytes(path, data)
-
-
-_ENTRY_FORMAT = 2
+    meta = {"commit": commit, "created": dt.datetime.now().isoformat(timespec="seconds")}
+    atomic_write_bytes(path, dumps(value, meta))
 
 
 def file_slug(name: str) -> str:

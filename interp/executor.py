@@ -190,7 +190,7 @@ def _record(run: CellContext, cell: Cell, key: str, value: Any) -> None:
 
     store = _store(run)
     store.mkdir(parents=True, exist_ok=True)
-    if not (store / f"{key}.pt").exists():
+    if not (store / f"{key}.res").exists():
         write_entry(key, value, commit=run.commit, root=store)
     index_path = store / "index.json"
     index = json.loads(index_path.read_text()) if index_path.exists() else {}

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import importlib.metadata
 import importlib.util
 import json
@@ -234,9 +233,9 @@ def _save_converted(model: HookedTransformer, target: Path) -> None:
         save_file(state, str(tmp / "model.safetensors"))
         (tmp / "config.json").write_text(json.dumps(_cfg_to_json(model.cfg), indent=1))
         # hashes recorded at conversion: a truncated or altered cache is rebuilt, never trusted
-        for f in ("model.safetensors", "config.json"):
-            write_checksum(tmp / f)
         model.tokenizer.save_pretrained(str(tmp / "tokenizer"))
+        for f in _checked_files(tmp):
+            write_checksum(f)
         if target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)
@@ -271,44 +270,24 @@ def _load_converted(path: Path) -> HookedTransformer:
 
 
 def _load_tokenizer(path: Path):
-    """The saved tokenizer, through a pickle of the loaded object when one matches this
-    transformers version. transformers 5 parses Gemma's 33 MB tokenizer.json in Python
-    (2.6 s on 2 cores); unpickling only rebuilds the Rust tokenizer (about 1 s), which keeps
-    a cached Gemma load inside the 5 s the foundation issue allows. The pickle is our own
-    cache file, written next to the JSON it was made from; a stale or unreadable one is
-    rebuilt from the JSON."""
-    import pickle
-
-    import transformers
+    """The saved tokenizer, built from its JSON files (checksummed at conversion; no pickle: a
+    cache folder someone else can write must not be able to run code in this process)."""
     from transformers import AutoTokenizer
 
-    pkl = path / f"tokenizer-transformers{transformers.__version__}.pkl"
-    if pkl.exists():
-        data = pkl.read_bytes()
-        try:
-            if verify_checksum(pkl, data) is None:  # flipped bytes can unpickle into a wrong tokenizer
-                return pickle.loads(data)
-        except Exception:  # noqa: BLE001 - any failure means: rebuild from the JSON
-            pass
-        pkl.unlink(missing_ok=True)
     # the saved tokenizer is TL's BOS-adding twin; saying so stops TL from loading it again
     # (a second load for Gemma's 262k vocabulary)
-    tokenizer = AutoTokenizer.from_pretrained(str(path), add_bos_token=True)
-    tmp = pkl.with_suffix(f".tmp{os.getpid()}")
-    try:
-        data = pickle.dumps(tokenizer)
-        tmp.write_bytes(data)
-        write_checksum(pkl, hashlib.sha256(data).hexdigest())
-        os.replace(tmp, pkl)
-    except OSError:  # a read-only cache still loads, just slower
-        tmp.unlink(missing_ok=True)
-    return tokenizer
+    return AutoTokenizer.from_pretrained(str(path), add_bos_token=True)
+
+
+def _checked_files(path: Path) -> list[Path]:
+    """The converted model's files whose SHA-256 is recorded at conversion and checked on load."""
+    return [path / "model.safetensors", path / "config.json", *sorted((path / "tokenizer").glob("*.json"))]
 
 
 def _cached_gguf_model(name: str, dist: str, convert: Callable[[], HookedTransformer]):
     path = _cache_path(name, dist)
     if (path / "model.safetensors").exists():
-        reason = next((r for r in (verify_checksum(path / f) for f in ("model.safetensors", "config.json")) if r), None)
+        reason = next((f"{f.name}: {r}" for f in _checked_files(path) if (r := verify_checksum(f))), None)
         if reason is None:
             try:
                 return _load_converted(path)
@@ -504,9 +483,7 @@ def model_identity(name: str) -> str:
     if name in _GGUF_MODELS:
         dist, convert = _GGUF_MODELS[name]
         path = _cache_path(name, dist)
-        if not (path / "model.safetensors").exists() or any(
-            verify_checksum(path / f) for f in ("model.safetensors", "config.json")
-        ):
+        if not (path / "model.safetensors").exists() or any(verify_checksum(f) for f in _checked_files(path)):
             _cached_gguf_model(name, dist, globals()[convert])
         files = [path / "model.safetensors.sha256", path / "config.json", *sorted((path / "tokenizer").glob("*.json"))]
         return f"{name}:{data_digest(files)[:20]}"

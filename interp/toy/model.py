@@ -49,13 +49,17 @@ class ToyMLP(nn.Module):
     def __init__(self, m: int, hidden: tuple[int, ...] = HIDDEN, residual: str = "all"):
         super().__init__()
         dims = (m * 8, *hidden)
-        self.m = m
+        self.m, self.hidden, self.residual = m, tuple(hidden), residual
         self.blocks = nn.ModuleList(Block(a, b, residual) for a, b in zip(dims[:-1], dims[1:]))
         self.head = nn.Linear(hidden[-1], m * N_VALUES)
 
     @property
     def n_layers(self) -> int:
         return len(self.blocks)
+
+    def init_args(self) -> dict:
+        """What rebuilds this module (with its state dict) from a stored result: interp.serialize."""
+        return {"m": self.m, "hidden": self.hidden, "residual": self.residual}
 
     def forward(self, x: Tensor, edit_layer: int | None = None, edit=None) -> Tensor:
         """Logits ``[n, m, 8]``; ``edit`` (a callable on ``[n, width]``) replaces the output of

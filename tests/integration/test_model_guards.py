@@ -2,6 +2,7 @@
 the metric contract, hook arguments, model loading and tokenising, the DoLa scorer, the
 converted-model cache, and a library change reaching a cached run."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -146,7 +147,7 @@ def test_scorer_needs_buckets_and_alphas(tiny_llama):
 def test_converted_model_cache_is_rebuilt_when_damaged(tmp_path, monkeypatch):
     """The converted-weights cache records hashes at conversion; a truncated file or zeroed
     weights (same size) are detected, named in a warning and rebuilt from the source; a
-    flipped byte in the tokenizer pickle is not trusted either."""
+    tokenizer.json with swapped ids (re-pickled with a fresh checksum on main) is not trusted either."""
     from interp import models
 
     monkeypatch.setenv("INTERP_CACHE", str(tmp_path))
@@ -182,12 +183,16 @@ def test_converted_model_cache_is_rebuilt_when_damaged(tmp_path, monkeypatch):
     with pytest.warns(RuntimeWarning, match="does not match"):
         cached()
     assert len(calls) == 3
-    pkl = next((path / "tokenizer").glob("*.pkl"))
-    raw = bytearray(pkl.read_bytes())
-    raw[len(raw) // 2] ^= 0xFF
-    pkl.write_bytes(bytes(raw))
-    ok = cached()  # rebuilt from the JSON, silently
-    assert len(calls) == 3 and ok.tokenizer("hot cold").input_ids == encode
+    assert not list(path.rglob("*.pkl"))  # no pickle anywhere: a writable cache cannot run code
+    tok_json = path / "tokenizer" / "tokenizer.json"
+    vocab = json.loads(tok_json.read_text())
+    v = vocab["model"]["vocab"]
+    a, b = next(k for k in v if k.endswith("hot")), next(k for k in v if k.endswith("cold"))
+    v[a], v[b] = v[b], v[a]  # swapped ids: " hot" would encode as " cold"
+    tok_json.write_text(json.dumps(vocab))
+    with pytest.warns(RuntimeWarning, match="tokenizer.json.*does not match"):
+        ok = cached()
+    assert len(calls) == 4 and ok.tokenizer("hot cold").input_ids == encode
 
 
 def test_a_library_change_reaches_a_cached_run(tmp_path):

