@@ -141,3 +141,20 @@ def test_get_sae_trains_once_then_loads_from_cache(tiny_llama, tmp_path, monkeyp
     x = torch.randn(5, tiny_llama.cfg.d_model)
     assert json.dumps(q2, sort_keys=True) == json.dumps(q, sort_keys=True)  # (NaN != NaN, so as text)
     assert torch.allclose(again.encode(x), sae.encode(x))
+
+
+def test_a_bit_flipped_cached_sae_is_retrained_not_loaded(tiny_llama, tmp_path):
+    """Issue 27: flipped bits in the cached SAE weights loaded silently on main."""
+    import interp.sae as sae_mod
+
+    cfg = SAETrainConfig(layer=1, expansion=2, k=4, n_tokens=1500, generated_share=0.0, context=32, eval_tokens=128)
+    sae, _ = sae_mod.get_sae(tiny_llama, "random:tiny-llama", cfg, root=tmp_path)
+    folder = sae_mod.sae_dir("random:tiny-llama", cfg, tmp_path)
+    weights = next(f for f in folder.iterdir() if f.suffix == ".safetensors")
+    raw = bytearray(weights.read_bytes())
+    raw[len(raw) // 2] ^= 0x40
+    weights.write_bytes(bytes(raw))
+    with pytest.warns(RuntimeWarning, match=f"cached SAE .* is unusable: {weights.name}: its SHA-256 does not match"):
+        again, q = sae_mod.get_sae(tiny_llama, "random:tiny-llama", cfg, root=tmp_path)
+    x = torch.randn(5, tiny_llama.cfg.d_model)
+    assert q["source"] == "trained" and torch.allclose(again.encode(x), sae.encode(x))
