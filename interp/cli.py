@@ -49,14 +49,26 @@ def _run(args: argparse.Namespace) -> int:
     try:
         study = get_study(args.study)
         # every check happens here, before run_study creates a folder
-        load_study_config(
-            study, args.config, list(args.overrides) + ([f"run.results_dir={args.out}"] if args.out else [])
-        )
+        overrides = list(args.overrides) + ([f"run.results_dir={args.out}"] if args.out else [])
+        _check_folder(load_study_config(study, args.config, overrides), study.name)
     except _CONFIG_ERRORS as err:
         print(f"interp: config error in {where}: {err}", file=sys.stderr)
         return 2
     run_study(args.study, args.config, args.overrides, out=args.out)
     return 0
+
+
+def _check_folder(cfg, name: str) -> None:
+    from interp.runner import folder_status
+
+    if cfg.run.run_id is None:
+        return
+    folder = Path(cfg.run.results_dir) / name / cfg.run.run_id
+    if folder_status(folder) == "finished":
+        raise ValueError(
+            f"run.run_id={cfg.run.run_id!r}: {folder} holds a finished run, kept as it is; choose another run.run_id "
+            "(or leave it unset); `interp report` re-renders it"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -121,6 +121,50 @@ def new_run_id() -> str:
     return dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")[:-3] + "-" + secrets.token_hex(3)
 
 
+def folder_status(path: Path) -> str | None:
+    """The status a run folder's ``run.json`` records (None: no run yet); ``running`` whose
+    process is gone is reported as ``died``."""
+    info_path = Path(path) / "run.json"
+    if not info_path.exists():
+        return None
+    try:
+        info = json.loads(info_path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return "unreadable"
+    status = info.get("status")
+    if status == "running" and not _pid_alive(int(info.get("pid", -1))):
+        return "died"
+    return status
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def _lock_folder(path: Path):
+    """An exclusive lock on the run folder for this process's lifetime (``fcntl.flock``: released
+    by the OS when the process dies, so a killed run never leaves a stale lock)."""
+    import fcntl
+
+    handle = open(path / ".lock", "a+")  # noqa: SIM115 - held open on purpose: the lock lives with it
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise RuntimeError(
+            f"run folder {path} is in use by another live run; wait for it or choose another run.run_id"
+        ) from None
+    return handle
+
+
 class Run:
     """One run's results folder, exclusive to one config. Metrics are flushed to disk on every
     update; run.json says ``running`` (with the pid) until the run ends ``finished`` or
@@ -137,6 +181,15 @@ class Run:
                 "choose another run.run_id (or leave it unset for a fresh one)"
             )
         self.path.mkdir(parents=True, exist_ok=True)
+        self._lock = _lock_folder(self.path)  # held until the process ends: no second live run here
+        status = folder_status(self.path)
+        if status == "finished":
+            self._lock.close()
+            raise ValueError(
+                f"run folder {self.path} holds a finished run; its metrics and report are kept. Choose another "
+                "run.run_id (or leave it unset for a fresh one); `interp report` re-renders it"
+            )
+        self.resumed_from = status  # None, or incomplete / interrupted / died: finished cells are reused
         self.metrics: dict[str, Any] = {}  # never merged with an earlier run's keys
         self.report = Report(name)
         self.device = run_cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -146,7 +199,7 @@ class Run:
         self._start = time.time()
         seed_everything(run_cfg.seed)
         atomic_write_text(old, config_text)
-        atomic_write_text(self.path / "metrics.json", "{}")
+        # metrics.json is not emptied here: an earlier run's file stays until this one logs its own
         self._write_run_info(status="running")
 
     @classmethod
@@ -203,6 +256,7 @@ class Run:
     def fail(self, err: BaseException) -> None:
         """Mark the run ``interrupted`` with the error (finished metrics stay on disk)."""
         self._write_run_info(status="interrupted", error=f"{type(err).__name__}: {err}")
+        self.release()
 
     def log_metrics(self, **metrics: Any) -> None:
         self.metrics.update(jsonable(metrics))
@@ -229,7 +283,15 @@ class Run:
         atomic_write_text(self.path / "report.md", self.report.render())
         if not rerendered:
             self._write_run_info(status="incomplete" if self.failed_cells else "finished")
+            self.release()
         return self.path / "report.md"
+
+    def release(self) -> None:
+        """Give up the folder's lock (also done by the OS when the process ends)."""
+        lock = getattr(self, "_lock", None)
+        if lock is not None:
+            lock.close()
+            self._lock = None
 
     def _footer(self, rerendered: bool) -> str:
         if rerendered:  # the original run's facts, as run.json recorded them

@@ -69,7 +69,8 @@ class _Encoder:
 
     def array(self, a: np.ndarray) -> dict:
         if a.dtype.kind in "biuf":
-            return {"ndarray": self.tensor(torch.from_numpy(np.ascontiguousarray(a))), "dtype": str(a.dtype)}
+            # a copy: arrays that come back from Ray workers are read-only, which torch warns about
+            return {"ndarray": self.tensor(torch.from_numpy(np.array(a, copy=True))), "dtype": str(a.dtype)}
         if a.dtype.kind in "UO":  # strings / objects: element by element
             return {"ndlist": self.enc(a.tolist()), "dtype": str(a.dtype), "shape": list(a.shape)}
         raise TypeError(f"cannot store a numpy array of dtype {a.dtype}")

@@ -111,3 +111,13 @@ def test_list_names_every_study(tmp_path):
 
     proc = _interp("list", cwd=tmp_path, env_cache=tmp_path / "c")
     assert proc.returncode == 0 and [line.split()[0] for line in proc.stdout.splitlines()] == list(STUDIES)
+
+
+def test_rerunning_a_finished_run_id_refuses_and_keeps_its_metrics(tmp_path):
+    cfg = ROOT / "configs" / "demo.smoke.yaml"
+    args = ("run", "demo", "--config", str(cfg), "--out", str(tmp_path), "run.run_id=done")
+    assert _interp(*args, cwd=tmp_path, env_cache=tmp_path / "c").returncode == 0
+    metrics = (tmp_path / "demo" / "done" / "metrics.json").read_text()
+    proc = _interp(*args, cwd=tmp_path, env_cache=tmp_path / "c")
+    assert proc.returncode == 2 and "holds a finished run, kept as it is" in proc.stderr
+    assert (tmp_path / "demo" / "done" / "metrics.json").read_text() == metrics

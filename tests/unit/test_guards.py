@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-from interp.cache import CacheStats, cache_key, checksum_path, code_fingerprint, disk_cached, source_digest
+from interp.cache import CacheStats, cache_key, code_fingerprint, disk_cached, source_digest
 from interp.config import ConfigError, load_config
 from interp.runner import Run, RunConfig, new_run_id, run_study
 from interp.stats import auroc, bootstrap_ci, mcnemar_exact
@@ -85,8 +85,15 @@ def test_run_folder_is_exclusive_to_its_config(tmp_path):
     other = Cfg(run=RunConfig(results_dir=str(tmp_path), run_id="r1"), alpha=2.0)
     with pytest.raises(ValueError, match="different config"):
         Run("unit", other, other.run)
-    again = Run("unit", cfg, cfg.run)  # same config: allowed, but nothing carried over
-    assert again.metrics == {} and json.loads((again.path / "metrics.json").read_text()) == {}
+    with pytest.raises(RuntimeError, match="is in use by another live run"):  # the folder is locked while live
+        Run("unit", cfg, cfg.run)
+    first.release()
+    again = Run("unit", cfg, cfg.run)  # same config, first run gone: allowed (resume), nothing carried over
+    assert again.metrics == {}
+    # the earlier metrics stay on disk until this run logs its own (a killed rerun loses nothing)
+    assert json.loads((again.path / "metrics.json").read_text()) == {"stale": 1.0}
+    again.log_metrics(fresh=2.0)
+    assert json.loads((again.path / "metrics.json").read_text()) == {"fresh": 2.0}
 
 
 def test_interrupted_run_says_so(tmp_path):
@@ -120,18 +127,18 @@ def test_truncated_or_altered_entries_are_named_removed_and_recomputed(tmp_path,
     monkeypatch.setenv("INTERP_CACHE", str(tmp_path))
     key = cache_key(step="t")
     assert disk_cached(key, lambda: {"x": 1}) == {"x": 1}
-    path = tmp_path / "intermediates" / f"{key}.pt"
+    path = tmp_path / "intermediates" / f"{key}.res"
     data = path.read_bytes()
     for broken in (data[: len(data) // 2], data[:-8] + b"\x00" * 8):
         path.write_bytes(broken)
         stats = CacheStats()
-        with pytest.warns(RuntimeWarning, match=f"{key}.pt is unusable"):
+        with pytest.warns(RuntimeWarning, match=f"{key}.res is unusable"):
             assert disk_cached(key, lambda: {"x": 2}, stats=stats) == {"x": 2}
         assert stats.corrupt == 1 and stats.computed == 1
         assert disk_cached(key, lambda: {"x": 3}) == {"x": 2}  # the recomputed entry is trusted again
         data = path.read_bytes()
-    checksum_path(path).unlink()
-    with pytest.warns(RuntimeWarning, match="no recorded checksum"):
+    path.write_bytes(b"not an entry")  # e.g. a file from elsewhere, or the old pickle format
+    with pytest.warns(RuntimeWarning, match="not an interp result file"):
         assert disk_cached(key, lambda: {"x": 4}) == {"x": 4}
 
 
@@ -180,3 +187,23 @@ def test_a_scalar_for_a_list_key_is_named(tmp_path):
     with pytest.raises(ConfigError, match=r"grid.steps' expects a list, got 300"):
         load_config(ToySettings, None, ["grid.steps=300"])
     assert load_config(ToySettings, None, ["grid.steps=[300]"]).grid.steps == [300]
+
+
+def test_a_running_status_whose_process_is_gone_reads_died_and_resumes(tmp_path):
+    import subprocess
+    import sys
+
+    from interp.runner import folder_status
+
+    cfg = Cfg(run=RunConfig(results_dir=str(tmp_path), run_id="r"))
+    run = Run("unit", cfg, cfg.run)
+    run.log_metrics(done=1.0)
+    assert folder_status(run.path) == "running"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    info = json.loads((run.path / "run.json").read_text())
+    info["pid"] = int(dead.stdout)  # a process that has exited: as after kill -9
+    (run.path / "run.json").write_text(json.dumps(info))
+    run.release()
+    assert folder_status(run.path) == "died"
+    again = Run("unit", cfg, cfg.run)  # a died run may be resumed; its metrics stay until new ones come
+    assert again.resumed_from == "died" and json.loads((again.path / "metrics.json").read_text()) == {"done": 1.0}

@@ -56,6 +56,7 @@ def test_run_writes_results_folder(tmp_path):
     assert info["versions"]["transformer-lens"] == version("transformer-lens")  # recorded, not "?"
     assert "alpha: 1.0" in (run.path / "config.yaml").read_text()
     assert info["cache"]["computed"] == 0 and "no cached steps" in text
-    # a rerun into the same run id (same config) starts from empty metrics: no stale keys
-    again = Run("unit", cfg, cfg.run)
-    assert again.metrics == {}
+    # a rerun into a finished run's folder refuses: its metrics are never truncated (issue 27)
+    with pytest.raises(ValueError, match="holds a finished run; its metrics and report are kept"):
+        Run("unit", cfg, cfg.run)
+    assert json.loads((run.path / "metrics.json").read_text()) == {"acc": 0.5, "undefined": None}
