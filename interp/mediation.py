@@ -76,6 +76,11 @@ def icl_prompts(
         raise ValueError(f"n_prompts={n_prompts}, n_shots={n_shots}; need n_prompts >= 1 and n_shots >= 0")
     if queries is not None and len(queries) != n_prompts:
         raise ValueError(f"queries has {len(queries)} entries but n_prompts={n_prompts}")
+    if queries is None and n_prompts > len(pairs):
+        raise ValueError(
+            f"n_prompts={n_prompts} but pairs has {len(pairs)} entries; each prompt's query would not be distinct — "
+            f"ask for at most {len(pairs)}"
+        )
     need = n_shots if queries is not None else n_shots + 1
     if len(pairs) < need:
         raise ValueError(

@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -101,8 +102,8 @@ def recovery(
     tol: float = 1e-3,
 ) -> tuple[Float[Tensor, "*grid batch"], Bool[Tensor, " batch"]]:
     """Recovery per prompt and the mask of prompts where it is undefined (NaN there)."""
-    if tol < 0:
-        raise ValueError(f"tol={tol!r}; must be >= 0")
+    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not (math.isfinite(tol) and tol >= 0):
+        raise ValueError(f"tol={tol!r}; must be a finite number >= 0 (NaN would compare false and define every gap)")
     gap = m_clean - m_corr
     undefined = ~torch.isfinite(gap) | (gap.abs() < tol)
     safe_gap = torch.where(undefined, torch.ones_like(gap), gap)
@@ -193,6 +194,8 @@ class PatchingResult:
         self, k: int = 10, n_boot: int = 2000, include: Bool[Tensor, " batch"] | None = None
     ) -> list[tuple[tuple[int, ...], Estimate]]:
         """The ``k`` grid cells of largest mean recovery with their estimates."""
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"k={k!r}; must be a positive integer (k=-1 would silently drop the last cell)")
         mean = self.mean_recovery(include).nan_to_num(float("-inf"))
         order = mean.flatten().argsort(descending=True)[:k]
         cells = [tuple(int(i) for i in np.unravel_index(int(f), tuple(mean.shape))) for f in order]

@@ -118,6 +118,11 @@ def select(
     if len(n) != 1:
         raise ValueError(f"scores have different lengths {sorted(n)}; every configuration needs one score per item")
     n_items = n.pop()
+    if len(split.selection) + len(split.test) != n_items:
+        raise ValueError(
+            f"split covers {len(split.selection)} + {len(split.test)} items but scores have {n_items}; make the split "
+            "for exactly these items (split_items(n_items=...))"
+        )
     if max(split.selection.max(), split.test.max()) >= n_items:
         raise ValueError(
             f"split indexes item {max(split.selection.max(), split.test.max())} but scores have {n_items} items"

@@ -35,6 +35,9 @@ def bootstrap_ci(values, n_boot: int = 2000, level: float = 0.95, seed: int = 0)
     if not 0 < level < 1:
         raise ValueError(f"level={level!r}; must lie in (0, 1)")
     x = np.asarray(values, dtype=float).ravel()
+    if np.isinf(x).any():
+        i = int(np.flatnonzero(np.isinf(x))[0])
+        raise ValueError(f"values[{i}]={x[i]}; a mean with an infinite value has no CI (NaN marks undefined values)")
     defined = x[~np.isnan(x)]
     n_undef = int(x.size - defined.size)
     if defined.size == 0:

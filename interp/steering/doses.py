@@ -68,6 +68,7 @@ def dose_vectors(
     d = torch.as_tensor(list(doses), dtype=torch.float32)
     if d.numel() == 0:
         raise ValueError("doses is empty; give at least one dose")
+    check_finite(d, "doses")
     return d[:, None, None] * (raw_strength(vectors, norms)[:, None] * vectors.float())[None]
 
 

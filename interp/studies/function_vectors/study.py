@@ -226,6 +226,18 @@ def check(cfg: FVConfig) -> None:
     for name in ("n_icl", "n_shots", "n_eval", "default_k"):
         if getattr(cfg, name) < 1:
             raise ValueError(f"{name}={getattr(cfg, name)}; must be >= 1")
+    from interp.data.datasets_io import list_fv_tasks, load_fv_task
+
+    for task in cfg.tasks:  # sizes larger than the data are errors before any compute
+        if task not in list_fv_tasks():
+            continue  # an unknown task fails in its own cell (listed in the report) while the others run
+        n = len(load_fv_task(task))
+        if max(cfg.n_icl, cfg.n_eval) > n or cfg.n_shots + 1 > n:
+            raise ValueError(
+                f"task {task!r} has {n} pairs; n_icl={cfg.n_icl}, n_eval={cfg.n_eval} and n_shots + "
+                f"1={cfg.n_shots + 1} "
+                f"must each be at most {n}"
+            )
 
 
 STUDY = Study(
