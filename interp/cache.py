@@ -413,7 +413,7 @@ def read_entry(
     path = _entry_path(key, folder, root)
     try:
         data = path.read_bytes()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return False, None
     try:
         value, meta = loads(data)

@@ -233,16 +233,39 @@ def check_finite(value: Tensor, argument: str) -> None:
         raise ValueError(f"{argument} contains NaN or inf values ({int((~torch.isfinite(value)).sum())} entries)")
 
 
-def _broadcast_value(value: Tensor, act: Tensor, argument: str) -> Tensor:
-    """``value`` as ``[*rest]`` (all prompts) or ``[batch, *rest]`` (per prompt) -> act's shape."""
-    rest = act.shape[2:]
-    if tuple(value.shape) == tuple(rest):
+LAYOUTS = ("all", "prompt", "position")
+
+
+def _broadcast_value(value: Tensor, act: Tensor, argument: str, layout: str | None = None) -> Tensor:
+    """``value`` as ``[*rest]`` (``layout="all"``: every prompt and position), ``[batch, *rest]``
+    (``"prompt"``) or ``[pos, *rest]`` (``"position"``) -> act's shape. Without ``layout`` a
+    ``[n, *rest]`` value is read per prompt, and refused when ``n`` is both the batch size and the
+    number of positions (it could be read two ways); per position is only ever read when asked."""
+    rest, batch, seq = tuple(act.shape[2:]), act.shape[0], act.shape[1]
+    if layout not in (None, *LAYOUTS):
+        raise ValueError(f"layout={layout!r}; allowed: {list(LAYOUTS)} (or None to infer all / prompt)")
+    shape = tuple(value.shape)
+    if shape == rest and layout in (None, "all"):
         return value.to(act).expand_as(act)
-    if tuple(value.shape) == (act.shape[0], *rest):
+    if shape == (batch, *rest) and layout in (None, "prompt"):
+        if layout is None and batch == seq:
+            raise ValueError(
+                f"{argument} has shape {shape}: {batch} is both the batch size and the number of positions, so it "
+                "could be per prompt or per position; say layout='prompt' or layout='position'"
+            )
         return value.to(act)[:, None].expand_as(act)
+    if shape == (seq, *rest) and layout == "position":
+        return value.to(act)[None].expand_as(act)
+    want = {
+        None: f"{rest} (same for every prompt), [batch={batch}, *{rest}] (per prompt)",
+        "all": f"{rest} (same for every prompt)",
+        "prompt": f"[batch={batch}, *{rest}] (per prompt)",
+        "position": f"[pos={seq}, *{rest}] (per position)",
+    }
     raise ValueError(
-        f"{argument} has shape {tuple(value.shape)}; expected {tuple(rest)} (same for every prompt), "
-        f"[batch={act.shape[0]}, *{tuple(rest)}] (per prompt), or the full activation shape {tuple(act.shape)}"
+        f"{argument} has shape {shape}; expected {want[layout]}"
+        + ("" if layout is None else f" for layout={layout!r}")
+        + f", or the full activation shape {tuple(act.shape)}"
     )
 
 
@@ -262,7 +285,7 @@ def add_vector(
     """
     name = hook_name(model, hook)
     check_finite(vector, "vector")
-    if not math.isfinite(float(scale)):
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(float(scale)):
         raise ValueError(f"scale={scale!r}; must be a finite number (a NaN / inf scale makes every logit NaN)")
 
     def fn(act: Tensor, hook) -> Tensor:
@@ -314,22 +337,25 @@ def replace_activation(
     positions: Positions = None,
     heads: Heads = None,
     source_positions: Positions = None,
+    layout: str | None = None,
 ) -> Iterator[None]:
     """Overwrite the activation at ``hook`` with ``value`` at the chosen positions/heads.
 
     ``value`` is either a full activation from another run (``cache[name]``, shape
     ``[batch, pos_src, ...]``) — read at ``source_positions`` (default: the same positions) —
-    or a tensor with the activation's trailing shape (optionally per prompt ``[batch, ...]``)
-    written into every selected slot.
+    or a tensor with the activation's trailing shape written into every selected slot: the same
+    for all (``layout="all"``), per prompt (``[batch, ...]``, ``"prompt"``) or per position
+    (``[pos, ...]``, ``"position"``; see :func:`mean_activation`'s ``per``). A ``[n, ...]`` value
+    whose ``n`` is both the batch size and the number of positions needs ``layout``.
     """
     name = hook_name(model, hook)
     check_finite(value, "value")
 
     def fn(act: Tensor, hook) -> Tensor:
-        if value.ndim == act.ndim:
+        if value.ndim == act.ndim and layout is None:
             src = _gather_source(value, act, positions, source_positions)
         else:
-            src = _broadcast_value(value, act, "value")
+            src = _broadcast_value(value, act, "value", layout)
         return torch.where(slot_mask(act, name, positions, heads), src, act)
 
     with hooks(model, [(name, fn)]):
@@ -357,10 +383,12 @@ def mean_ablate(
     mean: Float[Tensor, "..."],
     positions: Positions = None,
     heads: Heads = None,
+    layout: str | None = None,
 ) -> Iterator[None]:
     """Replace the activation at ``hook`` by ``mean`` (e.g. from :func:`mean_activation` over a
-    reference dataset) at the chosen positions/heads."""
-    with replace_activation(model, hook, mean, positions=positions, heads=heads):
+    reference dataset) at the chosen positions/heads; ``layout`` as in :func:`replace_activation`
+    (``mean_activation(..., per=p)`` pairs with ``layout=p``)."""
+    with replace_activation(model, hook, mean, positions=positions, heads=heads, layout=layout):
         yield
 
 
@@ -407,20 +435,43 @@ def _take_positions(act: Tensor, positions: Positions) -> Tensor:
 @torch.no_grad()
 def mean_activation(
     model: HookedTransformer,
-    tokens: Int[Tensor, "batch pos"],
+    tokens,
     hook: HookRef,
     positions: Positions = None,
     attention_mask: Int[Tensor, "batch pos"] | None = None,
+    per: str = "all",
 ) -> Tensor:
-    """Mean of the activation at ``hook`` over prompts and selected positions (padding
-    excluded when ``attention_mask`` is given): the usual input to :func:`mean_ablate`."""
+    """Mean of the activation at ``hook`` over real tokens (padding left out), the usual input
+    to :func:`mean_ablate`. ``tokens``: a :class:`~interp.data.tokenize.TokenBatch` (its mask is
+    used) or a token tensor (with ``attention_mask`` when padded).
+
+    ``per="all"``: over prompts and selected positions -> ``[*rest]``; ``"prompt"``: each prompt
+    over its selected positions -> ``[batch, *rest]``; ``"position"``: each position over the
+    prompts that have a real token there -> ``[pos, *rest]`` (pass the same ``layout`` to
+    :func:`mean_ablate`)."""
+    from interp.data.tokenize import TokenBatch
+
+    if per not in LAYOUTS:
+        raise ValueError(f"per={per!r}; allowed: {list(LAYOUTS)}")
+    if isinstance(tokens, TokenBatch):
+        tokens, attention_mask = tokens.tokens, tokens.attention_mask
     name = hook_name(model, hook)
     with capture(model, [name]) as acts:
-        model(tokens, attention_mask=attention_mask) if attention_mask is not None else model(tokens)
+        tokens = tokens.to(model.cfg.device)
+        model(tokens, attention_mask=attention_mask.to(model.cfg.device)) if attention_mask is not None else model(
+            tokens
+        )
     act = acts[name]
     mask = position_mask(positions, act.shape[0], act.shape[1], act.device)
     if attention_mask is not None:
         mask &= attention_mask.to(act.device).bool()
     if not mask.any():
         raise ValueError("positions select no real tokens; cannot take a mean over nothing")
-    return act[mask].mean(0)
+    if per == "all":
+        return act[mask].mean(0)
+    axis = 1 if per == "prompt" else 0
+    count = mask.sum(axis)
+    if bool((count == 0).any()):
+        raise ValueError(f"per={per!r}: {per} {int((count == 0).nonzero()[0])} has no selected real token")
+    weights = mask.to(act.dtype).view(*mask.shape, *([1] * (act.ndim - 2)))
+    return (act * weights).sum(axis) / count.view(-1, *([1] * (act.ndim - 2))).to(act.dtype)

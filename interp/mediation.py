@@ -50,6 +50,30 @@ class ICLPrompts:
     queries: list[str]
 
 
+def _check_icl_args(pairs, n_prompts: int, n_shots: int, template: str, queries) -> int:
+    """Named errors for :func:`icl_prompts`' arguments; the number of pairs each prompt draws."""
+    if "{x}" not in template or "{y}" not in template:
+        raise ValueError(f"template={template!r} must contain {{x}} and {{y}}")
+    if not template.endswith("{y}"):
+        raise ValueError(f"template={template!r} must end with {{y}} (the query's answer is predicted there)")
+    if n_prompts < 1 or n_shots < 0:
+        raise ValueError(f"n_prompts={n_prompts}, n_shots={n_shots}; need n_prompts >= 1 and n_shots >= 0")
+    if queries is not None and len(queries) != n_prompts:
+        raise ValueError(f"queries has {len(queries)} entries but n_prompts={n_prompts}")
+    if queries is None and n_prompts > len(pairs):
+        raise ValueError(
+            f"n_prompts={n_prompts} but pairs has {len(pairs)} entries; more prompts than pairs only repeats "
+            f"queries — ask for at most {len(pairs)}"
+        )
+    need = n_shots if queries is not None else n_shots + 1
+    if len(pairs) < need:
+        raise ValueError(
+            f"pairs has {len(pairs)} entries; {n_shots} shots{'' if queries is not None else ' plus a query'} need at "
+            f"least {need}"
+        )
+    return need
+
+
 def icl_prompts(
     pairs: Sequence[dict[str, str]],
     n_prompts: int,
@@ -68,25 +92,7 @@ def icl_prompts(
 
     ``queries`` fixes the query of each prompt (then ``n_prompts`` must equal its length and
     demonstrations come from ``pairs`` only); ``n_shots=0`` gives zero-shot prompts."""
-    if "{x}" not in template or "{y}" not in template:
-        raise ValueError(f"template={template!r} must contain {{x}} and {{y}}")
-    if not template.endswith("{y}"):
-        raise ValueError(f"template={template!r} must end with {{y}} (the query's answer is predicted there)")
-    if n_prompts < 1 or n_shots < 0:
-        raise ValueError(f"n_prompts={n_prompts}, n_shots={n_shots}; need n_prompts >= 1 and n_shots >= 0")
-    if queries is not None and len(queries) != n_prompts:
-        raise ValueError(f"queries has {len(queries)} entries but n_prompts={n_prompts}")
-    if queries is None and n_prompts > len(pairs):
-        raise ValueError(
-            f"n_prompts={n_prompts} but pairs has {len(pairs)} entries; each prompt's query would not be distinct — "
-            f"ask for at most {len(pairs)}"
-        )
-    need = n_shots if queries is not None else n_shots + 1
-    if len(pairs) < need:
-        raise ValueError(
-            f"pairs has {len(pairs)} entries; {n_shots} shots{'' if queries is not None else ' plus a query'} need at "
-            f"least {need}"
-        )
+    need = _check_icl_args(pairs, n_prompts, n_shots, template, queries)
     rng = random.Random(seed)
     out = ICLPrompts([], [], [])
     stem = template[: template.index("{y}")].rstrip(" ")

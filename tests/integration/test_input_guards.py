@@ -80,3 +80,55 @@ def test_metric_columns_must_be_a_tensor_and_ids_in_the_vocabulary(tiny_llama):
         patch(m, cl, cl, big, site="resid_pre", layers=[0])
     with pytest.raises(ValueError, match="negative token id"):
         logit_diff_metric(torch.tensor([-1, 1]), torch.tensor([1, 2]))
+
+
+def test_mean_activation_leaves_padding_out_and_has_an_explicit_layout(tiny_llama):
+    from interp.hooks import capture, mean_ablate, mean_activation
+
+    m = tiny_llama
+    batch = interp.tokenize(m, ["a b c d e", "hot", "up down"])  # right padded; 3 prompts
+    name = "blocks.0.hook_resid_post"
+    with capture(m, [name]) as acts:
+        interp.run_batch(m, batch)
+    act, mask = acts[name], batch.attention_mask.bool()
+    torch.testing.assert_close(mean_activation(m, batch, name), act[mask].mean(0))
+    per_prompt = mean_activation(m, batch, name, per="prompt")
+    torch.testing.assert_close(per_prompt[1], act[1][mask[1]].mean(0))
+    per_pos = mean_activation(m, batch, name, per="position")
+    assert per_pos.shape == (batch.tokens.shape[1], m.cfg.d_model)
+    torch.testing.assert_close(per_pos[-1], act[0, -1])  # only prompt 0 reaches the last position
+    # a 3-prompt batch of 3 positions: [3, d] could be per prompt or per position
+    square = interp.tokenize(m, ["a b", "c d", "e f"])
+    assert square.tokens.shape[0] == square.tokens.shape[1]
+    mean3 = mean_activation(m, square, name, per="position")
+    with pytest.raises(ValueError, match="could be per prompt or per position; say layout="):
+        with mean_ablate(m, name, mean3):
+            interp.run_batch(m, square)
+    with mean_ablate(m, name, mean3, layout="position"), capture(m, [name]) as got:
+        interp.run_batch(m, square)
+    torch.testing.assert_close(got[name][0], mean3)
+
+
+def test_add_vector_scale_must_be_a_number(tiny_llama):
+    from interp.hooks import add_vector
+
+    # the tests' runtime type checker names it first; without it the library's own check does
+    with pytest.raises((TypeError, ValueError), match="scale"):
+        with add_vector(tiny_llama, ("resid_post", 0), torch.ones(tiny_llama.cfg.d_model), scale="2"):
+            pass
+
+
+def test_a_read_only_cache_works_with_the_cache_off(tmp_path, monkeypatch):
+    """Issue 27: on main the toy tokenizer always wrote to the cache dir, so a read-only cache
+    broke even run.use_cache=false."""
+    from interp.runner import run_study
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")  # a cache path below a file: nothing can be written there, not even by root
+    cache = blocker / "cache"
+    monkeypatch.setenv("INTERP_CACHE", str(cache))
+    import interp.data.toy_tokenizer as tt
+
+    monkeypatch.setattr(tt, "_private_dir", tt._private_dir.__wrapped__)  # no memo across tests
+    report = run_study("demo", "configs/demo.smoke.yaml", [f"run.results_dir={tmp_path}", "run.use_cache=false"])
+    assert report.exists() and blocker.read_text() == ""

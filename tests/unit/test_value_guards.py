@@ -59,7 +59,7 @@ def test_icl_prompts_cannot_ask_for_more_queries_than_pairs():
     from interp.mediation import icl_prompts
 
     pairs = [{"input": str(i), "output": str(i + 1)} for i in range(20)]
-    with pytest.raises(ValueError, match="n_prompts=1000000000 but pairs has 20 entries"):
+    with pytest.raises(ValueError, match="n_prompts=1000000000 but pairs has 20 entries; more prompts than pairs"):
         icl_prompts(pairs, 10**9, 3)
 
 
