@@ -472,7 +472,6 @@ _GGUF_MODELS = {
 }
 
 
-@functools.lru_cache(maxsize=None)
 def model_identity(name: str) -> str:
     """What a cached result computed on ``name`` depends on: for the GGUF models the SHA-256 of
     the converted weights, config and tokenizer files (converting first if needed); for the random
@@ -483,15 +482,27 @@ def model_identity(name: str) -> str:
     if name in _GGUF_MODELS:
         dist, convert = _GGUF_MODELS[name]
         path = _cache_path(name, dist)
-        if not (path / "model.safetensors").exists() or any(verify_checksum(f) for f in _checked_files(path)):
+        if not (path / "model.safetensors").exists():
             _cached_gguf_model(name, dist, globals()[convert])
-        files = [path / "model.safetensors.sha256", path / "config.json", *sorted((path / "tokenizer").glob("*.json"))]
-        return f"{name}:{data_digest(files)[:20]}"
+        return _gguf_identity(name, str(path), (path / "model.safetensors").stat().st_mtime_ns)
     if name.startswith("random:"):
         from interp.data.toy_tokenizer import tokenizer_dir
 
         return f"{name}:{code_fingerprint(['interp.models'])}:{data_digest([tokenizer_dir()])[:20]}"
     return f"{name}:tl{_package_version('transformer-lens')}"
+
+
+@functools.lru_cache(maxsize=None)
+def _gguf_identity(name: str, folder: str, mtime_ns: int) -> str:
+    # once per converted folder and write (hashing 0.5-1 GB of weights takes a second)
+    from interp.cache import data_digest
+
+    path = Path(folder)
+    if any(verify_checksum(f) for f in _checked_files(path)):
+        dist, convert = _GGUF_MODELS[name]
+        _cached_gguf_model(name, dist, globals()[convert])  # warns and rebuilds
+    files = [path / "model.safetensors.sha256", path / "config.json", *sorted((path / "tokenizer").glob("*.json"))]
+    return f"{name}:{data_digest(files)[:20]}"
 
 
 _GGUF_FILES = {"smollm2-135m-instruct": lambda: smollm2_gguf_path(), "gemma-3-270m": lambda: gemma3_gguf_path()}

@@ -47,7 +47,6 @@ def _corpus_files() -> list:
     return [dataset_path("function_vectors", f"{task}.json") for task in _TASKS]
 
 
-@functools.lru_cache(maxsize=1)
 def _key() -> str:
     """Derived from what the tokenizer is trained on (the corpus files' content and the code of
     this module), never a hand-bumped version: edit a task file and a new tokenizer is built."""
@@ -56,23 +55,47 @@ def _key() -> str:
     return f"{data_digest(_corpus_files())[:12]}-{code_fingerprint([__name__])[:8]}"
 
 
+def _files(folder) -> list:
+    return sorted(f for f in folder.iterdir() if f.is_file() and not f.name.endswith(".sha256"))
+
+
+def _sound(folder) -> bool:
+    """The saved tokenizer's files match the hashes recorded when they were written (else warn)."""
+    import warnings
+
+    from interp.cache import verify_checksum
+
+    for f in _files(folder):
+        reason = verify_checksum(f)
+        if reason is not None:
+            warnings.warn(f"cached toy tokenizer {folder} is unusable ({f.name}: {reason}); rebuilding", RuntimeWarning)
+            return False
+    return True
+
+
 def tokenizer_dir():
     """The folder holding the saved toy tokenizer (built on first use). Under the cache dir when
     it is writable; otherwise a private temp folder (a read-only cache still works)."""
     import tempfile
     from pathlib import Path
 
-    from interp.cache import cache_dir
+    from interp.cache import cache_dir, write_checksum
 
     path = cache_dir() / "tokenizers" / f"toy-bpe-{VOCAB_SIZE}-{_key()}"
     if (path / "tokenizer.json").exists():
-        return path
+        if _sound(path):
+            return path
+        import shutil
+
+        shutil.rmtree(path, ignore_errors=True)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
     except OSError:  # read-only cache: build it where we may write
         return _private_dir(path.name)
     _build().save_pretrained(str(tmp))
+    for f in _files(tmp):  # hashes recorded when written: an altered tokenizer is rebuilt, never used
+        write_checksum(f)
     try:
         os.replace(tmp, path)
     except OSError:  # another process won the race: theirs is the same tokenizer

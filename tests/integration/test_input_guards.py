@@ -132,3 +132,35 @@ def test_a_read_only_cache_works_with_the_cache_off(tmp_path, monkeypatch):
     monkeypatch.setattr(tt, "_private_dir", tt._private_dir.__wrapped__)  # no memo across tests
     report = run_study("demo", "configs/demo.smoke.yaml", [f"run.results_dir={tmp_path}", "run.use_cache=false"])
     assert report.exists() and blocker.read_text() == ""
+
+
+def test_an_altered_toy_tokenizer_is_rebuilt_not_used(tmp_path, monkeypatch):
+    import json
+
+    import interp.data.toy_tokenizer as tt
+
+    monkeypatch.setenv("INTERP_CACHE", str(tmp_path))
+    path = tt.tokenizer_dir()
+    good = tt.toy_tokenizer()(" hot cold").input_ids
+    tok = path / "tokenizer.json"
+    data = json.loads(tok.read_text())
+    vocab = data["model"]["vocab"]
+    a, b = next(k for k in vocab if k.endswith("hot")), next(k for k in vocab if k.endswith("cold"))
+    vocab[a], vocab[b] = vocab[b], vocab[a]
+    tok.write_text(json.dumps(data))
+    with pytest.warns(RuntimeWarning, match="cached toy tokenizer .* is unusable \\(tokenizer.json"):
+        assert tt.toy_tokenizer()(" hot cold").input_ids == good
+
+
+def test_memory_budget_and_demo_template_are_checked(tiny_llama):
+    from interp.studies.demo import DemoConfig
+    from interp.studies.demo.study import check
+
+    m = tiny_llama
+    cl = interp.tokenize(m, ["a b c", "e f g"])
+    with pytest.raises(ValueError, match="memory_budget_gb=nan; must be a number > 0"):
+        patch(m, cl, cl, _metric(m), site="resid_pre", layers=[0], memory_budget_gb=float("nan"))
+    cfg = DemoConfig()
+    cfg.task.template = "The capital of {country} is"
+    with pytest.raises(ValueError, match="task.template='The capital of {country} is' must contain '{subject}'"):
+        check(cfg)
