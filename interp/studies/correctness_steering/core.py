@@ -29,6 +29,7 @@ from interp.data.arithmetic import KINDS, parse_answer, problems, prompt
 from interp.function_vectors import task_vectors
 from interp.stats import McNemar, identical_outputs, mcnemar_exact
 from interp.steering import SteeringBatch
+from interp.steering.controls import compare_to_controls, random_directions
 from interp.steering.doses import dose_vectors, mean_residual_norm
 
 
@@ -49,6 +50,9 @@ class CorrectnessSettings:
     )
     # bracketing grid beside the raw one: the direction scaled to d × the mean residual norm at the layer
     relative_doses: list[float] = field(default_factory=lambda: [-1.0, -0.3, -0.1, -0.03, 0.03, 0.1, 0.3, 1.0])
+    # specificity control: random directions of the direction's norm at every relative dose
+    # (interp.steering.controls); 0 leaves it out
+    n_controls: int = 3
     max_rows: int = 256
 
 
@@ -72,6 +76,15 @@ class CorrectnessResult:
     rel_correct: dict[int, np.ndarray] = field(default_factory=dict)  # layer -> [relative dose problem]
     alphas: list[float] = field(default_factory=list)  # the raw grid (first axis of texts / correct)
     relative_doses: list[float] = field(default_factory=list)  # first axis of rel_texts / rel_correct
+    # random directions at the same relative doses: layer -> [control dose problem] correctness / answers
+    ctrl_correct: dict[int, np.ndarray] = field(default_factory=dict)
+    ctrl_texts: dict[int, list[list[list[str]]]] = field(default_factory=dict)
+
+    def control_changed(self, layer: int) -> np.ndarray:
+        """[control dose] share of test outputs a random direction changed from α = 0."""
+        base = self.texts[layer][self.alphas.index(0.0)]
+        rows = self.ctrl_texts.get(layer, [])
+        return np.array([[np.mean([x != y for x, y in zip(row, base)]) for row in ctrl] for ctrl in rows])
 
     def changed(self, layer: int, relative: bool = False) -> np.ndarray:
         """Share of test outputs that differ from the unsteered (α = 0) output, per α (or relative dose)."""
@@ -96,6 +109,8 @@ def check_settings(cfg: CorrectnessSettings) -> None:
         raise ValueError(
             f"relative_doses={cfg.relative_doses}; leave out 0 (α = 0 of the raw grid is the unsteered reference)"
         )
+    if isinstance(cfg.n_controls, bool) or not isinstance(cfg.n_controls, int) or cfg.n_controls < 0:
+        raise ValueError(f"n_controls={cfg.n_controls!r}; must be an integer >= 0")
     # sizes larger than the data are errors before any compute (the number of distinct problems
     # of a kind does not depend on the seed)
     kinds = cfg.kinds if cfg.task == "auto" else [cfg.task]
@@ -163,19 +178,37 @@ def _split(base: np.ndarray, cfg: CorrectnessSettings, seed: int, kind: str) -> 
     return test, good, bad
 
 
-def _steered(model, cfg, prompts, answers, test, layers, direction, relative, kind) -> tuple[dict, ...]:
-    """Greedy answers of the test problems under every raw α (and the control) and relative dose, per layer."""
+def _steered(model, cfg, prompts, answers, test, layers, direction, relative, kind, controls) -> tuple[dict, ...]:
+    """Greedy answers of the test problems under every raw α (and the positive control), relative
+    dose and random control direction at each relative dose, per layer."""
     alphas = torch.tensor([*cfg.alphas, cfg.control_alpha, -cfg.control_alpha])
-    texts, correct, control, rel_texts, rel_correct = {}, {}, {}, {}, {}
-    n_raw = len(cfg.alphas)
+    texts, correct, control, rel_texts, rel_correct, ctrl_texts, ctrl_correct = {}, {}, {}, {}, {}, {}, {}
+    n_raw, n_rel, n_ctrl = len(cfg.alphas), relative.shape[0], controls.shape[0]
     with _steering_batch(model, [prompts[i] for i in test], cfg.max_rows) as test_sb:  # shared by every layer
         for li, layer in enumerate(tqdm(layers, desc=f"{kind}: layers", leave=False)):
-            steer = torch.cat([alphas[:, None] * direction[li], relative[:, li]])
+            ctrl = controls[:, :, li].reshape(n_ctrl * n_rel, -1)  # [control*dose d_model]
+            steer = torch.cat([alphas[:, None] * direction[li], relative[:, li], ctrl])
             t, c = solve(model, test_sb, [answers[i] for i in test], cfg.max_new_tokens, layer, steer)
             texts[layer], correct[layer] = t[:n_raw], c[:n_raw]
-            rel_texts[layer], rel_correct[layer] = t[n_raw + 2 :], c[n_raw + 2 :]
+            rel_texts[layer], rel_correct[layer] = t[n_raw + 2 : n_raw + 2 + n_rel], c[n_raw + 2 : n_raw + 2 + n_rel]
+            first = n_raw + 2 + n_rel
+            ctrl_texts[layer] = [t[first + k * n_rel : first + (k + 1) * n_rel] for k in range(n_ctrl)]
+            ctrl_correct[layer] = c[first:].reshape(n_ctrl, n_rel, -1)
             control[layer] = [sum(x != y for x, y in zip(t[j], t[cfg.alphas.index(0.0)])) for j in (n_raw, n_raw + 1)]
-    return texts, correct, control, rel_texts, rel_correct
+    return texts, correct, control, rel_texts, rel_correct, ctrl_texts, ctrl_correct
+
+
+def _dosed(direction: torch.Tensor, norms: torch.Tensor, cfg: CorrectnessSettings, seed: int, d_model: int):
+    """The direction at every relative dose ``[dose layer d]``, and the specificity control: random
+    directions of its norm at the same doses ``[control dose layer d]`` (seeded)."""
+    n_layers = direction.shape[0]
+    if not cfg.relative_doses:
+        return torch.zeros(0, n_layers, d_model), torch.zeros(0, 0, n_layers, d_model)
+    relative = dose_vectors(direction, norms, cfg.relative_doses)
+    if not cfg.n_controls:
+        return relative, torch.zeros(0, len(cfg.relative_doses), n_layers, d_model)
+    dirs = random_directions(direction, cfg.n_controls, seed=seed + 7)
+    return relative, torch.stack([dose_vectors(d, norms, cfg.relative_doses) for d in dirs])
 
 
 def correctness_study(model, cfg: CorrectnessSettings, seed: int) -> CorrectnessResult:
@@ -192,13 +225,9 @@ def correctness_study(model, cfg: CorrectnessSettings, seed: int) -> Correctness
     tok = lambda idx: interp.tokenize(model, [prompts[i] for i in idx], padding_side="left")  # noqa: E731
     direction = task_vectors(model, tok(good), layers) - task_vectors(model, tok(bad), layers)  # [layer d_model]
     norms = mean_residual_norm(model, tok(test), layers)
-    relative = (
-        dose_vectors(direction, norms, cfg.relative_doses)
-        if cfg.relative_doses
-        else torch.zeros(0, len(layers), model.cfg.d_model)
-    )
-    texts, correct, control, rel_texts, rel_correct = _steered(
-        model, cfg, prompts, answers, test, layers, direction, relative, kind
+    relative, controls = _dosed(direction, norms, cfg, seed, model.cfg.d_model)
+    texts, correct, control, rel_texts, rel_correct, ctrl_texts, ctrl_correct = _steered(
+        model, cfg, prompts, answers, test, layers, direction, relative, kind, controls
     )
     return CorrectnessResult(
         kind,
@@ -219,6 +248,8 @@ def correctness_study(model, cfg: CorrectnessSettings, seed: int) -> Correctness
         rel_correct,
         list(cfg.alphas),
         list(cfg.relative_doses),
+        ctrl_correct=ctrl_correct,
+        ctrl_texts=ctrl_texts,
     )
 
 
@@ -239,6 +270,19 @@ def relative_tests(r: CorrectnessResult) -> dict[tuple[int, float], McNemar]:
         (layer, d): mcnemar_exact(r.correct[layer][zero], r.rel_correct[layer][di])
         for di, d in enumerate(r.relative_doses)
         for layer in r.layers
+    }
+
+
+def control_comparisons(r: CorrectnessResult) -> dict[tuple[int, float], object]:
+    """Per (layer, relative dose): the direction's test accuracy against random directions of the
+    same norm at the same dose (paired over problems; :func:`interp.steering.controls.compare_to_controls`)."""
+    return {
+        (layer, d): compare_to_controls(
+            r.rel_correct[layer][di].astype(float), r.ctrl_correct[layer][:, di].astype(float)
+        )
+        for layer in r.layers
+        if layer in r.ctrl_correct and r.ctrl_correct[layer].shape[0]
+        for di, d in enumerate(r.relative_doses)
     }
 
 

@@ -23,6 +23,7 @@ from interp.studies.correctness_steering.core import (
     CorrectnessSettings,
     alpha_tests,
     check_settings,
+    control_comparisons,
     correctness_study,
     invariance_flags,
     relative_tests,
@@ -65,6 +66,9 @@ def _model_report(run: Run, cfg: CorrectnessConfig, name: str, r) -> None:
     _intro_text(run, cfg, name, r)
     _accuracy_table(run, cfg, name, r, tests)
     _relative_table(run, name, r)
+    controls = control_comparisons(r)
+    if controls:
+        _control_table(run, name, r, controls)
     _invariance_table(run, cfg, name, r, tests, flags)
     run.save_figure(
         plots.correctness_accuracy(name, r, cfg.alphas),
@@ -77,7 +81,7 @@ def _model_report(run: Run, cfg: CorrectnessConfig, name: str, r) -> None:
         f"{name}: accuracy (—) and share of outputs changed from α = 0 (- -) against the relative dose, both grids "
         "(circles: bracketing grid; crosses: the seed's raw α grid in relative units)",
     )
-    run.log_metrics(**{name: _metrics(r, tests, flags)})
+    run.log_metrics(**{name: _metrics(r, tests, flags) | {"relative_control": _control_metrics(r, controls)}})
 
 
 def _intro_text(run: Run, cfg: CorrectnessConfig, name: str, r) -> None:
@@ -182,6 +186,47 @@ def _relative_table(run: Run, name: str, r) -> None:
         "seed's "
         f"raw grid spans |d| ≤ {', '.join(f'L{layer}: {abs(raw[layer]).max():.3f}' for layer in r.layers)}",
     )
+
+
+def _control_table(run: Run, name: str, r, controls: dict) -> None:
+    """The direction beside random directions of the same norm at the same relative dose."""
+    rows = []
+    for di, d in enumerate(r.relative_doses):
+        row = [f"{d:+g}"]
+        for layer in r.layers:
+            c, ch = controls[(layer, d)], r.control_changed(layer)[:, di]
+            row.append(
+                f"{c.effect:.1%} vs {c.control_mean:.1%} ± {c.control_sd:.1%}: Δ {c.difference:+.1%} "
+                f"[{c.ci[0]:+.1%}, {c.ci[1]:+.1%}]; changed {r.changed(layer, True)[di]:.0%} vs {ch.mean():.0%}"
+            )
+        rows.append(row)
+    n = next(iter(controls.values())).n_controls
+    run.report.add_table(
+        [
+            "relative dose d",
+            *[
+                f"layer {layer}: direction vs {n} random directions (accuracy; Δ [95% CI]; changed)"
+                for layer in r.layers
+            ],
+        ],
+        rows,
+        caption=f"{name}: specificity control — test accuracy with the correctness direction against random directions "
+        "of "
+        "the same norm at the same relative dose (mean ± SD over controls); Δ = direction − mean control, paired "
+        "bootstrap CI over test problems. A change the random directions match is a push of that size, not the "
+        "direction.",
+    )
+
+
+def _control_metrics(r, controls: dict) -> dict:
+    out = {}
+    for (layer, d), c in controls.items():
+        di = r.relative_doses.index(d)
+        out[f"L{layer} d={d:+g}"] = vars(c) | {
+            "changed": float(r.changed(layer, True)[di]),
+            "control_changed": float(r.control_changed(layer)[:, di].mean()),
+        }
+    return out
 
 
 def cells(cfg: CorrectnessConfig, done: dict) -> list[Cell]:
