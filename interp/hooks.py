@@ -277,11 +277,14 @@ def add_vector(
     positions: Positions = None,
     scale: float = 1.0,
     heads: Heads = None,
+    layout: str | None = None,
 ) -> Iterator[None]:
     """Add ``scale * vector`` to the activation at ``hook`` at the chosen positions (and heads).
 
     ``vector`` has the activation's trailing shape (``[d_model]``, or ``[head_index d_head]``
-    for head hooks) or one such row per prompt (``[batch, ...]``).
+    for head hooks) or one such row per prompt (``[batch, ...]``); ``layout`` as in
+    :func:`replace_activation` (say ``"prompt"`` when the batch size can equal the number of
+    positions, e.g. while decoding one token at a time).
     """
     name = hook_name(model, hook)
     check_finite(vector, "vector")
@@ -289,7 +292,7 @@ def add_vector(
         raise ValueError(f"scale={scale!r}; must be a finite number (a NaN / inf scale makes every logit NaN)")
 
     def fn(act: Tensor, hook) -> Tensor:
-        delta = _broadcast_value(vector, act, "vector") * scale
+        delta = _broadcast_value(vector, act, "vector", layout) * scale
         return torch.where(slot_mask(act, name, positions, heads), act + delta, act)
 
     with hooks(model, [(name, fn)]):

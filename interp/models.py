@@ -206,14 +206,15 @@ def _package_version(dist: str) -> str:
 
 
 def _cache_path(name: str, dist: str) -> Path:
-    """The converted model's cache folder, named by what the conversion depends on: the GGUF
-    file's content, the package, TransformerLens and transformers versions and the code of this
-    module (derived, never a hand-bumped format number)."""
-    from interp.cache import cache_key, code_fingerprint, data_digest
+    """The converted model's cache folder, named by what the conversion depends on: the package
+    (whose version pins the GGUF file), the TransformerLens and transformers versions and the code
+    of this module (derived, never a hand-bumped format number)."""
+    from interp.cache import cache_key, code_fingerprint
 
+    # the package version pins the GGUF file (a PyPI release never changes), so a cached load
+    # never has to read or assemble the GGUF to find its folder
     key = cache_key(
-        gguf=data_digest([_GGUF_FILES[name]()]) if name in _GGUF_FILES else None,
-        dist=_package_version(dist),
+        dist=f"{dist}=={_package_version(dist)}",
         tl=_package_version("transformer-lens"),
         transformers=_package_version("transformers"),
         code=code_fingerprint([__name__]),
@@ -483,7 +484,8 @@ def model_identity(name: str) -> str:
         dist, convert = _GGUF_MODELS[name]
         path = _cache_path(name, dist)
         if not (path / "model.safetensors").exists():
-            _cached_gguf_model(name, dist, globals()[convert])
+            with _quiet_tl_deprecation():  # as load_model builds every model
+                _cached_gguf_model(name, dist, globals()[convert])
         return _gguf_identity(name, str(path), (path / "model.safetensors").stat().st_mtime_ns)
     if name.startswith("random:"):
         from interp.data.toy_tokenizer import tokenizer_dir
@@ -500,12 +502,10 @@ def _gguf_identity(name: str, folder: str, mtime_ns: int) -> str:
     path = Path(folder)
     if any(verify_checksum(f) for f in _checked_files(path)):
         dist, convert = _GGUF_MODELS[name]
-        _cached_gguf_model(name, dist, globals()[convert])  # warns and rebuilds
+        with _quiet_tl_deprecation():
+            _cached_gguf_model(name, dist, globals()[convert])  # warns and rebuilds
     files = [path / "model.safetensors.sha256", path / "config.json", *sorted((path / "tokenizer").glob("*.json"))]
     return f"{name}:{data_digest(files)[:20]}"
-
-
-_GGUF_FILES = {"smollm2-135m-instruct": lambda: smollm2_gguf_path(), "gemma-3-270m": lambda: gemma3_gguf_path()}
 
 
 def describe_models() -> dict[str, str]:

@@ -269,7 +269,10 @@ class SteeringBatch:
         for start in range(0, vectors.shape[0], per):
             vec = vectors[start : start + per].to(self.last_resid)
             rows_vec = vec.repeat_interleave(b, 0)  # [c*b d_model]
-            ctx = add_vector(self.model, hook, rows_vec) if steer_generated else contextlib.nullcontext()
+            # one row per prompt, also while decoding one position at a time
+            ctx = (
+                add_vector(self.model, hook, rows_vec, layout="prompt") if steer_generated else contextlib.nullcontext()
+            )
             out.append(self._decode(layer, vec.shape[0], lambda x: x + rows_vec[:, None], ctx, max_new_tokens))
         return torch.cat(out)
 
