@@ -209,6 +209,26 @@ def verify_checksum(path: Path, data: bytes | None = None) -> str | None:
     return None
 
 
+def folder_files(folder: Path) -> list[Path]:
+    """The files of a checksummed folder (its ``.sha256`` sidecars left out)."""
+    return sorted(f for f in Path(folder).iterdir() if f.is_file() and not f.name.endswith(".sha256"))
+
+
+def write_checksums(files) -> None:
+    """Record the SHA-256 of each file next to it (:func:`write_checksum`)."""
+    for f in files:
+        write_checksum(f)
+
+
+def first_damaged(files) -> str | None:
+    """``"<name>: <why>"`` for the first file that no longer matches its recorded SHA-256, or None."""
+    for f in files:
+        reason = verify_checksum(f)
+        if reason is not None:
+            return f"{f.name}: {reason}"
+    return None
+
+
 def remove_entry(path: Path, reason: str) -> None:
     """Warn that a cache entry is unusable, naming it, and delete it (and its checksum)."""
     warnings.warn(f"cache entry {path} is unusable: {reason}; removed, recomputing", RuntimeWarning, stacklevel=3)
@@ -396,8 +416,24 @@ def disk_cached(
     return value
 
 
-def _entry_path(key: str, folder: str, root: Path | None) -> Path:
+def entry_path(key: str, folder: str = "intermediates", root: Path | None = None) -> Path:
+    """Where the entry under ``key`` lives (in the cache, or below ``root``)."""
     return (root if root is not None else cache_dir() / folder) / f"{key}.res"
+
+
+def entry_bytes(value: Any, commit: str = "unknown") -> bytes:
+    """``value`` as one self-checking entry file (:mod:`interp.serialize`): serialize once, write
+    it to as many places as needed with :func:`store_entry`."""
+    from interp.serialize import dumps
+
+    return dumps(value, {"commit": commit, "created": dt.datetime.now().isoformat(timespec="seconds")})
+
+
+def store_entry(path: Path, data: bytes) -> None:
+    """Write entry bytes to ``path``: a unique temp name renamed into place, so concurrent writers
+    and readers of one key each see a whole entry."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, data)
 
 
 def read_entry(
@@ -410,7 +446,7 @@ def read_entry(
     from ``interp``'s own dataclasses); the file is opened, then verified — no exists-then-read race."""
     from interp.serialize import loads
 
-    path = _entry_path(key, folder, root)
+    path = entry_path(key, folder, root)
     try:
         data = path.read_bytes()
     except (FileNotFoundError, NotADirectoryError):
@@ -431,15 +467,8 @@ def read_entry(
 def write_entry(
     key: str, value: Any, folder: str = "intermediates", commit: str = "unknown", root: Path | None = None
 ) -> None:
-    """Store ``value`` under ``key``: one self-checking file (:mod:`interp.serialize`), written to
-    a unique temp name and renamed into place, so concurrent writers and readers of one key each
-    see a whole entry."""
-    from interp.serialize import dumps
-
-    path = _entry_path(key, folder, root)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"commit": commit, "created": dt.datetime.now().isoformat(timespec="seconds")}
-    atomic_write_bytes(path, dumps(value, meta))
+    """Store ``value`` under ``key`` (:func:`entry_bytes`, :func:`store_entry`)."""
+    store_entry(entry_path(key, folder, root), entry_bytes(value, commit))
 
 
 def file_slug(name: str) -> str:

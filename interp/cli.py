@@ -42,19 +42,20 @@ def _list() -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from interp.runner import load_study_config, run_study
+    from interp.runner import load_study_config, run_checked
     from interp.study import get_study
 
     where = args.config or "<defaults>"
     try:
         study = get_study(args.study)
-        # every check happens here, before run_study creates a folder
+        # every check happens here, once, before a run folder exists
         overrides = list(args.overrides) + ([f"run.results_dir={args.out}"] if args.out else [])
-        _check_folder(load_study_config(study, args.config, overrides), study.name)
+        cfg = load_study_config(study, args.config, overrides)
+        _check_folder(cfg, study.name)
     except _CONFIG_ERRORS as err:
         print(f"interp: config error in {where}: {err}", file=sys.stderr)
         return 2
-    run_study(args.study, args.config, args.overrides, out=args.out)
+    run_checked(study, cfg)
     return 0
 
 

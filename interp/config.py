@@ -146,18 +146,19 @@ class PatchingConfig:
     n_boot: int = 2000
     top_k_heads: int = 10
 
+    def check(self, section: str = "patching") -> None:
+        """Named errors for the section's values (studies call it before any compute)."""
+        from interp.patching import check_tol
 
-def cell_settings(settings: T, **given: Any) -> T:
-    """The part of ``settings`` a cell is given: ``given`` fields replaced (e.g. ``tasks=[task]``)
-    and every other field kept. A cell's cache key is derived from what it is given, so a study
-    passes a cell only what its computation reads; fields it names in ``analysis_fields`` (see
-    :func:`reset_fields`) go back to their defaults, so changing them re-renders, not recomputes."""
-    return dataclasses.replace(settings, **given)
+        check_tol(self.tol, f"{section}.tol")
+        if isinstance(self.top_k_heads, bool) or self.top_k_heads < 1:
+            raise ValueError(f"{section}.top_k_heads={self.top_k_heads}; must be >= 1")
 
 
 def reset_fields(settings: T, *names: str) -> T:
     """``settings`` with fields ``names`` set to their class defaults: for the analysis-only fields
-    (thresholds, selection splits) a cell never reads, so they stay out of its cache key."""
+    (thresholds, selection splits) a cell never reads, so they stay out of its cache key (a cell's
+    key is derived from what it is given; pass it only what its computation reads)."""
     fields = {f.name: f for f in dataclasses.fields(settings)}
     unknown = [n for n in names if n not in fields]
     if unknown:

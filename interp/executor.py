@@ -45,8 +45,10 @@ from interp.cache import (
     callable_modules,
     code_fingerprint,
     data_digest,
+    entry_bytes,
+    entry_path,
     read_entry,
-    write_entry,
+    store_entry,
 )
 from interp.progress import progress
 
@@ -105,8 +107,9 @@ def check_cells(cells: list[Cell]) -> None:
             )
 
 
-def check_executor_settings(rc: Any) -> None:
-    """Named errors for the ``run.*`` executor settings, before any run folder exists."""
+def check_executor_settings(rc: Any, reach: bool = True) -> None:
+    """Named errors for the ``run.*`` executor settings, before any run folder exists (``reach``:
+    also probe ``run.ray_address``, a network round trip)."""
     if rc.executor not in EXECUTORS:
         raise ValueError(f"run.executor={rc.executor!r}; allowed: {list(EXECUTORS)}")
     if isinstance(rc.cell_retries, bool) or not isinstance(rc.cell_retries, int) or rc.cell_retries < 0:
@@ -121,7 +124,7 @@ def check_executor_settings(rc: Any) -> None:
         isinstance(rc.ray_cpus, bool) or not isinstance(rc.ray_cpus, int) or rc.ray_cpus < 1
     ):
         raise ValueError(f"run.ray_cpus={rc.ray_cpus!r}; must be a positive integer or null (all CPUs)")
-    if rc.executor == "ray" and rc.ray_address:
+    if reach and rc.executor == "ray" and rc.ray_address:
         check_ray_address(rc.ray_address)
 
 
@@ -161,7 +164,7 @@ def run_cells(run: CellContext, cells: list[Cell]) -> dict[str, Any]:
     interrupted run keeps its finished work and ``interp report`` re-renders without compute."""
     check_cells(cells)
     rc = run.run_cfg
-    check_executor_settings(rc)
+    check_executor_settings(rc, reach=False)  # the Ray address was probed with the config, not per stage
     out: dict[str, Any] = {}
     todo: list[tuple[Cell, str]] = []
     for cell in cells:
@@ -170,7 +173,7 @@ def run_cells(run: CellContext, cells: list[Cell]) -> dict[str, Any]:
             found, value = read_entry(key, stats=run.cache_stats)
             if found:
                 out[cell.label] = value
-                _record(run, cell, key, value)
+                _record(run, cell, key, None)  # the cache file's bytes, not serialized again
                 continue
         todo.append((cell, key))
     if todo:
@@ -182,16 +185,17 @@ def run_cells(run: CellContext, cells: list[Cell]) -> dict[str, Any]:
     return {c.label: out[c.label] for c in cells if c.label in out}
 
 
-def _record(run: CellContext, cell: Cell, key: str, value: Any) -> None:
-    """Keep the cell's result in the run folder (label -> key index plus the entry)."""
+def _record(run: CellContext, cell: Cell, key: str, data: bytes | None) -> None:
+    """Keep the cell's result in the run folder (label -> key index plus the entry): ``data``, the
+    entry's bytes, or None to copy the cache's entry for ``key``."""
     import json
 
     from interp.cache import atomic_write_text
 
     store = _store(run)
-    store.mkdir(parents=True, exist_ok=True)
-    if not (store / f"{key}.res").exists():
-        write_entry(key, value, commit=run.commit, root=store)
+    target = entry_path(key, root=store)
+    if not target.exists():
+        store_entry(target, data if data is not None else entry_path(key).read_bytes())
     index_path = store / "index.json"
     index = json.loads(index_path.read_text()) if index_path.exists() else {}
     index[cell.label] = key
@@ -222,12 +226,13 @@ def stored_results(run_dir: Path, labels: list[str]) -> dict[str, Any]:
 
 def _finish_cell(run: CellContext, cell: Cell, key: str, value: Any, out: dict) -> None:
     run.cache_stats.computed += 1
+    data = entry_bytes(value, run.commit)  # serialized once for the cache and the run folder
     if run.run_cfg.use_cache:
         try:
-            write_entry(key, value, commit=run.commit)
+            store_entry(entry_path(key), data)
         except OSError as err:  # a read-only cache must not lose the result: the run folder keeps it
             print(f"[interp] cache not written ({type(err).__name__}: {err})", flush=True)
-    _record(run, cell, key, value)
+    _record(run, cell, key, data)
     out[cell.label] = value
 
 

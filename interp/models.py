@@ -36,7 +36,7 @@ from pathlib import Path
 import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-from interp.cache import cache_dir, verify_checksum, write_checksum
+from interp.cache import cache_dir, checksum_path, first_damaged, write_checksums
 from interp.errors import ModelUnavailableError
 
 # TransformerLens 3.x deprecates HookedTransformer in favour of TransformerBridge (removal
@@ -235,8 +235,7 @@ def _save_converted(model: HookedTransformer, target: Path) -> None:
         (tmp / "config.json").write_text(json.dumps(_cfg_to_json(model.cfg), indent=1))
         # hashes recorded at conversion: a truncated or altered cache is rebuilt, never trusted
         model.tokenizer.save_pretrained(str(tmp / "tokenizer"))
-        for f in _checked_files(tmp):
-            write_checksum(f)
+        write_checksums(_checked_files(tmp))
         if target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)
@@ -288,7 +287,7 @@ def _checked_files(path: Path) -> list[Path]:
 def _cached_gguf_model(name: str, dist: str, convert: Callable[[], HookedTransformer]):
     path = _cache_path(name, dist)
     if (path / "model.safetensors").exists():
-        reason = next((f"{f.name}: {r}" for f in _checked_files(path) if (r := verify_checksum(f))), None)
+        reason = first_damaged(_checked_files(path))
         if reason is None:
             try:
                 return _load_converted(path)
@@ -500,12 +499,12 @@ def _gguf_identity(name: str, folder: str, mtime_ns: int) -> str:
     from interp.cache import data_digest
 
     path = Path(folder)
-    if any(verify_checksum(f) for f in _checked_files(path)):
+    if first_damaged(_checked_files(path)):
         dist, convert = _GGUF_MODELS[name]
         with _quiet_tl_deprecation():
             _cached_gguf_model(name, dist, globals()[convert])  # warns and rebuilds
-    files = [path / "model.safetensors.sha256", path / "config.json", *sorted((path / "tokenizer").glob("*.json"))]
-    return f"{name}:{data_digest(files)[:20]}"
+    # the hashes recorded at conversion stand for the files (no second read of the weights)
+    return f"{name}:{data_digest([checksum_path(f) for f in _checked_files(path)])[:20]}"
 
 
 def describe_models() -> dict[str, str]:

@@ -95,6 +95,15 @@ def prob_metric(target: Int[Tensor, " batch"]) -> Metric:
     return lambda logits: logprob(logits).exp()
 
 
+def check_tol(tol, argument: str = "tol") -> None:
+    """The undefined-recovery tolerance: a finite number >= 0 (NaN would compare false and define
+    every gap), or a ValueError naming ``argument``."""
+    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not (math.isfinite(tol) and tol >= 0):
+        raise ValueError(
+            f"{argument}={tol!r}; must be a finite number >= 0 (NaN would compare false and define every gap)"
+        )
+
+
 def recovery(
     m_patched: Float[Tensor, "*grid batch"],
     m_clean: Float[Tensor, " batch"],
@@ -102,8 +111,7 @@ def recovery(
     tol: float = 1e-3,
 ) -> tuple[Float[Tensor, "*grid batch"], Bool[Tensor, " batch"]]:
     """Recovery per prompt and the mask of prompts where it is undefined (NaN there)."""
-    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not (math.isfinite(tol) and tol >= 0):
-        raise ValueError(f"tol={tol!r}; must be a finite number >= 0 (NaN would compare false and define every gap)")
+    check_tol(tol)
     gap = m_clean - m_corr
     undefined = ~torch.isfinite(gap) | (gap.abs() < tol)
     safe_gap = torch.where(undefined, torch.ones_like(gap), gap)

@@ -363,8 +363,8 @@ def execute(study, cfg: Any, run: Run) -> None:
 
 
 def load_study_config(study, config: str | Path | None, overrides: list[str]) -> Any:
-    """The study's config from ``config`` (default: ``configs/<study>.yaml`` beside the package,
-    when it exists) and overrides, fully checked."""
+    """The study's config from ``config`` (None: the settings dataclass's defaults) and
+    ``overrides``, fully checked."""
     cfg = load_config(study.config, config, overrides)
     run_cfg = getattr(cfg, "run", None)
     if not isinstance(run_cfg, RunConfig):
@@ -378,19 +378,21 @@ def load_study_config(study, config: str | Path | None, overrides: list[str]) ->
 def run_study(name, config: str | Path | None = None, overrides: list[str] = (), out: str | None = None) -> Path:
     """Run study ``name`` (or a :class:`~interp.study.Study`): the whole config is checked before a
     run folder exists; returns the report path."""
+    from interp.study import Study, get_study
+
+    study = name if isinstance(name, Study) else get_study(name)
+    overrides = list(overrides) + ([f"run.results_dir={out}"] if out else [])
+    return run_checked(study, load_study_config(study, config, overrides))
+
+
+def run_checked(study, cfg: Any) -> Path:
+    """Run ``study`` on a config :func:`load_study_config` has already checked."""
     # the one place the backend is chosen: scripts write PNGs with no display; the library's
     # figure functions stay backend-neutral for notebooks
     import matplotlib
 
-    from interp.study import get_study
-
     matplotlib.use("Agg")
-    from interp.study import Study
-
-    study = name if isinstance(name, Study) else get_study(name)
     name = study.name
-    overrides = list(overrides) + ([f"run.results_dir={out}"] if out else [])
-    cfg = load_study_config(study, config, overrides)
     run = Run(name, cfg, cfg.run)
     previous = signal.getsignal(signal.SIGTERM)
     if threading.current_thread() is threading.main_thread():

@@ -31,7 +31,7 @@ from jaxtyping import Float
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
-from interp.cache import verify_checksum, write_checksum
+from interp.cache import first_damaged, folder_files, write_checksums
 from interp.hooks import hook_name
 
 QUALITY_FILE = "interp_quality.json"
@@ -365,19 +365,6 @@ def _train_at_site(model: HookedTransformer, model_name: str, cfg: SAETrainConfi
     return sae, quality
 
 
-def _sae_files(folder: Path) -> list[Path]:
-    return sorted(f for f in folder.iterdir() if f.is_file() and not f.name.endswith(".sha256"))
-
-
-def _damaged(folder: Path) -> str | None:
-    """Why a cached SAE folder cannot be trusted (a file whose SHA-256 does not match), or None."""
-    for f in _sae_files(folder):
-        reason = verify_checksum(f)
-        if reason is not None:
-            return f"{f.name}: {reason}"
-    return None
-
-
 def get_sae(
     model: HookedTransformer,
     model_name: str,
@@ -404,7 +391,7 @@ def get_sae(
         return sae, {"source": pretrained}
     out = sae_dir(model_name, cfg, root)
     if (out / QUALITY_FILE).exists():
-        reason = _damaged(out)
+        reason = first_damaged(folder_files(out))
         if reason is None:
             return load_sae(str(out)), json.loads((out / QUALITY_FILE).read_text())
         import shutil
@@ -416,8 +403,7 @@ def get_sae(
     tmp = out.with_name(out.name + ".partial")
     sae.save_model(tmp)
     (tmp / QUALITY_FILE).write_text(json.dumps(quality, indent=1))
-    for f in _sae_files(tmp):  # hashes recorded when written: flipped bits are retrained, never loaded
-        write_checksum(f)
+    write_checksums(folder_files(tmp))  # recorded when written: flipped bits are retrained, never loaded
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.exists():
         import shutil

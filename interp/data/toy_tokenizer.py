@@ -55,22 +55,16 @@ def _key() -> str:
     return f"{data_digest(_corpus_files())[:12]}-{code_fingerprint([__name__])[:8]}"
 
 
-def _files(folder) -> list:
-    return sorted(f for f in folder.iterdir() if f.is_file() and not f.name.endswith(".sha256"))
-
-
 def _sound(folder) -> bool:
     """The saved tokenizer's files match the hashes recorded when they were written (else warn)."""
     import warnings
 
-    from interp.cache import verify_checksum
+    from interp.cache import first_damaged, folder_files
 
-    for f in _files(folder):
-        reason = verify_checksum(f)
-        if reason is not None:
-            warnings.warn(f"cached toy tokenizer {folder} is unusable ({f.name}: {reason}); rebuilding", RuntimeWarning)
-            return False
-    return True
+    reason = first_damaged(folder_files(folder))
+    if reason is not None:
+        warnings.warn(f"cached toy tokenizer {folder} is unusable ({reason}); rebuilding", RuntimeWarning)
+    return reason is None
 
 
 def tokenizer_dir():
@@ -79,7 +73,7 @@ def tokenizer_dir():
     import tempfile
     from pathlib import Path
 
-    from interp.cache import cache_dir, write_checksum
+    from interp.cache import cache_dir, folder_files, write_checksums
 
     path = cache_dir() / "tokenizers" / f"toy-bpe-{VOCAB_SIZE}-{_key()}"
     if (path / "tokenizer.json").exists():
@@ -94,8 +88,7 @@ def tokenizer_dir():
     except OSError:  # read-only cache: build it where we may write
         return _private_dir(path.name)
     _build().save_pretrained(str(tmp))
-    for f in _files(tmp):  # hashes recorded when written: an altered tokenizer is rebuilt, never used
-        write_checksum(f)
+    write_checksums(folder_files(tmp))  # recorded when written: an altered tokenizer is rebuilt, never used
     try:
         os.replace(tmp, path)
     except OSError:  # another process won the race: theirs is the same tokenizer

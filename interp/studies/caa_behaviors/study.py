@@ -9,13 +9,13 @@ model and behaviour, caches each behaviour's sweep, and writes the report and fi
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 import interp.studies.caa_behaviors.figures as plots
 from interp.cache import file_slug
-from interp.config import cell_settings, reset_fields, settings_part
+from interp.config import reset_fields, settings_part
 from interp.data.datasets_io import data_dir
 from interp.executor import Cell
 from interp.runner import Run, RunConfig
@@ -121,7 +121,7 @@ def cells(cfg: CAAConfig, done: dict) -> list[Cell]:
     settings = reset_fields(settings_part(cfg, CAABehaviorSettings), "selection")
     data = (data_dir("caa"),)
     return [
-        Cell(f"{name}/{b}", name, behavior_sweep, (b, cell_settings(settings, behaviors=[b])), data)
+        Cell(f"{name}/{b}", name, behavior_sweep, (b, replace(settings, behaviors=[b])), data)
         for name in cfg.models
         for b in cfg.behaviors
     ]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 
 import interp
@@ -71,11 +70,7 @@ def check(cfg: DemoConfig) -> None:
         raise ValueError(f"task.pairs: {bad[0]!r} is not a [subject, answer] pair of non-empty strings")
     if "{subject}" not in cfg.task.template:
         raise ValueError(f"task.template={cfg.task.template!r} must contain '{{subject}}'")
-    tol = cfg.patching.tol
-    if not (isinstance(tol, float) and np.isfinite(tol) and tol >= 0):
-        raise ValueError(f"patching.tol={tol!r}; must be a finite number >= 0")
-    if cfg.patching.top_k_heads < 1:
-        raise ValueError(f"patching.top_k_heads={cfg.patching.top_k_heads}; must be >= 1")
+    cfg.patching.check()
 
 
 def build_prompts(cfg: TaskConfig, model):

@@ -9,12 +9,12 @@ patching recovery per task); this script runs it per model and task, and reports
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from interp.cache import file_slug
-from interp.config import cell_settings, reset_fields, settings_part
+from interp.config import reset_fields, settings_part
 from interp.data.datasets_io import data_dir
 from interp.executor import Cell
 from interp.runner import Run, RunConfig
@@ -100,7 +100,7 @@ def cells(cfg: FVConfig, done: dict) -> list[Cell]:
     settings, seeds = reset_fields(settings_part(cfg, FVSettings), "min_reference", "selection"), _seeds(cfg)
     data = (data_dir("function_vectors"),)
     return [
-        Cell(f"{name}/{task}", name, task_study, (task, cell_settings(settings, tasks=[task]), seeds[task]), data)
+        Cell(f"{name}/{task}", name, task_study, (task, replace(settings, tasks=[task]), seeds[task]), data)
         for name in cfg.models
         for task in cfg.tasks
     ]

@@ -17,7 +17,7 @@ import numpy as np
 
 import interp.studies.fv_transfer.figures as plots
 from interp.cache import file_slug
-from interp.config import cell_settings, reset_fields, settings_part
+from interp.config import reset_fields, settings_part
 from interp.data.datasets_io import data_dir
 from interp.executor import Cell
 from interp.runner import Run, RunConfig
@@ -333,7 +333,7 @@ def cells(cfg: TransferConfig, done: dict) -> list[Cell]:
             f"{name}/{e}/{task}",
             name,
             task_transfer,
-            (task, cell_settings(base, extraction=e, tasks=[task]), seeds[task]),
+            (task, replace(base, extraction=e, tasks=[task]), seeds[task]),
             data,
         )
         for name in cfg.models

@@ -393,13 +393,7 @@ def _attribution_section(run: Run, r: HeadPatchingResult, usable, comp) -> None:
 
 
 def check(cfg: HeadPatchingConfig) -> None:
-    import math
-
-    pc = cfg.patching
-    if not (isinstance(pc.tol, float) and math.isfinite(pc.tol) and pc.tol >= 0):
-        raise ValueError(f"patching.tol={pc.tol!r}; must be a finite number >= 0")
-    if pc.top_k_heads < 1:
-        raise ValueError(f"patching.top_k_heads={pc.top_k_heads}; must be >= 1")
+    cfg.patching.check()
     if not cfg.task.orders:
         raise ValueError("task.orders=[]; name at least one name order (ABBA, BABA)")
     if cfg.task.n_pairs < 1:

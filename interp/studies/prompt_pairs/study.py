@@ -11,13 +11,13 @@ without an adapter as a dashed line, as in seed 002's Fig. 4.1.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
 import interp.studies.prompt_pairs.figures as plots
 from interp.cache import file_slug
-from interp.config import cell_settings, settings_part
+from interp.config import settings_part
 from interp.executor import Cell
 from interp.runner import Run, RunConfig
 from interp.sae import SAETrainConfig, get_sae
@@ -328,7 +328,7 @@ def cells(cfg: PromptPairsConfig, done: dict) -> list[Cell]:
     settings, out = settings_part(cfg, PromptPairsSettings), []
     for name in cfg.models:
         # a model's cells see its own pretrained SAE only, and each dataset cell its own dataset
-        s = cell_settings(settings, sae_pretrained={}, datasets=[])
+        s = replace(settings, sae_pretrained={}, datasets=[])
         pre = cfg.sae_pretrained.get(name)
         out.append(Cell(f"{name}/sae", name, sae_cell, (name, s, cfg.run.seed, pre)))
         if f"{name}/sae" in done:
