@@ -237,7 +237,8 @@ class MCItem:
 
 @dataclass
 class ScoredOptions:
-    """Summed scores per option (keys like ``("baseline",)``, ``("dola", bucket, α, post)``),
+    """Summed scores per option (keys like ``("baseline",)``, ``("dola", bucket, α, post)``; and
+    ``("masked", α)``: the option's tokens outside the plausible set at each α > 0),
     the number of tokens per option, and per bucket the premature layers chosen."""
 
     scores: dict[tuple, np.ndarray]
@@ -436,6 +437,10 @@ class ContinuationScorer:
             for j in range(len(self.layers)):
                 layer_lp[j] = final_logits(self.model, layer_r[j, sl]).float().log_softmax(-1)
             chunk = {("baseline",): final_lp[ar, t], ("raw_logit",): logits[ar, t] - logits.min(-1).values}
+            # answer tokens outside the plausible set at each α > 0 (they score ``implausible``):
+            # summed per option this counts them, so a report can say how much of an MC score is the mask
+            top = final_lp.max(-1).values
+            chunk |= {("masked", a): (final_lp[ar, t] < top + math.log(a)).float() for a in self.alphas if a > 0}
             sweep, chosen = dola_sweep(layer_lp, final_lp, t, self.bucket_idx, self.alphas, self.implausible)
             chunk |= {("dola", *k): v for k, v in sweep.items()}
             for k, v in chunk.items():

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 import interp.studies.dola.figures as plots
 from interp.cache import file_slug
 from interp.data import load_factor, load_truthfulqa_mc
@@ -124,6 +126,69 @@ def _held_out_row(cfg: DolaConfig, name: str, bench: str, m: dict, key: str) -> 
         "selection_score": sel.selection_score,
     }
     return row, entry
+
+
+# The arms compared with the baseline on the held-out items. Seed 001's procedure picks the
+# bucket at ``select_alpha`` and then α; the α = 0 arms are fixed in advance (pre-registered):
+# α = 0 without post-softmax is the DoLa reference code's TruthfulQA-MC setting, and post-softmax
+# is the paper's equation at the same α. Only their bucket is chosen, on the selection items.
+ARMS = {
+    "seed 001 choice (bucket at select_alpha, then α)": ("dola", None),
+    "α = 0, no post-softmax (reference code's MC setting; pre-registered)": ("dola_raw", 0.0),
+    "α = 0, post-softmax (pre-registered)": ("dola", 0.0),
+}
+
+
+def arm_choice(cfg: DolaConfig, m: dict, key: str, arm: str, split) -> tuple[str, float]:
+    """(bucket, α) of one arm, chosen on ``split.selection`` by ``key``."""
+    prefix, alpha = ARMS[arm]
+    if alpha is None:
+        bucket, alpha, _, _ = held_out(cfg, m, key)
+        return bucket, alpha
+    sel = select({b: m[f"{prefix}|{b}|{alpha:g}"][key] for b in cfg.buckets}, split)
+    return sel.config, alpha
+
+
+def arm_rows(cfg: DolaConfig, name: str, bench: str, m: dict, keys: tuple[str, ...]) -> tuple[list, dict]:
+    """Per arm: the held-out paired Δ (test items) of every metric in ``keys`` against the baseline."""
+    split = split_items(len(m["base"][keys[0]]), cfg.selection.test_fraction, cfg.selection.seed)
+    test = restrict(m, split.test)
+    rows, entry = [], {}
+    for arm, (prefix, _) in ARMS.items():
+        bucket, alpha = arm_choice(cfg, m, keys[0], arm, split)
+        v = f"{prefix}|{bucket}|{alpha:g}"
+        rows.append([name, bench, arm, f"{bucket}, α={alpha:g}", *[_delta(test["base"][k], test[v][k]) for k in keys]])
+        entry[arm] = {
+            "variant": v,
+            "n_test": len(split.test),
+            "base": {k: vars(summarise(test["base"][k])) for k in keys},
+            "dola": {k: vars(summarise(test[v][k])) for k in keys},
+            "delta": {k: vars(summarise(test[v][k] - test["base"][k])) for k in keys},
+        }
+    return rows, entry
+
+
+def masked_shares(cfg: DolaConfig, scored, items) -> dict[str, dict[str, float]]:
+    """Per α > 0: the share of answer tokens outside the plausible set (scored −1000), over the
+    true and the false options separately, and the share of options with at least one such token."""
+    out = {}
+    for a in [a for a in cfg.alphas if a > 0]:
+        tok = {True: [0.0, 0.0], False: [0.0, 0.0]}
+        opts_any = []
+        for (scores, n_tokens, _), it in zip(scored, items):
+            masked = np.asarray(scores[("masked", a)])
+            for lab, n_m, n_t in zip(it.labels, masked, n_tokens):
+                tok[bool(lab)][0] += n_m
+                tok[bool(lab)][1] += n_t
+            opts_any += list(masked > 0)
+        share = lambda c: c[0] / c[1] if c[1] else float("nan")  # noqa: E731
+        out[f"{a:g}"] = {
+            "true_tokens": share(tok[True]),
+            "false_tokens": share(tok[False]),
+            "all_tokens": share([tok[True][0] + tok[False][0], tok[True][1] + tok[False][1]]),
+            "options_with_masked_token": float(np.mean(opts_any)) if opts_any else float("nan"),
+        }
+    return out
 
 
 def _truthfulqa_tables(run: Run, cfg: DolaConfig, name: str, tq: dict, layers_by_bucket: dict, n_layers: int) -> list:
@@ -282,6 +347,7 @@ class DolaModelAnalysis:
     tq: dict  # variant -> metric -> [item] (TruthfulQA)
     fa: dict  # variant -> {"acc": [item]} (FACTOR)
     tq_scored: list  # per item: (scores, n_tokens, premature layers)
+    f_scored: list  # the same for FACTOR
     lens: object  # LensApathy
     layers_by_bucket: dict[str, list[int]]
 
@@ -299,14 +365,16 @@ def analyse(cfg: DolaConfig, done: dict) -> dict[str, DolaModelAnalysis]:
         tq = per_item_metrics(cfg, tq_scored, [t.metrics for t in d.tq_items])
         f_metrics = [lambda s, lab=it.labels: {"acc": mc_metrics(s, lab)["mc1"]} for it in d.f_items]
         fa = per_item_metrics(cfg, f_scored, f_metrics)
-        out[name] = DolaModelAnalysis(tq, fa, tq_scored, la, {b: candidate_layers(la.n_layers, b) for b in cfg.buckets})
+        out[name] = DolaModelAnalysis(
+            tq, fa, tq_scored, f_scored, la, {b: candidate_layers(la.n_layers, b) for b in cfg.buckets}
+        )
     return out
 
 
 def report(cfg: DolaConfig, res: dict[str, DolaModelAnalysis], run: Run) -> None:
     d = _data(cfg)
     run.report.add_text(_intro(cfg, (len(d.q_idx), len(d.questions)), (len(d.f_idx), len(d.factor))))
-    best_rows, f_rows, bias_rows, held = [], [], [], []
+    best_rows, f_rows, bias_rows, held, arms, masked_rows = [], [], [], [], [], []
     for name, a in res.items():
         tq, fa, la, layers_by_bucket = a.tq, a.fa, a.lens, a.layers_by_bucket
         (tq_row, tq_held), (f_row_h, f_held) = (
@@ -314,6 +382,16 @@ def report(cfg: DolaConfig, res: dict[str, DolaModelAnalysis], run: Run) -> None
             _held_out_row(cfg, name, f"FACTOR {cfg.factor_split}", fa, "acc"),
         )
         held += [tq_row, f_row_h]
+        (tq_arms, tq_arm_m), (f_arms, f_arm_m) = (
+            arm_rows(cfg, name, "TruthfulQA", tq, MC),
+            arm_rows(cfg, name, f"FACTOR {cfg.factor_split}", fa, ("acc",)),
+        )
+        arms += tq_arms + [[*r, "-", "-"] for r in f_arms]
+        masked = {
+            "truthfulqa": masked_shares(cfg, a.tq_scored, [t.item for t in d.tq_items]),
+            "factor": masked_shares(cfg, a.f_scored, d.f_items),
+        }
+        masked_rows += _masked_rows(name, masked)
         best, bias, (bb, ba) = _truthfulqa_tables(run, cfg, name, tq, layers_by_bucket, la.n_layers)
         best_rows.append(best)
         bias_rows.append(bias)
@@ -327,12 +405,48 @@ def report(cfg: DolaConfig, res: dict[str, DolaModelAnalysis], run: Run) -> None
             "best_bucket_truthfulqa": [bb, ba],
             "best_bucket_factor": [fb, fal],
             "held_out": {"truthfulqa": tq_held, "factor": f_held},
+            "held_out_arms": {"truthfulqa": tq_arm_m, "factor": f_arm_m},
+            "masked_share": masked,
             "lens_prompts": n_lens,
             "lens_skipped": la.skipped,
             "buckets": {b: vars(x) for b, x in diag.items()},
         }
         run.log_metrics(**{name: metrics})
     _summary_tables(run, cfg, {n: a.tq for n, a in res.items()}, best_rows, f_rows, bias_rows, held)
+    _arm_tables(run, cfg, arms, masked_rows)
+
+
+def _masked_rows(name: str, masked: dict) -> list[list[str]]:
+    return [
+        [name, bench, a, *[f"{100 * v[k]:.1f}" for k in ("all_tokens", "true_tokens", "false_tokens")]]
+        + [f"{100 * v['options_with_masked_token']:.1f}"]
+        for bench, per_alpha in masked.items()
+        for a, v in per_alpha.items()
+    ]
+
+
+def _arm_tables(run: Run, cfg: DolaConfig, arms: list, masked_rows: list) -> None:
+    run.report.add_table(
+        ["model", "benchmark", "arm", "chosen on selection", "Δ MC1 / accuracy (paired, test)", "Δ MC2", "Δ MC3"],
+        arms,
+        caption="Every DoLa arm against the baseline on the held-out test items: paired Δ (pp, 95% bootstrap CI). "
+        "The α = 0 arms are fixed in advance (α = 0 without post-softmax is the DoLa reference code's TruthfulQA-MC "
+        "setting); only their bucket is chosen, on the selection items, by MC1 / FACTOR accuracy",
+    )
+    run.report.add_table(
+        [
+            "model",
+            "benchmark",
+            "α",
+            "answer tokens masked (%)",
+            "of true answers",
+            "of false answers",
+            "options with ≥1",
+        ],
+        masked_rows,
+        caption="Answer tokens outside DoLa's plausible set at each α > 0 (all items). A masked token scores −1000, "
+        "so an MC score at that α counts masked tokens more than it compares log-probabilities",
+    )
 
 
 def _lens_figures(run: Run, name: str, a: DolaModelAnalysis) -> int:
@@ -418,6 +532,10 @@ def check(cfg: DolaConfig) -> None:
         raise ValueError(f"alphas={cfg.alphas!r}; need one or more values in [0, 1)")
     if cfg.select_alpha not in cfg.alphas:
         raise ValueError(f"select_alpha={cfg.select_alpha}; must be one of alphas={cfg.alphas}")
+    if 0.0 not in cfg.alphas:
+        raise ValueError(
+            f"alphas={cfg.alphas!r}; must include 0.0 (the pre-registered α = 0 arms, the reference code's MC setting)"
+        )
     if cfg.chunk < 1 or cfg.lens_questions < 1:
         raise ValueError(f"chunk={cfg.chunk}, lens_questions={cfg.lens_questions}; both must be >= 1")
 
