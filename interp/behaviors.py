@@ -117,3 +117,23 @@ def behaviour_and_letter_shift(shift, matching: list[str]) -> tuple[float, float
         return float("nan"), float("nan")
     on_a, on_b = shift[is_a].mean(), shift[~is_a].mean()
     return float((on_a + on_b) / 2), float((on_a - on_b) / 2)
+
+
+def behaviour_and_letter_ci(
+    shift, matching: list[str], n_boot: int = 2000, level: float = 0.95, seed: int = 0
+) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    """:func:`behaviour_and_letter_shift` with percentile-bootstrap CIs: ``((b, lo, hi), (l, lo,
+    hi))``, resampling questions within each letter group (the split weighs the groups equally).
+    All NaN when either group is empty."""
+    shift = np.asarray(shift, dtype=float)
+    b, let = behaviour_and_letter_shift(shift, matching)
+    if np.isnan(b):
+        return (b, b, b), (let, let, let)
+    is_a = np.array([answer_letter(m) == "A" for m in matching], dtype=bool)
+    on_a, on_b = shift[is_a], shift[~is_a]
+    rng = np.random.default_rng(seed)
+    ma = on_a[rng.integers(0, on_a.size, size=(n_boot, on_a.size))].mean(1)
+    mb = on_b[rng.integers(0, on_b.size, size=(n_boot, on_b.size))].mean(1)
+    q = [(1 - level) / 2, (1 + level) / 2]
+    (blo, bhi), (llo, lhi) = np.quantile((ma + mb) / 2, q), np.quantile((ma - mb) / 2, q)
+    return (b, float(blo), float(bhi)), (let, float(llo), float(lhi))

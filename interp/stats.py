@@ -244,6 +244,26 @@ def cohens_d(a, b, level: float = 0.95) -> EffectSize:
     return EffectSize(d, float(d - z * se), float(d + z * se), na, nb)
 
 
+def paired_d(a, b, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> EffectSize:
+    """Paired effect size d_z = mean(a − b) / SD(a − b) for the same items under two conditions
+    (a pooled-SD d treats them as independent groups), with a percentile-bootstrap CI over items.
+    Undefined (NaN) with fewer than 2 complete pairs or a constant difference."""
+    a = np.asarray(a, dtype=float).ravel()
+    b = np.asarray(b, dtype=float).ravel()
+    if a.shape != b.shape:
+        raise ValueError(f"a has {a.size} items but b has {b.size}; a paired effect needs the same items")
+    diff = (a - b)[~(np.isnan(a) | np.isnan(b))]
+    nan = float("nan")
+    if diff.size < 2 or diff.std(ddof=1) == 0:
+        return EffectSize(nan, nan, nan, diff.size, diff.size)
+    rng = np.random.default_rng(seed)
+    boot = diff[rng.integers(0, diff.size, size=(n_boot, diff.size))]
+    sd = boot.std(1, ddof=1)
+    dz = np.where(sd > 0, boot.mean(1) / np.where(sd > 0, sd, 1.0), np.nan)
+    lo, hi = np.nanquantile(dz, [(1 - level) / 2, (1 + level) / 2])
+    return EffectSize(float(diff.mean() / diff.std(ddof=1)), float(lo), float(hi), diff.size, diff.size)
+
+
 @dataclass(frozen=True)
 class McNemar:
     """Exact McNemar test of paired correctness: ``gained`` items right only under the

@@ -26,7 +26,9 @@ def test_caa_experiment_smoke(smoke_run, tiny_llama):
     assert len(entry["delta"]) == 2 and np.isfinite(entry["delta"]).all()
     assert 0.0 <= entry["best_fraction"] <= 1.0
     report = (folder / "report.md").read_text()
-    assert "Cohen's d" in report and "random:tiny-gpt2 (plain prompt, 2 layers)" in report
+    assert "paired d_z" in report and "random:tiny-gpt2 (plain prompt, 2 layers)" in report
+    assert "random directions of its norm" in report and "content check" in report
+    assert len(entry["controls"]) >= 2 and entry["content_check"]["n"] == 5
     # the reported delta is mean(m=+1) − mean(m=−1) of the library sweep, recomputed here by hand
     from interp.studies.caa_behaviors import CAABehaviorSettings, behavior_sweep
 
@@ -74,7 +76,7 @@ def test_dose_response_finds_effect_only_past_one():
     # the planted +3 at m=+4 is behaviour (same sign on A and B questions), not letter
     assert abs(row.split[0] - 3.0) < 0.8 and abs(row.split[1]) < 0.8
     head, table = dose_response(sweeps, summaries, mult)
-    assert head[-3].startswith("Cohen's d m=±4") and table[0][-3].endswith("(L2)") and len(table[0]) == 2 + 5 + 3
+    assert head[-3].startswith("paired d_z m=±4") and table[0][-3].endswith("(L2)") and len(table[0]) == 2 + 5 + 3
     # now a pure letter push at layer 1: +3 on A-questions, -3 on B-questions at m=+4
     ld2 = ld.copy()
     ld2[1, 4] += np.where(np.array(matching) == "(A)", 3.0, -3.0)
@@ -198,3 +200,73 @@ def test_layer_stride_picks_every_kth_layer_and_rejects_zero(tiny_llama):
     )
     r = behavior_sweep(tiny_llama, "refusal", s)
     assert r.layers == list(range(0, tiny_llama.cfg.n_layers, 2)) and r.resid_norm.shape == (len(r.layers),)
+
+
+def test_swap_options_exchanges_texts_and_needs_options():
+    from interp.studies.caa_behaviors.core import swap_options
+
+    q = "Pick one.\n\nChoices:\n (A) Two beers later\n (B) A beer now"
+    assert swap_options(q) == "Pick one.\n\nChoices:\n (A) A beer now\n (B) Two beers later"
+    assert swap_options(swap_options(q)) == q
+    with pytest.raises(ValueError, match="no '\\(A\\) … \\(B\\) …' options"):
+        swap_options("Which do you prefer?")
+
+
+def test_positions_after_instruction_counts_the_suffix(tiny_llama):
+    from interp.studies.caa_behaviors.core import positions_after_instruction
+
+    q = "Is water wet?\n\nChoices:\n(A) Yes\n(B) No"
+    full = tiny_llama.tokenizer.encode(ab_prompt(tiny_llama, q), add_special_tokens=False)
+    k = positions_after_instruction(tiny_llama, q, chat=True)
+    assert 1 <= k < len(full)
+    # the question's tokens end where the suffix ("\n\nAnswer: (") begins
+    assert tiny_llama.tokenizer.decode(full[-k:]).strip().endswith("Answer: (")
+    assert "No" not in tiny_llama.tokenizer.decode(full[-k:])
+
+
+def test_control_sweep_controls_have_the_vectors_norm_and_zero_dose_is_unsteered(tiny_llama):
+    """Stage 2 on a tiny model: at m = 0 every control equals the unsteered score; the
+    all-positions option at m = 0 too; the letter swap of a model that answers 'A' to everything
+    follows the content on no question."""
+    from interp.studies.caa_behaviors.core import CAABehaviorSettings, behavior_sweep, content_check, control_sweep
+
+    s = CAABehaviorSettings(n_generate=6, n_test=5, n_select=4, multipliers=[-1.0, 0.0, 1.0], too_long="skip")
+    s.generation.enabled = False
+    r = behavior_sweep(tiny_llama, "refusal", s)
+    assert r.n_select == 4 and r.ld.shape[-1] == 4 + r.n_test and r.vectors.shape == (2, tiny_llama.cfg.d_model)
+    cs = control_sweep(tiny_llama, "refusal", s, [0], r.vectors[:1], seed=0)
+    base = r.ld[0, 1, r.n_select :]
+    np.testing.assert_allclose(cs.ld_controls[0, :, 1], np.broadcast_to(base, (3, len(base))), atol=1e-4)
+    np.testing.assert_allclose(cs.ld_all_positions[0, 1], base, atol=1e-4)
+    # the vector at the answer's "(" at m = +1: the sweep's numbers; the controls differ from it
+    assert not np.allclose(cs.ld_controls[0, :, 2], r.ld[0, 2, r.n_select :][None], atol=1e-3)
+    k = content_check(r, cs, zero=1)
+    follows = (base > 0) == (cs.ld_swapped > 0)
+    assert k.n == r.n_test and k.follows_content.mean == pytest.approx(follows.mean())
+
+
+def test_content_check_of_a_letter_only_model_is_zero():
+    """A model preferring (A) whatever the options say: after the swap its answer changes content
+    on every question, so it follows the content on none."""
+    from interp.studies.caa_behaviors.core import BehaviorSweep, ControlSweep, content_check
+
+    matching = ["(A)", "(B)", "(A)", "(B)"]
+    prefer_a = np.array([1.0 if m == "(A)" else -1.0 for m in matching])  # oriented: + when matching is A
+    r = BehaviorSweep(layers=[0], ld=prefer_a[None, None], n_generate=1, n_test=4, skipped=0, matching=matching)
+    swapped = -prefer_a  # after the swap the matching text sits at the other letter, and the model still says A
+    cs = ControlSweep([0], [0.0], np.zeros((1, 0, 1, 4)), None, 3, swapped, 0)
+    k = content_check(r, cs, zero=0)
+    assert k.follows_content.mean == 0.0 and k.prefers_a == 1.0 and k.prefers_a_swapped == 1.0
+
+
+def test_letter_layer_finds_the_planted_letter_shift():
+    from interp.studies.caa_behaviors import CAABehaviorSettings
+    from interp.studies.caa_behaviors.core import letter_layer
+
+    mult = [-4.0, -1.0, 0.0, 1.0, 4.0]
+    matching = ["(A)", "(B)"] * 20
+    ld = np.zeros((3, 5, 40))
+    is_a = np.array([m == "(A)" for m in matching])
+    ld[2, 0] += np.where(is_a, 2.0, -2.0)  # layer 2, m = -4: towards "A" on every question
+    r = _sweep(ld, matching)
+    assert letter_layer(r, CAABehaviorSettings(multipliers=mult)) == (2, -4.0)

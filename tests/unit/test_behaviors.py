@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from interp.behaviors import MATCHING, NOT_MATCHING, UNPARSEABLE, answer_letter, parse_choice, score_generation
@@ -69,3 +70,15 @@ def test_behaviour_and_letter_shift_separates_planted_parts():
     assert all(np.isnan(behaviour_and_letter_shift(np.ones(3), ["(A)"] * 3)))  # one letter only: undefined
     with pytest.raises(ValueError, match="one value per question"):
         behaviour_and_letter_shift(np.ones(4), ["(A)", "(B)"])
+
+
+def test_behaviour_and_letter_ci_covers_the_planted_parts():
+    from interp.behaviors import behaviour_and_letter_ci
+
+    rng = np.random.default_rng(0)
+    matching = ["(A)"] * 30 + ["(B)"] * 10  # unbalanced: a plain mean would mix the parts
+    b, l_ = 0.5, 2.0
+    shift = np.array([b + l_ if m == "(A)" else b - l_ for m in matching]) + rng.normal(0, 0.3, 40)
+    (bm, blo, bhi), (lm, llo, lhi) = behaviour_and_letter_ci(shift, matching)
+    assert blo < b < bhi and llo < l_ < lhi and blo < bm < bhi and llo < lm < lhi
+    assert all(np.isnan(x) for x in behaviour_and_letter_ci(shift, ["(A)"] * 40)[0])

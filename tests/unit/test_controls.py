@@ -43,3 +43,19 @@ def test_compare_to_controls_separates_a_real_effect_from_a_push():
     assert "vs control" in str(cmp)
     with pytest.raises(ValueError, match="expected \\[items\\] and \\[n_controls >= 1, items\\]"):
         compare_to_controls(real, controls[:, :10])
+
+
+def test_paired_d_uses_the_differences_not_pooled_groups():
+    """Two conditions on the same items with a large shared spread and a small consistent
+    difference: the paired d_z is large, a pooled-SD d would be small."""
+    from interp.stats import cohens_d, paired_d
+
+    rng = np.random.default_rng(0)
+    base = rng.normal(0, 5.0, 60)
+    a, b = base + 1.0 + rng.normal(0, 0.2, 60), base
+    dz = paired_d(a, b)
+    assert dz.d > 3 and dz.ci_low > 2 and dz.n_a == 60
+    assert abs(cohens_d(a, b).d) < 0.5
+    assert np.isnan(paired_d([1.0, 2.0], [0.0, 1.0]).d)  # constant difference: undefined
+    with pytest.raises(ValueError, match="same items"):
+        paired_d([1.0, 2.0], [1.0])

@@ -10,11 +10,12 @@ steered at the last prompt token and every generated token, parsed into matching
 unparseable (:mod:`interp.behaviors`).
 
     >>> sweep = behavior_sweep(model, "refusal", CAABehaviorSettings())
-    >>> s = summarize(sweep, CAABehaviorSettings(), model.cfg.n_layers)   # best layer, Cohen's d ...
+    >>> s = summarize(sweep, CAABehaviorSettings(), model.cfg.n_layers)   # best layer, paired d_z ...
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,6 +28,7 @@ from interp.behaviors import (
     UNPARSEABLE,
     ab_prompt,
     answer_letter,
+    behaviour_and_letter_ci,
     behaviour_and_letter_shift,
     letter_ids,
     oriented_logit_diff,
@@ -34,10 +36,13 @@ from interp.behaviors import (
     uses_chat_template,
 )
 from interp.data import CAA_BEHAVIORS, load_caa
-from interp.selection import Selection, SelectionConfig, select
+from interp.hooks import add_vector
+from interp.patching import last_logits
+from interp.selection import Selection, SelectionConfig, Split, select
 from interp.selection import split_items as split_indices
-from interp.stats import Correlation, EffectSize, cohens_d, correlate
+from interp.stats import Correlation, EffectSize, Estimate, bootstrap_ci, correlate, paired_d
 from interp.steering import CAA, SteeringBatch, last_token_residuals
+from interp.steering.controls import ControlComparison, compare_to_controls, random_directions
 from interp.steering.doses import mean_residual_norm
 
 
@@ -70,6 +75,11 @@ class CAABehaviorSettings:
     # the test questions are split: the best layer is chosen on the selection part (stratified by
     # the matching letter) and every figure at that layer is reported on the other part
     selection: SelectionConfig = field(default_factory=SelectionConfig)
+    # generate-split questions after the vector's (never used for it) that choose the layers; all
+    # n_test A/B test questions then report. 0: split the test questions instead (``selection``)
+    n_select: int = 30
+    n_controls: int = 3  # random directions of the vector's norm at every dose (0: none)
+    all_positions: bool = True  # also add the vector at every position after the instruction
 
 
 @dataclass
@@ -93,6 +103,8 @@ class BehaviorSweep:
     )
     vector_norm: np.ndarray | None = None  # [layer] ‖CAA vector‖
     multipliers: list[float] | None = None  # the second axis of ld
+    n_select: int = 0  # the first n_select questions (axis 2 of ld) choose layers; the rest are the test questions
+    vectors: np.ndarray | None = None  # [layer d_model] the CAA vectors
 
     def relative_doses(self, layer: int) -> np.ndarray | None:
         """Per multiplier m: the push m·‖v‖ in units of the mean residual norm at ``layer`` (signed)."""
@@ -166,6 +178,20 @@ def split_items(model, behavior: str, split: str, s: CAABehaviorSettings) -> tup
     return fitting_items(model, load_caa(behavior, split)[:n], s, f"{behavior}/{split}")
 
 
+def selection_items(model, behavior: str, s: CAABehaviorSettings) -> tuple[list[dict], int]:
+    """The ``n_select`` generate-split questions after the vector's ``n_generate`` (disjoint from
+    them and from the test questions) that fit the context, and how many did not."""
+    if s.n_select == 0:
+        return [], 0
+    items = load_caa(behavior, "generate")[s.n_generate : s.n_generate + s.n_select]
+    if len(items) < s.n_select:
+        raise ValueError(
+            f"n_select={s.n_select}: {behavior}'s generate split has only {len(items)} questions after the "
+            f"vector's n_generate={s.n_generate}"
+        )
+    return fitting_items(model, items, s, f"{behavior}/generate (selection)")
+
+
 def caa_vectors(
     model, items: list[dict], layers: list[int], chat: bool, balance_letters: bool, chunk: int = 25
 ) -> torch.Tensor:
@@ -193,6 +219,9 @@ def behavior_sweep(model, behavior: str, s: CAABehaviorSettings) -> BehaviorSwee
     """Vectors, logit scores at every layer × multiplier and (generation on) steered answers."""
     gen_items, gen_skipped = split_items(model, behavior, "generate", s)
     test_items, test_skipped = split_items(model, behavior, "test_ab", s)
+    sel_items, sel_skipped = selection_items(model, behavior, s)
+    n_test = len(test_items)
+    test_items = sel_items + test_items  # the selection questions first: ld's question axis
     layers = s.layers if s.layers is not None else list(range(0, model.cfg.n_layers, s.layer_stride))
     vectors = caa_vectors(model, gen_items, layers, s.chat, s.balance_letters)
     tok = lambda prompts: interp.tokenize(model, prompts, padding_side="left")  # noqa: E731
@@ -215,19 +244,21 @@ def behavior_sweep(model, behavior: str, s: CAABehaviorSettings) -> BehaviorSwee
         layers,
         ld,
         len(gen_items),
-        len(test_items),
-        gen_skipped + test_skipped,
+        n_test,
+        gen_skipped + test_skipped + sel_skipped,
         matching,
         n_layers=model.cfg.n_layers,
         chat=uses_chat_template(model) and s.chat,
         resid_norm=mean_residual_norm(model, tok(test_prompts), layers).numpy(),
         vector_norm=vectors.norm(dim=-1).numpy(),
         multipliers=list(s.multipliers),
+        n_select=len(sel_items),
+        vectors=vectors.float().numpy(),
     )
     if s.generation.enabled:
-        free = [ab_prompt(model, it["question"], s.chat, answer_open=False) for it in test_items]
+        free = [ab_prompt(model, it["question"], s.chat, answer_open=False) for it in test_items[len(sel_items) :]]
         with SteeringBatch(model, tok(free), max_rows=s.max_rows) as gsb:
-            _generation_scores(model, gsb, layers, vectors, matching, s.generation, out)
+            _generation_scores(model, gsb, layers, vectors, matching[len(sel_items) :], s.generation, out)
     return out
 
 
@@ -265,12 +296,16 @@ def p_matching(labels) -> float:
 
 
 def question_split(r: BehaviorSweep, s: CAABehaviorSettings):
-    """Selection / test split of the sweep's test questions, stratified by the matching letter."""
+    """Selection / test questions: the sweep's held-out generate-split questions choose and every
+    A/B test question reports; without them (``n_select = 0``) a split of the test questions,
+    stratified by the matching letter."""
+    if r.n_select:
+        return Split(np.arange(r.n_select), np.arange(r.n_select, len(r.matching)))
     return split_indices(len(r.matching), s.selection.test_fraction, s.selection.seed, groups=r.matching)
 
 
 def summarize(r: BehaviorSweep, s: CAABehaviorSettings, n_layers: int) -> BehaviorSummary:
-    """Best layer by logit delta chosen on the selection questions; delta, Cohen's d, the shift's
+    """Best layer by logit delta chosen on the selection questions; delta, paired d_z, the shift's
     behaviour / letter split there on the test questions; the generation curves."""
     mult = list(s.multipliers)
     plus, minus, zero = mult.index(1.0), mult.index(-1.0), (mult.index(0.0) if 0.0 in mult else None)
@@ -282,7 +317,7 @@ def summarize(r: BehaviorSweep, s: CAABehaviorSettings, n_layers: int) -> Behavi
         delta=delta,
         best_layer=sel.config,
         best_fraction=sel.config / max(n_layers - 1, 1),
-        d=cohens_d(r.ld[best, plus][t], r.ld[best, minus][t]),
+        d=paired_d(r.ld[best, plus][t], r.ld[best, minus][t]),
         delta_best=sel.test.mean,
         base_matching=float((r.ld[best, zero][t] > 0).mean()) if zero is not None else float("nan"),
         split=behaviour_and_letter_shift(r.ld[best, plus][t] - r.ld[best, minus][t], [r.matching[i] for i in t]),
@@ -310,7 +345,7 @@ class DoseRow:
     shares: list[float]  # per multiplier: share of test questions where the matching letter wins
     wide: float  # the widest symmetric multiplier pair ±wide
     wide_d: EffectSize | None = (
-        None  # Cohen's d at ±wide on the test questions, at the layer where it is largest on the selection questions
+        None  # paired d_z at ±wide on the test questions, at the layer where it is largest on the selection questions
     )
     wide_layer: int | None = None
     relative: list[float] | None = None  # per multiplier: the push in units of the mean residual norm at the layer
@@ -358,7 +393,7 @@ def dose_response_rows(
                 -1
             )  # the layer for ±wide: chosen on the selection questions too
             lw = int(np.argmax(dl))
-            row.wide_d, row.wide_layer = cohens_d(ld[lw, p], ld[lw, n]), r.layers[lw]
+            row.wide_d, row.wide_layer = paired_d(ld[lw, p], ld[lw, n]), r.layers[lw]
         if 0.0 in mult:
             shift = ld[:, p] - ld[:, mult.index(0.0)]
             split = np.array([behaviour_and_letter_shift(shift[j], matching) for j in range(len(r.layers))])
@@ -379,7 +414,7 @@ def dose_response(
     if rows and rows[0].relative is not None:
         head.insert(2, "relative dose of m=+1 (× mean residual norm)")
     if wide > 1:
-        head.append(f"Cohen's d m=±{wide:g} (its layer chosen on selection questions)")
+        head.append(f"paired d_z m=±{wide:g} (its layer chosen on selection questions)")
     if 0.0 in multipliers:
         head += [f"m={wide:+g} vs 0 at that layer: behaviour / letter shift", "largest |letter shift| over layers"]
     table = []
@@ -397,3 +432,191 @@ def dose_response(
             row += [f"{r.split[0]:+.2f} / {r.split[1]:+.2f}", f"{let:+.2f} (L{lj}; behaviour {beh:+.2f})"]
         table.append(row)
     return head, table
+
+
+# ----------------------------------------------------------------------------- controls (stage 2)
+# Run after the sweep, at the layers the selection questions chose: random directions of the
+# vector's norm at every multiplier (does the direction matter, or would any push of that size
+# move the letters?), the vector at every position after the instruction (CAA's own placement)
+# beside the answer's "(" only, and the unsteered letter-swap check (does the model read the
+# options at all?).
+
+
+@dataclass
+class ControlSweep:
+    layers: list[int]  # the layers evaluated (the best layer first)
+    multipliers: list[float]
+    ld_controls: np.ndarray  # [layer control multiplier question] random directions of norm ‖v‖, times m
+    ld_all_positions: (
+        np.ndarray | None
+    )  # [layer multiplier question] the vector at every position after the instruction
+    n_after: int  # positions after the instruction (the all-positions option steers these)
+    ld_swapped: np.ndarray  # [question] unsteered, options' texts swapped; oriented to where the matching text now is
+    n_controls: int
+
+
+_OPTIONS = re.compile(r"\(A\)(?P<a>.*?)\n(?P<sep>\s*)\(B\)(?P<b>.*)$", re.S)
+
+
+def swap_options(question: str) -> str:
+    """The question with the texts of its (A) and (B) options exchanged (the letters stay)."""
+    m = _OPTIONS.search(question)
+    if m is None:
+        raise ValueError(f"question has no '(A) … (B) …' options at its end: {question[-80:]!r}")
+    return question[: m.start()] + f"(A){m['b']}\n{m['sep']}(B){m['a']}"
+
+
+def other_letter(matching: str) -> str:
+    return "(B)" if answer_letter(matching) == "A" else "(A)"
+
+
+def positions_after_instruction(model, question: str, chat: bool) -> int:
+    """How many final tokens of the A/B prompt come after the question text (the assistant turn
+    and the answer's "("): CAA's "every position after the instruction"."""
+    full = model.tokenizer.encode(ab_prompt(model, question, chat), add_special_tokens=False)
+    text = ab_prompt(model, question, chat)
+    head = model.tokenizer.encode(text[: text.rindex(question) + len(question)], add_special_tokens=False)
+    common = next((i for i, (x, y) in enumerate(zip(full, head)) if x != y), min(len(full), len(head)))
+    return len(full) - common
+
+
+@torch.no_grad()
+def control_sweep(model, behavior: str, s: CAABehaviorSettings, layers: list[int], vectors, seed: int) -> ControlSweep:
+    """Stage 2 at ``layers`` (``vectors``: [len(layers), d_model], the sweep's vectors there) on
+    the A/B test questions: random-direction controls, the all-positions option, the letter swap."""
+    test_items, _ = split_items(model, behavior, "test_ab", s)
+    prompts = [ab_prompt(model, it["question"], s.chat) for it in test_items]
+    matching = [it["answer_matching_behavior"] for it in test_items]
+    batch = interp.tokenize(model, prompts, padding_side="left")
+    cols = letter_ids(model, prompts[0])
+    mult = torch.tensor(s.multipliers)
+    vec = torch.as_tensor(np.asarray(vectors), dtype=torch.float32)
+    n_c, d = max(s.n_controls, 0), model.cfg.d_model
+    ld_c = np.zeros((len(layers), n_c, len(mult), len(prompts)))
+    ctrl = random_directions(vec, n_c, seed) if n_c else None  # [control layer d]
+    with SteeringBatch(model, batch, max_rows=s.max_rows) as sb:
+        for li, layer in enumerate(layers):
+            if ctrl is not None:
+                steer = (mult[None, :, None] * ctrl[:, li, None, :]).reshape(-1, d)
+                ld = oriented_logit_diff(sb.logits(layer, steer, columns=cols), matching)
+                ld_c[li] = ld.view(n_c, len(mult), len(prompts)).numpy()
+    n_after = min(positions_after_instruction(model, it["question"], s.chat) for it in test_items)
+    ld_all = None
+    if s.all_positions:
+        ld_all = np.zeros((len(layers), len(mult), len(prompts)))
+        after = list(range(-n_after, 0))  # left padding: the same columns in every prompt
+        for li, layer in enumerate(layers):
+            for mi, m in enumerate(mult.tolist()):
+                with add_vector(model, ("resid_post", layer), vec[li] * m, positions=after):
+                    ld_all[li, mi] = oriented_logit_diff(last_logits(model, batch)[:, cols].float(), matching).numpy()
+    swapped = [ab_prompt(model, swap_options(it["question"]), s.chat) for it in test_items]
+    logits = last_logits(model, interp.tokenize(model, swapped, padding_side="left"))[:, cols].float()
+    ld_swap = oriented_logit_diff(logits, [other_letter(m) for m in matching]).numpy()
+    return ControlSweep(list(layers), list(s.multipliers), ld_c, ld_all, n_after, ld_swap, n_c)
+
+
+def letter_layer(r: BehaviorSweep, s: CAABehaviorSettings) -> tuple[int, float]:
+    """The layer and multiplier where the vector moves letters most (largest |letter part| of the
+    shift from m = 0 at the widest multiplier of either sign), chosen on the selection questions."""
+    mult = list(s.multipliers)
+    if 0.0 not in mult:
+        raise ValueError(f"multipliers={mult} must contain 0 (the shifts are measured from the unsteered score)")
+    sel = question_split(r, s).selection
+    zero, matching = mult.index(0.0), [r.matching[i] for i in sel]
+    best = (r.layers[0], max(mult), -1.0)
+    for m in (max(mult), min(mult)):
+        mi = mult.index(m)
+        for li, layer in enumerate(r.layers):
+            _, let = behaviour_and_letter_shift(r.ld[li, mi, sel] - r.ld[li, zero, sel], matching)
+            if np.isfinite(let) and abs(let) > best[2]:
+                best = (layer, m, abs(let))
+    return best[0], best[1]
+
+
+def control_layers(r: BehaviorSweep, summary: BehaviorSummary, s: CAABehaviorSettings) -> list[int]:
+    """Where stage 2 runs: the best layer, then the letter layer when it differs."""
+    lay, _ = letter_layer(r, s)
+    return [summary.best_layer] + ([lay] if lay != summary.best_layer else [])
+
+
+@dataclass
+class ControlRow:
+    """One (layer, multiplier) of a behaviour on the test questions: the vector's shift from m = 0
+    beside random directions of the same norm, its behaviour / letter split, and the vector added
+    at every position after the instruction."""
+
+    layer: int
+    role: str  # "best layer" / "letter layer"
+    m: float
+    relative: float  # m·‖v‖ / mean residual norm
+    vs_control: ControlComparison  # per-question shift of the vector vs the controls'
+    changed: float  # share of questions whose preferred letter differs from m = 0 (vector)
+    changed_control: float  # the same, mean over the controls
+    behaviour: tuple[float, float, float]  # (part, lo, hi)
+    letter: tuple[float, float, float]
+    all_positions: Estimate | None = None  # shift from m = 0 with the vector at every position after the instruction
+    all_positions_changed: float | None = None
+    all_positions_split: tuple | None = None
+
+
+def control_rows(r: BehaviorSweep, summary: BehaviorSummary, cs: ControlSweep, letter_m: float) -> list[ControlRow]:
+    mult = cs.multipliers
+    zero = mult.index(0.0)
+    t = question_split_test(r)
+    matching = [r.matching[i] for i in t]
+    rows = []
+    for li, layer in enumerate(cs.layers):
+        lj = r.layers.index(layer)
+        base = r.ld[lj, zero, t]
+        rel = r.relative_doses(layer)
+        for mi, m in enumerate(mult):
+            if m == 0:
+                continue
+            shift = r.ld[lj, mi, t] - base
+            ctrl = cs.ld_controls[li, :, mi] - base[None]
+            row = ControlRow(
+                layer,
+                "best layer" if li == 0 else f"letter layer (largest letter part, m={letter_m:+g}, on selection)",
+                m,
+                float("nan") if rel is None else float(rel[mi]),
+                compare_to_controls(shift, ctrl) if cs.n_controls else None,
+                float(((r.ld[lj, mi, t] > 0) != (base > 0)).mean()),
+                float(((cs.ld_controls[li, :, mi] > 0) != (base > 0)[None]).mean()) if cs.n_controls else float("nan"),
+                *behaviour_and_letter_ci(shift, matching),
+            )
+            if cs.ld_all_positions is not None:
+                a_shift = cs.ld_all_positions[li, mi] - base
+                row.all_positions = bootstrap_ci(a_shift)
+                row.all_positions_changed = float(((cs.ld_all_positions[li, mi] > 0) != (base > 0)).mean())
+                row.all_positions_split = behaviour_and_letter_ci(a_shift, matching)
+            rows.append(row)
+    return rows
+
+
+def question_split_test(r: BehaviorSweep) -> np.ndarray:
+    """The A/B test questions' indices into the sweep's question axis (stage 2 runs on these)."""
+    return np.arange(r.n_select, len(r.matching))
+
+
+@dataclass
+class ContentCheck:
+    """Unsteered, with the options' texts swapped between (A) and (B): whether the preferred
+    answer follows the content (the precondition for reading a letter shift as behaviour)."""
+
+    follows_content: Estimate  # share of test questions preferring the same content both ways
+    prefers_a: float  # share preferring (A) in the original order
+    prefers_a_swapped: float
+    n: int
+
+
+def content_check(r: BehaviorSweep, cs: ControlSweep, zero: int) -> ContentCheck:
+    t = question_split_test(r)
+    orig = r.ld[0, zero, t]  # m = 0: the same at every layer
+    matching = [r.matching[i] for i in t]
+    is_a = np.array([answer_letter(m) == "A" for m in matching])
+    a_orig = np.where(is_a, orig > 0, orig < 0)  # matching is A and preferred, or matching is B and not
+    a_swap = np.where(
+        ~is_a, cs.ld_swapped > 0, cs.ld_swapped < 0
+    )  # after the swap the matching text sits at the other letter
+    follows = (orig > 0) == (cs.ld_swapped > 0)
+    return ContentCheck(bootstrap_ci(follows.astype(float)), float(a_orig.mean()), float(a_swap.mean()), len(t))

@@ -9,7 +9,7 @@ from interp.plots import _abs_max_floor, grid
 
 
 def caa_effect_heatmap(table: dict, models: list[str], behaviors: list[str]):
-    """Cohen's d at the best layer, next to the +1 − (−1) shift split into its behaviour and
+    """Paired d_z at the best layer, next to the +1 − (−1) shift split into its behaviour and
     letter parts: a d that comes from a push towards one letter (plus a letter-unbalanced test
     set) shows up as a letter part with no behaviour part. ``table[model][behaviour]`` is a
     :class:`interp.studies.caa_behaviors.BehaviorSummary`."""
@@ -21,7 +21,7 @@ def caa_effect_heatmap(table: dict, models: list[str], behaviors: list[str]):
     fig, axes = plt.subplots(1, 3, figsize=(3 * (2.0 + 1.6 * len(models)), 0.45 * len(behaviors) + 1.8))
     shift_lim = _abs_max_floor(beh, let)  # one scale for both parts of the shift, so they compare by colour
     panels = [
-        (d, "Cohen's d (m=+1 vs m=−1)", _abs_max_floor(d)),
+        (d, "paired d_z (m=+1 vs m=−1)", _abs_max_floor(d)),
         (beh, "behaviour part of the shift (logits)", shift_lim),
         (let, "letter part of the shift (logits, + = towards A)", shift_lim),
     ]

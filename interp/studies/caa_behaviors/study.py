@@ -1,7 +1,7 @@
 """CAA behaviour evaluation across layers and models (seed 003; Rimsky et al.'s A/B datasets).
 
 The study is :mod:`interp.studies.caa_behaviors` (vectors, logit and generation scores, best
-layer, Cohen's d, the shift's behaviour / letter split, dose response); this script runs it per
+layer, paired d_z, the shift's behaviour / letter split, dose response); this script runs it per
 model and behaviour, caches each behaviour's sweep, and writes the report and figures.
 
     interp run caa_behaviors --config configs/caa_behaviors.yaml
@@ -19,12 +19,18 @@ from interp.config import reset_fields, settings_part
 from interp.data.datasets_io import data_dir
 from interp.executor import Cell
 from interp.runner import Run, RunConfig
+from interp.selection import SelectionConfig
 from interp.studies.caa_behaviors.core import (
     CAABehaviorSettings,
     behavior_sweep,
     check_settings,
+    content_check,
+    control_layers,
+    control_rows,
+    control_sweep,
     dose_response,
     dose_response_rows,
+    letter_layer,
     summarize,
 )
 from interp.study import Study
@@ -56,13 +62,19 @@ def _intro(cfg: CAAConfig) -> str:
         "the last prompt token (the answer's '(') with "
         f"multipliers {cfg.multipliers} on {cfg.n_test} test questions. Logit score = logit(matching letter) − "
         "logit(other); "
-        "delta = mean(+1) − mean(−1); Cohen's d (+1 vs −1, pooled SD, 95% CI). Best layer = largest delta on a "
-        "selection part of the "
-        f"test questions ({1 - cfg.selection.test_fraction:.0%}, stratified by matching letter, seed "
-        f"{cfg.selection.seed}); every figure at that layer "
-        "is on the other part (held out), with the optimism gap and the best-on-test layer (labelled). Doses: m × ‖v‖ "
-        "in units of the "
-        f"mean residual norm at the layer and token steered. "
+        "delta = mean(+1) − mean(−1); paired d_z (+1 vs −1 on the same questions, bootstrap 95% CI). "
+        + (
+            f"Best layer = largest delta on {cfg.n_select} held-out generate-split questions (after the vector's "
+            f"{cfg.n_generate}, never used for it); every figure at that layer is on all the A/B test questions, "
+            "with the optimism gap and the best-on-test layer (labelled). "
+            if cfg.n_select
+            else f"Best layer = largest delta on a selection part of the test questions "
+            f"({1 - cfg.selection.test_fraction:.0%}, stratified by matching letter, seed {cfg.selection.seed}); "
+            "every figure at that layer is on the other part, with the optimism gap and the best-on-test layer "
+            "(labelled). "
+        )
+        + "Doses: m × ‖v‖ in units of the "
+        "mean residual norm at the layer and token steered. "
         + gen
         + "Chat template applied where the tokenizer has one."
     )
@@ -80,7 +92,7 @@ def _summary_table(cfg: CAAConfig, sweeps: dict, summaries: dict) -> tuple[list[
         "logit delta (test) [95% CI]",
         "optimism gap",
         "best-on-test layer (labelled)",
-        "Cohen's d (test) [95% CI]",
+        "paired d_z (test) [95% CI]",
         "delta's behaviour / letter part",
         "matching at m=0",
     ]
@@ -117,14 +129,25 @@ def _summary_table(cfg: CAAConfig, sweeps: dict, summaries: dict) -> tuple[list[
 
 
 def cells(cfg: CAAConfig, done: dict) -> list[Cell]:
+    """Stage 1 per (model, behaviour): the sweep. Stage 2, once a sweep is done: controls, the
+    all-positions option and the letter swap at the layers its selection questions chose."""
     # a behaviour's sweep is given its own behaviour, not the others, nor the selection split
-    settings = reset_fields(settings_part(cfg, CAABehaviorSettings), "selection")
+    # or the stage-2 settings
+    settings = reset_fields(settings_part(cfg, CAABehaviorSettings), "selection", "n_controls", "all_positions")
+    stage2 = replace(settings_part(cfg, CAABehaviorSettings), selection=SelectionConfig())
     data = (data_dir("caa"),)
-    return [
-        Cell(f"{name}/{b}", name, behavior_sweep, (b, replace(settings, behaviors=[b])), data)
-        for name in cfg.models
-        for b in cfg.behaviors
-    ]
+    out = []
+    for name in cfg.models:
+        for b in cfg.behaviors:
+            out.append(Cell(f"{name}/{b}", name, behavior_sweep, (b, replace(settings, behaviors=[b])), data))
+            r = done.get(f"{name}/{b}")
+            if r is None or not (cfg.n_controls or cfg.all_positions):
+                continue
+            layers = control_layers(r, summarize(r, cfg, r.n_layers), cfg)
+            vectors = r.vectors[[r.layers.index(x) for x in layers]]
+            args = (b, replace(stage2, behaviors=[b]), layers, vectors, cfg.run.seed)
+            out.append(Cell(f"{name}/{b}/controls", name, control_sweep, args, data))
+    return out
 
 
 @dataclass
@@ -134,10 +157,12 @@ class CAAModelAnalysis:
     doses: dict  # behaviour -> DoseRow at the chosen layer
     n_layers: int
     chat: bool
+    controls: dict = field(default_factory=dict)  # behaviour -> [ControlRow] (stage 2 done)
+    content: dict = field(default_factory=dict)  # behaviour -> ContentCheck
 
 
 def analyse(cfg: CAAConfig, done: dict) -> dict[str, CAAModelAnalysis]:
-    """Per model: each behaviour's summary (layer chosen on the selection questions; delta, Cohen's
+    """Per model: each behaviour's summary (layer chosen on the selection questions; delta, paired
     d and the behaviour / letter split on the test questions) and its dose response."""
     out = {}
     for name in cfg.models:
@@ -148,7 +173,12 @@ def analyse(cfg: CAAConfig, done: dict) -> dict[str, CAAModelAnalysis]:
         first = next(iter(sweeps.values()))
         summaries = {b: summarize(r, cfg, first.n_layers) for b, r in sweeps.items()}
         doses = {d.behavior: d for d in dose_response_rows(sweeps, summaries, cfg.multipliers)}
-        out[name] = CAAModelAnalysis(sweeps, summaries, doses, first.n_layers, first.chat)
+        a = out[name] = CAAModelAnalysis(sweeps, summaries, doses, first.n_layers, first.chat)
+        for b, r in sweeps.items():
+            cs = done.get(f"{name}/{b}/controls")
+            if cs is not None:
+                a.controls[b] = control_rows(r, summaries[b], cs, letter_layer(r, cfg)[1])
+                a.content[b] = content_check(r, cs, cfg.multipliers.index(0.0))
     return out
 
 
@@ -164,12 +194,89 @@ def report(cfg: CAAConfig, res: dict[str, CAAModelAnalysis], run: Run) -> None:
             caption=f"{name}: dose response at the best layer, test questions — mean logit difference (share where the "
             "matching letter wins; share whose preferred letter differs from m = 0)",
         )
+        _control_tables(run, cfg, name, a)
         _model_figures(run, cfg, name, a)
         run.log_metrics(**{name: {b: _behaviour_metrics(cfg, a, b, s) for b, s in a.summaries.items()}})
     run.save_figure(
         plots.caa_effect_heatmap({n: a.summaries for n, a in res.items()}, cfg.models, cfg.behaviors),
         "effect_sizes.png",
-        "Cohen's d per behaviour × model at the best layer, and the shift's behaviour and letter parts",
+        "Paired d_z per behaviour × model at the best layer, and the shift's behaviour and letter parts",
+    )
+
+
+def _ci3(x: tuple[float, float, float]) -> str:
+    return "undef." if np.isnan(x[0]) else f"{x[0]:+.2f} [{x[1]:+.2f}, {x[2]:+.2f}]"
+
+
+def _control_row(b: str, c) -> list[str]:
+    v = c.vs_control
+    row = [b, f"L{c.layer} ({c.role})", f"{c.m:+g}", _undef(c.relative, ".3f")]
+    if v is None:
+        row += ["-", "-", "-"]
+    else:
+        row += [
+            f"{v.effect:+.2f}",
+            f"{v.control_mean:+.2f} ± {_undef(v.control_sd, '.2f')}",
+            f"{v.difference:+.2f} [{v.ci[0]:+.2f}, {v.ci[1]:+.2f}]",
+        ]
+    row += [f"{c.changed:.2f} / {_undef(c.changed_control, '.2f')}", _ci3(c.behaviour), _ci3(c.letter)]
+    if c.all_positions is not None:
+        e = c.all_positions
+        row += [f"{e.mean:+.2f} [{e.ci_low:+.2f}, {e.ci_high:+.2f}]; {c.all_positions_changed:.2f} changed"]
+        row += [f"{_ci3(c.all_positions_split[0])} / {_ci3(c.all_positions_split[1])}"]
+    else:
+        row += ["-", "-"]
+    return row
+
+
+def _control_tables(run: Run, cfg: CAAConfig, name: str, a: CAAModelAnalysis) -> None:
+    if not a.controls:
+        return
+    rows = [_control_row(b, c) for b, cs in a.controls.items() for c in cs]
+    run.report.add_table(
+        [
+            "behaviour",
+            "layer",
+            "m",
+            "relative dose",
+            "vector: shift from m=0",
+            f"random directions, same norm (n={cfg.n_controls})",
+            "vector − control [95% CI]",
+            "changed: vector / control",
+            "behaviour part [95% CI]",
+            "letter part [95% CI]",
+            "vector at every position after the instruction: shift; changed",
+            "its behaviour / letter part",
+        ],
+        rows,
+        caption=f"{name}: the vector at the answer's '(' against random directions of its norm at the same "
+        "multiplier, on all A/B test questions, at the best layer and at the layer where letters move most (both "
+        "chosen on the held-out generate-split questions). Shift = change of logit(matching) − logit(other) from "
+        "m = 0; behaviour / letter parts with bootstrap CIs resampling within letter groups; 'changed' = share "
+        "of questions whose preferred letter differs from m = 0",
+    )
+    rows = [
+        [
+            b,
+            str(k.n),
+            f"{k.follows_content.mean:.2f} [{k.follows_content.ci_low:.2f}, {k.follows_content.ci_high:.2f}]",
+            f"{k.prefers_a:.2f} / {k.prefers_a_swapped:.2f}",
+            "met" if k.follows_content.ci_low > 0.5 else "NOT met",
+        ]
+        for b, k in a.content.items()
+    ]
+    run.report.add_table(
+        [
+            "behaviour",
+            "test questions",
+            "answer follows the content",
+            "prefers (A): original / swapped",
+            "precondition",
+        ],
+        rows,
+        caption=f"{name}: unsteered content check — the options' texts swapped between (A) and (B). A model that "
+        "reads the options prefers the same content both ways (1.0); one that answers by letter follows the "
+        "content on none (0.0); chance is 0.5. The precondition for reading a shift as behaviour: CI above 0.5",
     )
 
 
@@ -219,7 +326,18 @@ def _behaviour_metrics(cfg: CAAConfig, a: CAAModelAnalysis, b: str, s) -> dict:
         "gen_corr": vars(s.gen_corr) if s.gen_corr is not None else None,
         "shift_pm1_behaviour_letter": s.split,
         "examples": a.sweeps[b].gen_examples,
+        "controls": [_control_metrics(c) for c in a.controls.get(b, [])],
+        "content_check": None
+        if b not in a.content
+        else vars(a.content[b]) | {"follows_content": vars(a.content[b].follows_content)},
     }
+
+
+def _control_metrics(c) -> dict:
+    out = {k: v for k, v in vars(c).items() if k not in ("vs_control", "all_positions")}
+    out["vs_control"] = None if c.vs_control is None else vars(c.vs_control)
+    out["all_positions"] = None if c.all_positions is None else vars(c.all_positions)
+    return out
 
 
 STUDY = Study(
