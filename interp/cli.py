@@ -3,6 +3,7 @@
     interp list                                   # the studies and what each tests
     interp run <study> [--config FILE] [--out DIR] [key=value ...]
     interp report <run_dir>                       # re-render a finished run, no compute
+    interp results [--check]                      # docs/results/README.md from the committed reports
 
 A configuration error (unknown key, wrong type, unknown model, bad executor ...) prints one
 line naming the file, the key and what is allowed, exits with status 2 and leaves no run folder.
@@ -30,7 +31,22 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("overrides", nargs="*", help="key=value overrides, e.g. models=[gemma-3-270m]")
     rep = sub.add_parser("report", help="re-render a finished run's report from its stored results")
     rep.add_argument("run_dir")
+    res = sub.add_parser("results", help="render docs/results/README.md from the committed reports' metrics.json")
+    res.add_argument("--check", action="store_true", help="exit 1 when the committed file differs, write nothing")
     return p
+
+
+def _results(check: bool) -> int:
+    from interp import results_table
+
+    if check:
+        if results_table.stale():
+            print("interp: docs/results/README.md is stale; run `interp results` and commit it", file=sys.stderr)
+            return 1
+        print("[interp] docs/results/README.md matches the reports")
+        return 0
+    print(f"[interp] results table written: {results_table.write()}")
+    return 0
 
 
 def _list() -> int:
@@ -84,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         return _list()
     if args.command == "run":
         return _run(args)
+    if args.command == "results":
+        return _results(args.check)
     from interp.runner import rerender
 
     print(f"[interp] report re-rendered: {rerender(Path(args.run_dir))}")

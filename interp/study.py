@@ -11,7 +11,10 @@ A study is one package exposing ``STUDY = Study(...)`` with
 - ``analyse(cfg, done) -> result``: the study's typed result, from the cell results alone;
 - ``report(cfg, result, out)``: text, tables, figures and metrics, from the result alone
   (``out`` is the :class:`interp.runner.Run`), so ``interp report <run_dir>`` re-renders a
-  finished run without compute.
+  finished run without compute;
+- ``headline(metrics, config) -> list[dict]`` (optional): the rows a committed report adds to
+  ``docs/results/README.md`` (column -> text, from its ``metrics.json`` and resolved config;
+  ``items`` and ``split`` columns included), see :mod:`interp.results_table`.
 
 Adding a study is adding one package and one line in :data:`STUDIES`::
 
@@ -53,6 +56,7 @@ class Study:
     report: Callable[[Any, Any, Any], None]
     check: Callable[[Any], None] = _no_check
     description: str = ""  # one line for `interp list`
+    headline: Callable[[dict, dict], list[dict]] | None = None  # rows of the generated results table
 
 
 def get_study(name: str) -> Study:

@@ -80,3 +80,8 @@ def test_toy_steering_smoke(tmp_path):
     # CAA's push is linear in λ: a thousand times the strength, a thousand times the dose
     assert hi[0]["push"] / lo[0]["push"] == pytest.approx(1000, rel=1e-3)
     assert "dose sweep over strengths" in report.read_text()
+    # specificity control: random directions with CAA's push do nothing at λ = 0.01 and far less
+    # than CAA at λ = 10 (a constant shift along the attribute's direction is what steers)
+    assert all(abs(r["accuracy_minus_control"]) < 0.05 for r in lo)
+    assert all(r["accuracy_minus_control"] > 0.3 and r["accuracy_minus_control_ci"][0] > 0 for r in hi)
+    assert "specificity control" in report.read_text()

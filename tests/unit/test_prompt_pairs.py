@@ -84,3 +84,33 @@ def test_pooled_shift_is_a_ratio_of_pooled_means():
     assert np.isnan(pooled_shift([]))  # no dataset with target features: undefined
     flat = (np.array([0.3]), np.array([0.2]), np.array([0.2]))  # positives at the unsteered level
     assert np.isnan(pooled_shift([flat]))
+
+
+def test_random_push_keeps_the_edits_norm_per_row_and_drops_its_direction():
+    import torch
+
+    from interp.studies.prompt_pairs.core import _random_push
+
+    a = torch.randn(5, 16)
+    shift = torch.randn(16)
+    edit = lambda x: x + 3.0 * shift  # noqa: E731
+    u = torch.zeros(16)
+    u[0] = 1.0
+    pushed = _random_push(edit, u)(a)
+    assert torch.allclose((pushed - a).norm(dim=-1), (edit(a) - a).norm(dim=-1))
+    assert torch.allclose((pushed - a)[:, 1:], torch.zeros(5, 15))
+
+
+def test_control_points_compare_the_adapter_with_its_random_controls_pair_by_pair():
+    from types import SimpleNamespace
+
+    from interp.studies.prompt_pairs.study import PromptPairsConfig, control_points
+
+    cfg = PromptPairsConfig(n_controls=2)
+    vec = {"cosine_content": np.array([0.5, 0.6, 0.7]), "target": np.array([1.0, 1.0, 1.0]), "changed": 0.5}
+    ctl = {"cosine_content": np.array([0.3, 0.3, 0.3]), "target": np.array([0.0, 0.0, 0.0]), "changed": 0.4}
+    r = SimpleNamespace(doses={("caa", 1.0): vec}, controls={("caa", 1.0, 0): ctl, ("caa", 1.0, 1): ctl})
+    p = control_points(cfg, {"d": r}, "caa", 1.0)
+    assert p["cosine_content"].difference == pytest.approx(0.3) and p["target"].difference == pytest.approx(1.0)
+    assert p["changed"] == 0.5 and p["changed_control"] == 0.4
+    assert control_points(PromptPairsConfig(n_controls=0), {"d": r}, "caa", 1.0) is None

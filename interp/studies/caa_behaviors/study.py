@@ -340,6 +340,46 @@ def _control_metrics(c) -> dict:
     return out
 
 
+def headline(metrics: dict, config: dict) -> list[dict]:
+    """Per model and behaviour: the held-out delta and d_z at the chosen layer, the content check,
+    and at the widest multiplier the vector against random directions of its norm."""
+    from interp.results_table import est
+
+    rows = []
+    for model, per_b in metrics.items():
+        for b, m in per_b.items():
+            held = m.get("held_out", {})
+            ctrl = [c for c in m.get("controls", []) if c.get("role") == "best layer"]
+            wide = max(ctrl, key=lambda c: c["m"], default=None)
+            content = m.get("content_check") or {}
+            v = (wide or {}).get("vs_control") or {}
+            rows.append(
+                {
+                    "model": model,
+                    "behaviour": b,
+                    "questions: selection / test": f"{held.get('n_selection')} / {held.get('n_test')}",
+                    "layer (chosen on selection)": f"L{m.get('best_layer')}",
+                    "delta m=±1 (test)": est(held.get("delta_test"), signed=True),
+                    "paired d_z": est(
+                        m.get("d")
+                        and {
+                            "mean": m["d"]["d"],
+                            "ci_low": m["d"]["ci_low"],
+                            "ci_high": m["d"]["ci_high"],
+                            "n": m["d"]["n_a"],
+                        },
+                        signed=True,
+                    ),
+                    "follows content unsteered": est(content.get("follows_content")),
+                    "widest m: vector − random direction": "-"
+                    if not v
+                    else f"m={wide['m']:+g}: {v['difference']:+.2f} [{v['ci'][0]:+.2f}, {v['ci'][1]:+.2f}]",
+                    "its letter part": "-" if wide is None else f"{wide['letter'][0]:+.2f}",
+                }
+            )
+    return rows
+
+
 STUDY = Study(
     "caa_behaviors",
     CAAConfig,
@@ -348,4 +388,5 @@ STUDY = Study(
     report=report,
     check=check_settings,
     description="CAA across behaviours (seed 003): logit and generation metrics, dose response, layer choice held out",
+    headline=headline,
 )

@@ -250,6 +250,31 @@ def report(cfg: CorrectnessConfig, done: dict, run: Run) -> None:
             _model_report(run, cfg, name, done[name])
 
 
+def headline(metrics: dict, config: dict) -> list[dict]:
+    """Per model: the unsteered accuracy and, at the two middle relative doses of each sign, the
+    direction's accuracy minus random directions of its norm at every layer (pp, 95% CI)."""
+    rows = []
+    for model, m in metrics.items():
+        ctrl = m.get("relative_control", {})
+        doses = m.get("relative_doses", [])
+        pick = [d for d in doses if abs(d) == sorted({abs(x) for x in doses})[-2]] if len(doses) > 2 else doses
+        row = {
+            "model": model,
+            "problems (test)": f"{round(config.get('n_problems', 0) * config.get('test_fraction', 0))}",
+            "split": f"calibration {config.get('n_calibrate')} / test {config.get('test_fraction', 0):.0%}",
+            "layers": ", ".join(f"L{x}" for x in m.get("layers", [])),
+            "unsteered accuracy": f"{100 * m.get('base_accuracy', float('nan')):.1f} %",
+        }
+        for d in pick:
+            cells = [ctrl.get(f"L{layer} d={d:+g}") for layer in m.get("layers", [])]
+            row[f"d={d:+g}: direction − random (pp)"] = "; ".join(
+                "-" if c is None else f"{100 * c['difference']:+.1f} [{100 * c['ci'][0]:+.1f}, {100 * c['ci'][1]:+.1f}]"
+                for c in cells
+            )
+        rows.append(row)
+    return rows
+
+
 STUDY = Study(
     "correctness_steering",
     CorrectnessConfig,
@@ -259,4 +284,5 @@ STUDY = Study(
     check=check_settings,
     description="a correctness direction (seed 004 analogue on a plain LM): α sweep at early / middle / late layers, "
     "invariance flag",
+    headline=headline,
 )

@@ -540,6 +540,42 @@ def check(cfg: DolaConfig) -> None:
         raise ValueError(f"chunk={cfg.chunk}, lens_questions={cfg.lens_questions}; both must be >= 1")
 
 
+def headline(metrics: dict, config: dict) -> list[dict]:
+    """Per model: the held-out paired Δ of every arm (TruthfulQA MC1/MC2, FACTOR) and the masked share."""
+    from interp.results_table import est
+
+    rows = []
+    for model, m in metrics.items():
+        held = m.get("held_out", {})
+        tq, fa = held.get("truthfulqa", {}), held.get("factor", {})
+        arms = m.get("held_out_arms", {})
+        row = {
+            "model": model,
+            "items (TruthfulQA / FACTOR)": f"{tq.get('n_selection', 0) + tq.get('n_test', 0)} / "
+            f"{fa.get('n_selection', 0) + fa.get('n_test', 0)}",
+            "split": f"selection / test {tq.get('n_selection')} / {tq.get('n_test')} (seed "
+            f"{config.get('selection', {}).get('seed', 0)})",
+        }
+        for arm, label in zip(ARMS, ("seed 001 choice", "α=0 plain (reference)", "α=0 post-softmax")):
+            a_tq, a_fa = arms.get("truthfulqa", {}).get(arm), arms.get("factor", {}).get(arm)
+            if a_tq is None:
+                row[f"{label}: Δ MC1 / MC2 / FACTOR (pp)"] = "not in this report"
+                continue
+            row[f"{label}: Δ MC1 / MC2 / FACTOR (pp)"] = " / ".join(
+                [
+                    est(a_tq["delta"]["mc1"], 100, 1, True),
+                    est(a_tq["delta"]["mc2"], 100, 1, True),
+                    est(a_fa["delta"]["acc"], 100, 1, True),
+                ]
+            )
+        masked = m.get("masked_share", {}).get("truthfulqa", {}).get(f"{config.get('select_alpha', 0.1):g}")
+        row["TruthfulQA answer tokens masked at select_alpha"] = (
+            "-" if masked is None else f"{masked['all_tokens']:.1%}"
+        )
+        rows.append(row)
+    return rows
+
+
 STUDY = Study(
     "dola",
     DolaConfig,
@@ -548,4 +584,5 @@ STUDY = Study(
     report=report,
     check=check,
     description="DoLa on TruthfulQA MC and FACTOR (buckets, α, both normalisers, length bias), held out",
+    headline=headline,
 )

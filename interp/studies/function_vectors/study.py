@@ -240,6 +240,27 @@ def check(cfg: FVConfig) -> None:
             )
 
 
+def headline(metrics: dict, config: dict) -> list[dict]:
+    """Per model and task: the 5- and 10-shot references and the held-out FV / TV accuracies."""
+    from interp.results_table import est, split_text
+
+    rows = []
+    for key, m in metrics.items():
+        if "/" not in key or "held_out" not in m:
+            continue
+        model, task = key.split("/", 1)
+        held, base = m["held_out"], m.get("baselines", {})
+        row = {"model": model, "task": task, "split": split_text(config)}
+        row["zero / 5 / 10-shot"] = " / ".join(
+            f"{base.get(k, float('nan')):.2f}" for k in ("zero-shot", "5-shot", "10-shot")
+        )
+        for arm in ("FV default", "FV search", "TV"):
+            a = held.get(arm)
+            row[f"{arm} (test)"] = "-" if a is None else est(a["accuracy_test"])
+        rows.append(row)
+    return rows
+
+
 STUDY = Study(
     "function_vectors",
     FVConfig,
@@ -248,4 +269,5 @@ STUDY = Study(
     report=report,
     check=check,
     description="function vectors (CIE heads) and task vectors per layer; recovery of 5-shot accuracy, held out",
+    headline=headline,
 )

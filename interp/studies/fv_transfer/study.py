@@ -374,6 +374,29 @@ def _check(cfg: TransferConfig) -> None:
     _extractions(cfg)  # checks every extraction's settings
 
 
+def headline(metrics: dict, config: dict) -> list[dict]:
+    """Per model and extraction: in-distribution accuracy per task, the gate, and the
+    cosine–transfer relation over all pairs."""
+    rows = []
+    for model, per in metrics.items():
+        extractions = {config.get("extraction", "-"): per} if "iid" in per else per
+        for e, m in extractions.items():
+            diag = (m.get("diagnostics") or {}).get("all", {})
+            r = (diag.get("pearson") or {}).get("pooled", {})
+            rows.append(
+                {
+                    "model": model,
+                    "extraction": e,
+                    "templates × tasks": f"{len(config.get('templates', []))} × {len(m.get('iid') or {})}",
+                    "queries per cell": str(config.get("n_eval", "-")),
+                    "in-distribution accuracy": ", ".join(f"{t} {v:.2f}" for t, v in (m.get("iid") or {}).items()),
+                    "kept by the gate": ", ".join(m.get("kept", [])) or "none",
+                    "pooled r(cosine, transfer)": "-" if not r else f"{r['r']:+.3f} (p={r['p']:.2g}, n={r['n']})",
+                }
+            )
+    return rows
+
+
 STUDY = Study(
     "fv_transfer",
     TransferConfig,
@@ -382,4 +405,5 @@ STUDY = Study(
     report=report,
     check=_check,
     description="cross-template function-vector transfer (seed 000): IID gate, Simpson check, dissociations",
+    headline=headline,
 )

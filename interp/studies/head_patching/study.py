@@ -400,6 +400,26 @@ def check(cfg: HeadPatchingConfig) -> None:
         raise ValueError(f"task.n_pairs={cfg.task.n_pairs}; must be >= 1")
 
 
+def headline(metrics: dict, config: dict) -> list[dict]:
+    """The IOI pairs, the clean accuracy and the top heads with their held-out recovery."""
+    from interp.results_table import est
+
+    heads = metrics.get("held_out_heads") or []
+    pairs = metrics.get("held_out_pairs") or {}
+    return [
+        {
+            "model": (config.get("model") or {}).get("name", "-"),
+            "pairs (usable)": f"{metrics.get('n_pairs')} ({metrics.get('n_usable_pairs')})",
+            "split": f"heads ranked on {pairs.get('selection')} pairs, reported on {pairs.get('test')}",
+            "clean accuracy": f"{metrics.get('clean_accuracy', float('nan')):.3f}",
+            "top heads: recovery on the test pairs": "; ".join(
+                f"L{h['head'][0]}H{h['head'][1]} {est(h['test'])}" for h in heads[:3]
+            ),
+            "attribution vs exact (Pearson r, z)": str((metrics.get("attribution_pearson") or {}).get("z", "-")),
+        }
+    ]
+
+
 STUDY = Study(
     "head_patching",
     HeadPatchingConfig,
@@ -408,4 +428,5 @@ STUDY = Study(
     report=report,
     check=check,
     description="IOI on SmolLM2 / Gemma: exact head, component and position patching; attribution vs exact",
+    headline=headline,
 )

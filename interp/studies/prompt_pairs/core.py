@@ -41,6 +41,7 @@ from interp.hooks import act_name, capture
 from interp.sae import features_active_on_all, features_inactive_on_all
 from interp.semantic import first_content_word, first_word, word_cosines
 from interp.steering import ADAPTERS, SteeringBatch, make_adapter
+from interp.steering.controls import random_directions
 from interp.steering.doses import relative_push
 
 METRICS = ("target", "test", "cosine", "cosine_content")
@@ -76,6 +77,7 @@ class PromptPairsSettings:
     target_share: float = 1.0  # target features: active on this share of the pool's positive examples (seed 002: all)
     max_new_tokens: int = 5
     dose_scales: list[float] = field(default_factory=lambda: [0.1, 0.3, 1.0, 3.0, 10.0])  # [] switches the sweep off
+    n_controls: int = 2  # random directions at every adapter's push, every dose scale (0: none)
     sae: SAEConfig = field(default_factory=SAEConfig)
     sae_pretrained: dict = field(default_factory=dict)  # model name -> SAE Lens "release:sae_id" or folder
 
@@ -94,6 +96,9 @@ class PromptPairsResult:
     n_test: int
     examples: list[tuple[str, str, str]]  # (prompt, positive target, unsteered continuation)
     doses: dict = field(default_factory=dict)  # (adapter, scale) -> metrics as in ``cells`` plus "changed"
+    # (adapter, scale, control) -> the same metrics with the edit replaced by a random direction
+    # of the same norm, pair by pair (the push without the adapter's direction)
+    controls: dict = field(default_factory=dict)
 
 
 def check_settings(s: PromptPairsSettings) -> None:
@@ -243,6 +248,7 @@ def dataset_study(model, sae, layer: int, name: str, s: PromptPairsSettings, emb
     score = functools.partial(_score, scorer, sb, acts["test", "negative"], layer, s)
     cells, fitted = _fit_cells(name, s, acts, seed, score)
     doses = _dose_cells(name, s, cells, fitted, base, score)
+    controls = _control_cells(name, s, fitted, base, score, model.cfg.d_model, seed)
     active_share = (pos_codes > 0).float().mean(0)
     target = scorer.target
     return PromptPairsResult(
@@ -258,7 +264,33 @@ def dataset_study(model, sae, layer: int, name: str, s: PromptPairsSettings, emb
         n_test=len(test),
         examples=[(p.prefix, p.positive, base["texts"][i]) for i, p in enumerate(test[:5])],
         doses=doses,
+        controls=controls,
     )
+
+
+def _control_cells(name: str, s: PromptPairsSettings, fitted: dict, base: dict, score, d_model: int, seed: int):
+    """Every dose cell again with the adapter's edit replaced by a random direction of the same
+    norm on each pair (one fixed direction per control, shared by every adapter and scale)."""
+    if not s.n_controls or not fitted:
+        return {}
+    dirs = random_directions(torch.ones(d_model), s.n_controls, seed=seed + 7)  # [control d_model]
+    dirs = dirs / dirs.norm(dim=-1, keepdim=True)
+    out = {}
+    grid = [(a, x, c) for a in fitted for x in s.dose_scales for c in range(s.n_controls)]
+    for a, x, c in tqdm(grid, desc=f"{name}: controls", leave=False):
+        out[a, x, c] = score(_random_push(_scaled(fitted[a], x), dirs[c]))
+        out[a, x, c]["changed"] = float(np.mean([t != b for t, b in zip(out[a, x, c]["texts"], base["texts"])]))
+    return out
+
+
+def _random_push(edit, direction: torch.Tensor):
+    """``a + ‖edit(a) − a‖ · direction`` row by row: the edit's push, in a random direction."""
+
+    def push(a: torch.Tensor) -> torch.Tensor:
+        size = (edit(a) - a).norm(dim=-1, keepdim=True)
+        return a + size * direction.to(a)
+
+    return push
 
 
 def _scaled(adapter, scale: float):

@@ -22,6 +22,7 @@ from interp.executor import Cell
 from interp.runner import Run, RunConfig
 from interp.sae import SAETrainConfig, get_sae
 from interp.semantic import WordEmbedder
+from interp.steering.controls import compare_to_controls
 from interp.studies.prompt_pairs.core import (
     METRIC_TITLES,
     METRICS,
@@ -255,6 +256,63 @@ def _dose_points(cfg: PromptPairsConfig, results: dict, a: str) -> list[tuple]:
     return out
 
 
+def control_points(cfg: PromptPairsConfig, results: dict, a: str, x: float) -> dict | None:
+    """At one adapter and scale, pooled over datasets and held-out pairs: the adapter's edit against
+    random directions of the same per-pair norm — content-word cosine and target-feature level as
+    :class:`~interp.steering.controls.ControlComparison` (paired over pairs), and the changed shares."""
+    if not cfg.n_controls or any((a, x, 0) not in r.controls for r in results.values()):
+        return None
+    cat = lambda get: np.concatenate([np.asarray(get(r), float) for r in results.values()])  # noqa: E731
+    out = {}
+    for m in ("cosine_content", "target"):
+        vec = cat(lambda r: r.doses[a, x][m])
+        ctrl = np.stack([cat(lambda r, c=c: r.controls[a, x, c][m]) for c in range(cfg.n_controls)])
+        ok = np.isfinite(vec) & np.isfinite(ctrl).all(0)
+        out[m] = compare_to_controls(vec[ok], ctrl[:, ok]) if ok.any() else None
+    out["changed"] = float(np.mean([r.doses[a, x]["changed"] for r in results.values()]))
+    out["changed_control"] = float(
+        np.mean([r.controls[a, x, c]["changed"] for r in results.values() for c in range(cfg.n_controls)])
+    )
+    return out
+
+
+def _cmp(c) -> str:
+    return (
+        "undef."
+        if c is None
+        else f"{c.effect:.3f} vs {c.control_mean:.3f}: {c.difference:+.3f} [{c.ci[0]:+.3f}, {c.ci[1]:+.3f}]"
+    )
+
+
+def _control_table(run: Run, cfg: PromptPairsConfig, name: str, results: dict) -> dict:
+    rows, metrics = [], {}
+    for a in cfg.adapters:
+        for x in sorted(cfg.dose_scales):
+            p = control_points(cfg, results, a, x)
+            if p is None:
+                continue
+            rows.append([a, f"{x:g}", _cmp(p["cosine_content"]), _cmp(p["target"])])
+            rows[-1].append(f"{p['changed']:.2f} / {p['changed_control']:.2f}")
+            metrics.setdefault(a, {})[f"{x:g}"] = {
+                k: (vars(v) if v is not None and not isinstance(v, float) else v) for k, v in p.items()
+            }
+    if rows:
+        run.report.add_table(
+            [
+                "adapter",
+                "scale s",
+                "cosine content word: adapter vs random direction, Δ [95% CI]",
+                "target features: adapter vs random direction, Δ [95% CI]",
+                "continuations changed: adapter / random",
+            ],
+            rows,
+            caption=f"{name}: specificity control — each dose cell against {cfg.n_controls} random directions with "
+            "the adapter's own push on every held-out pair (same relative dose), pooled over datasets; Δ = adapter − "
+            "mean control, paired bootstrap CI over pairs",
+        )
+    return metrics
+
+
 def _dose_section(run: Run, cfg: PromptPairsConfig, name: str, slug: str, results: dict) -> None:
     points = {a: _dose_points(cfg, results, a) for a in cfg.adapters}
     base_cos = mean_ci(np.concatenate([np.asarray(r.base["cosine_content"], float) for r in results.values()]))[0]
@@ -292,6 +350,8 @@ def _dose_section(run: Run, cfg: PromptPairsConfig, name: str, slug: str, result
         f"doses_{slug}.png",
         f"{name}: dose response of every adapter (edit scaled)",
     )
+    controls = _control_table(run, cfg, name, results)
+    run.log_metrics(**{f"{name} controls": controls})
     run.log_metrics(
         **{
             f"{name} doses": {
@@ -358,6 +418,39 @@ def _check(cfg: PromptPairsConfig) -> None:
     check_settings(cfg)
 
 
+def headline(metrics: dict, config: dict) -> list[dict]:
+    """Per model and adapter at the fitted edit (s = 1): dose, target shift, content cosine,
+    changed share, and the adapter against random directions of its push where the report has them."""
+    rows = []
+    for key, per_a in metrics.items():
+        if not key.endswith(" doses"):
+            continue
+        model = key[: -len(" doses")]
+        ctrl = metrics.get(f"{model} controls") or {}
+        for a, per_s in per_a.items():
+            p = per_s.get("1")
+            if p is None:
+                continue
+            c = (ctrl.get(a) or {}).get("1") or {}
+            cc = c.get("cosine_content")
+            rows.append(
+                {
+                    "model": model,
+                    "adapter": a,
+                    "datasets × test pairs": f"{len(config.get('datasets', []))} × {config.get('n_test')}",
+                    "fitted on (pairs)": str(max(config.get("n_train", [0]))),
+                    "relative dose": f"{p['push']:.3g}",
+                    "target shift (1 = positives)": f"{p['target_shift']:.2f}",
+                    "content-word cosine": f"{p['cosine_content']:.3f}",
+                    "changed": f"{p['changed']:.2f}",
+                    "cosine: adapter − random (same push)": "-"
+                    if not cc
+                    else f"{cc['difference']:+.3f} [{cc['ci'][0]:+.3f}, {cc['ci'][1]:+.3f}]",
+                }
+            )
+    return rows
+
+
 STUDY = Study(
     "prompt_pairs",
     PromptPairsConfig,
@@ -367,4 +460,5 @@ STUDY = Study(
     check=_check,
     description="CAA / ACE / LoReFT / LoReST on prompt pairs (seed 002 §3.2), scored with SAE features and word "
     "similarity",
+    headline=headline,
 )

@@ -25,6 +25,7 @@ import torch
 
 from interp.stats import bootstrap_ci
 from interp.steering import ACEConfig, CAAConfig, LoReFTConfig, LoReSTConfig, make_adapter
+from interp.steering.controls import compare_to_controls, random_directions
 from interp.steering.doses import geometric_doses, relative_push
 from interp.toy.data import AttributeWorld
 from interp.toy.model import TrainConfig
@@ -50,6 +51,7 @@ class DoseSweepConfig:
     adapters: list[str] = field(default_factory=lambda: ["caa", "ace"])
     strengths: list[float] = field(default_factory=lambda: geometric_doses(1 / 64, 64.0, 13))  # ×2 steps
     n_pairs: list[int] = field(default_factory=lambda: [16, 1024])
+    n_controls: int = 3  # random directions with the adapter's push on every sample, at every strength (0: none)
 
 
 @dataclass
@@ -183,15 +185,43 @@ def dose_sweep(model, world: AttributeWorld, cfg: ToySettings, n: int, rep: int)
                     }
                 )
                 continue
-            rows.append(
-                {
-                    "adapter": name,
-                    "strength": s,
-                    "push": _push(adapter, test_acts),
-                    **evaluate(model, test_x, cfg.task, adapter),
-                }
+            row = {"adapter": name, "strength": s, "push": _push(adapter, test_acts)}
+            row |= evaluate(model, test_x, cfg.task, adapter) | _controls(
+                model, test_x, cfg, adapter, d.n_controls, rep
             )
+            rows.append(row)
     return [{**r, "m": world.m, "n_pairs": n, "repeat": rep} for r in rows]
+
+
+def _controls(model, x, cfg: ToySettings, adapter, n_controls: int, seed: int) -> dict:
+    """The adapter against ``n_controls`` random directions with its own push on every sample
+    (the same dose, no direction): their mean accuracy and disturbance, and accuracy adapter −
+    controls with a paired CI over the test samples."""
+    if n_controls < 1:
+        return {}
+    task = cfg.task
+    width = model.hidden[task.layer]
+    dirs = random_directions(torch.ones(width), n_controls, seed=seed)
+    dirs = dirs / dirs.norm(dim=-1, keepdim=True)
+    with torch.no_grad():
+        plain = model(x).argmax(-1)
+        hit = lambda edit: (model(x, task.layer, edit).argmax(-1)[:, task.attribute] == task.target).float()  # noqa: E731
+        vec = hit(adapter)
+        ctrl, dist = [], []
+        for u in dirs:
+            edit = lambda a, u=u: a + (adapter(a) - a).norm(dim=-1, keepdim=True) * u  # noqa: E731
+            ctrl.append(hit(edit))
+            steered = model(x, task.layer, edit).argmax(-1)
+            others = torch.arange(model.m) != task.attribute
+            dist.append(float((steered[:, others] != plain[:, others]).float().mean()))
+    c = compare_to_controls(vec.numpy(), torch.stack(ctrl).numpy())
+    return {
+        "control_accuracy": c.control_mean,
+        "control_accuracy_sd": c.control_sd,
+        "control_disturbance": float(np.mean(dist)),
+        "accuracy_minus_control": c.difference,
+        "accuracy_minus_control_ci": list(c.ci),
+    }
 
 
 def bracket(

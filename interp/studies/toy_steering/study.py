@@ -145,6 +145,7 @@ def _m_report(run: Run, cfg: ToyConfig, m: int, sub: list[dict], doses: list[dic
     )
     if cfg.doses.n_pairs:
         _dose_report(run, cfg, m, sub, doses)
+        _control_table(run, cfg, m, doses)
 
 
 def _choices(rows) -> list[list]:
@@ -212,6 +213,50 @@ def _dose_report(run: Run, cfg: ToyConfig, m: int, rows: list[dict], dose_rows: 
     )
 
 
+def _control_table(run: Run, cfg: ToyConfig, m: int, dose_rows: list[dict]) -> None:
+    """Every strength of the dose sweep beside random directions with the adapter's push."""
+    rows = []
+    for a in cfg.doses.adapters:
+        for n in cfg.doses.n_pairs:
+            for x in cfg.doses.strengths:
+                sub = [
+                    r
+                    for r in dose_rows
+                    if r["adapter"] == a and r["n_pairs"] == n and r["strength"] == x and "control_accuracy" in r
+                ]
+                if not sub:
+                    continue
+                mean = lambda k: float(np.mean([r[k] for r in sub]))  # noqa: E731
+                beyond = sum(lo > 0 or hi < 0 for lo, hi in (r["accuracy_minus_control_ci"] for r in sub))
+                rows.append(
+                    [
+                        a,
+                        n,
+                        f"{x:.3g}",
+                        f"{mean('push'):.3g}",
+                        f"{mean('accuracy'):.3f} / {mean('control_accuracy'):.3f}",
+                        f"{mean('accuracy_minus_control'):+.3f} ({beyond}/{len(sub)})",
+                        f"{mean('disturbance'):.1e} / {mean('control_disturbance'):.1e}",
+                    ]
+                )
+    if rows:
+        run.report.add_table(
+            [
+                "adapter",
+                "N",
+                "strength",
+                "relative dose",
+                "accuracy: adapter / random direction",
+                "Δ accuracy (repeats whose 95% CI excludes 0)",
+                "disturbance: adapter / random",
+            ],
+            rows,
+            caption=f"m={m}: specificity control — each strength of the dose sweep against "
+            f"{cfg.doses.n_controls} random directions with the adapter's own push on every test sample (the same "
+            f"dose), mean over {cfg.repeats} repeats; paired CI over the {cfg.n_test} test samples per repeat",
+        )
+
+
 def _table(rows, cfg: ToyConfig, key: str) -> list[list]:
     out = []
     for a in ["none"] + ADAPTERS:
@@ -233,6 +278,25 @@ def check(cfg: ToyConfig) -> None:
         raise ValueError(f"n_pairs={cfg.n_pairs!r}; need one or more positive numbers of pairs")
 
 
+def headline(metrics: dict, config: dict) -> list[dict]:
+    """Per m: validation accuracy of the MLP and each adapter's test accuracy at the smallest,
+    a middle and the largest N (strengths chosen on validation samples)."""
+    rows = []
+    for mk, per_a in (metrics.get("summary") or {}).items():
+        ns = sorted({int(n) for v in per_a.values() for n in v})
+        pick = [ns[0], ns[len(ns) // 2], ns[-1]] if ns else []
+        row = {
+            "m": mk[1:],
+            "MLP validation accuracy": f"{metrics.get(f'{mk}_val_accuracy', float('nan')):.3f}",
+            "split": f"strength chosen on {config.get('n_val')} validation samples, reported on {config.get('n_test')}",
+            "repeats": str(config.get("repeats")),
+        }
+        for a, v in per_a.items():
+            row[f"{a}: N={'/'.join(map(str, pick))}"] = " / ".join(f"{v[str(n)]:.2f}" for n in pick if str(n) in v)
+        rows.append(row)
+    return rows
+
+
 STUDY = Study(
     "toy_steering",
     ToyConfig,
@@ -242,4 +306,5 @@ STUDY = Study(
     check=check,
     description="the toy 'steering clear' MLP (seed 002 §3.1): CAA / ACE / LoReFT / LoReST vs number of pairs, dose "
     "sweep",
+    headline=headline,
 )
