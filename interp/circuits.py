@@ -1,0 +1,502 @@
+"""Circuit discovery over edges: the computational graph of a HookedTransformer, exact edge
+patching, edge attribution patching (EAP, Syed et al. 2023), EAP with integrated gradients
+(EAP-IG, Hanna et al. 2024) and circuit faithfulness.
+
+**The graph.** Senders are the input embedding (``blocks.0.hook_resid_pre``: token plus
+positional embedding), every attention head (its additive contribution to the residual,
+:mod:`interp.heads`: ``z_h W_O[h]``, through ``ln1_post`` with that run's scale on Gemma-2/3)
+and every MLP (``hook_mlp_out``). Receivers are every head's query, key and value input (the
+residual *before* ``ln1``, TransformerLens' split-QKV inputs), every MLP's input
+(``hook_mlp_in``) and the logits (the final residual, before ``ln_final``). An edge runs from
+every sender to every receiver downstream of it: heads of layer ``l`` feed layer ``l``'s MLP and
+everything in later layers.
+
+*Grouped-query attention* (SmolLM2: 3 key/value heads shared by 9 query heads): a key or value
+receiver is a *key/value head*, so an edge into ``L5.K1`` changes the keys that every query head
+of group 1 reads — one edge, several heads affected. Query receivers are per query head.
+
+*Post-attention norms* (Gemma-3): a head's contribution is taken with the norm scale of the run
+it comes from, so a run's head contributions plus the layer's bias term sum to its
+``hook_attn_out`` exactly; patching an edge swaps the sender's contribution computed that way.
+
+**Exact edge patching** (direction ``"noise"``): the clean run, except that receiver ``r`` sees
+``resid_r − out_s + out_s^corr`` — the sender's contribution taken from the corrupted run, the
+rest of its input as the run computes it. Patching a *set* of edges keeps that rule at every
+receiver, with ``out_s`` the sender's output in the patched run itself (effects propagate
+along unpatched edges, as in ACDC and auto-circuit), so patching every edge gives the corrupted
+run and patching every edge out of one head equals patching that head's ``hook_z``. Direction
+``"denoise"`` swaps the roles of the two runs. Scores use the patching engine's metric contract
+(``metric(last_logits) -> [batch]``) and recovery scale.
+
+**Attribution.** EAP: ``score(s → r) = Σ_{prompts, positions} (out_s^corr − out_s) · ∂M/∂in_r``
+from one clean forward and backward and one corrupted forward (``M`` = mean metric). EAP-IG
+averages the gradient over ``steps`` runs whose input embeddings interpolate from the corrupted
+to the clean ones (``k / steps``, k = 1 … steps; steps = 1 is EAP).
+
+    >>> g = Graph.of(model)
+    >>> scores = eap(model, g, clean, corrupted, metric)            # EdgeScores over every edge
+    >>> exact = edge_patching(model, g, clean, corrupted, metric, edges=scores.top(20).edges)
+    >>> faithfulness(model, g, clean, corrupted, metric, circuit=scores.top(200).edges)
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+from jaxtyping import Bool, Float
+from torch import Tensor
+from transformer_lens import HookedTransformer
+
+from interp.data.tokenize import TokenBatch, run_batch
+from interp.engine import Metric
+from interp.heads import has_post_attn_norm, head_contributions
+from interp.hooks import act_name, check_finite, hooks
+from interp.patching import DIRECTIONS, check_pair_shapes, check_tol, recovery
+
+RECEIVER_KINDS = ("q", "k", "v", "mlp", "logits")
+
+
+# --------------------------------------------------------------------------- the graph
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str  # "embed", "L3H2", "L3.mlp" (senders); "L3H2.q", "L3.K1", "L3.mlp_in", "logits" (receivers)
+    layer: int  # -1 for the embedding, n_layers for the logits
+    kind: str  # sender: "embed" / "head" / "mlp"; receiver: one of RECEIVER_KINDS
+    index: int = 0  # head (or key/value head) index; 0 otherwise
+
+
+@dataclass
+class Graph:
+    """Senders, receivers and the edge mask ``[sender, receiver]`` (True where an edge exists)."""
+
+    senders: list[Node]
+    receivers: list[Node]
+    mask: Bool[Tensor, "sender receiver"]
+    n_layers: int
+    n_heads: int
+    n_kv_heads: int
+    has_mlp: bool
+
+    @classmethod
+    def of(cls, model: HookedTransformer) -> Graph:
+        cfg = model.cfg
+        n, h = cfg.n_layers, cfg.n_heads
+        kv = cfg.n_key_value_heads if getattr(cfg, "n_key_value_heads", None) else h
+        has_mlp = not cfg.attn_only
+        if getattr(cfg, "parallel_attn_mlp", False):
+            raise ValueError("parallel attention/MLP blocks (GPT-J, NeoX) are not supported by the edge graph yet")
+        senders = [Node("embed", -1, "embed")]
+        receivers = []
+        for layer in range(n):
+            senders += [Node(f"L{layer}H{i}", layer, "head", i) for i in range(h)]
+            if has_mlp:
+                senders.append(Node(f"L{layer}.mlp", layer, "mlp"))
+            receivers += [Node(f"L{layer}H{i}.q", layer, "q", i) for i in range(h)]
+            receivers += [Node(f"L{layer}.K{i}", layer, "k", i) for i in range(kv)]
+            receivers += [Node(f"L{layer}.V{i}", layer, "v", i) for i in range(kv)]
+            if has_mlp:
+                receivers.append(Node(f"L{layer}.mlp_in", layer, "mlp"))
+        receivers.append(Node("logits", n, "logits"))
+        mask = torch.zeros(len(senders), len(receivers), dtype=torch.bool)
+        for si, s in enumerate(senders):
+            for ri, r in enumerate(receivers):
+                mask[si, ri] = r.layer > s.layer or (r.layer == s.layer and s.kind == "head" and r.kind == "mlp")
+        return cls(senders, receivers, mask, n, h, kv, has_mlp)
+
+    @property
+    def n_edges(self) -> int:
+        return int(self.mask.sum())
+
+    def edges(self) -> list[tuple[int, int]]:
+        """Every edge as ``(sender index, receiver index)``, in a fixed order."""
+        return [tuple(x) for x in self.mask.nonzero().tolist()]
+
+    def edge_name(self, edge: tuple[int, int]) -> str:
+        return f"{self.senders[edge[0]].name} -> {self.receivers[edge[1]].name}"
+
+    def edge_mask(self, edges: Sequence[tuple[int, int]]) -> Bool[Tensor, "sender receiver"]:
+        """A boolean ``[sender, receiver]`` mask of ``edges`` (each checked to exist)."""
+        out = torch.zeros_like(self.mask)
+        for s, r in edges:
+            if not (0 <= s < len(self.senders) and 0 <= r < len(self.receivers)) or not self.mask[s, r]:
+                raise ValueError(f"edge ({s}, {r}) is not an edge of this graph (sender before receiver)")
+            out[s, r] = True
+        return out
+
+    def receiver_slices(self) -> dict[tuple[int, str], tuple[int, int]]:
+        """(layer, kind) -> the [start, stop) range of its receivers in ``receivers``."""
+        out: dict[tuple[int, str], list[int]] = {}
+        for i, r in enumerate(self.receivers):
+            out.setdefault((r.layer, r.kind), []).append(i)
+        return {k: (v[0], v[-1] + 1) for k, v in out.items()}
+
+
+# --------------------------------------------------------------------------- hook plumbing
+
+
+@contextlib.contextmanager
+def split_inputs(model: HookedTransformer) -> Iterator[None]:
+    """Turn on TransformerLens' per-head Q/K/V inputs and ``hook_mlp_in`` (same numbers, extra
+    hook points), restoring the model's settings on exit, also when the body raises."""
+    old = (model.cfg.use_split_qkv_input, model.cfg.use_hook_mlp_in)
+    model.set_use_split_qkv_input(True)
+    model.set_use_hook_mlp_in(True)
+    try:
+        yield
+    finally:
+        model.set_use_split_qkv_input(old[0])
+        model.set_use_hook_mlp_in(old[1])
+
+
+def _receiver_hook(model: HookedTransformer, layer: int, kind: str) -> str:
+    if kind == "logits":
+        return act_name("resid_post", model.cfg.n_layers - 1)
+    return act_name({"q": "q_input", "k": "k_input", "v": "v_input", "mlp": "mlp_in"}[kind], layer)
+
+
+class _SenderTracker:
+    """Hooks that record every sender's output ``[b, p, d_model]`` as the forward computes it."""
+
+    def __init__(self, model: HookedTransformer, graph: Graph, keep_graph: bool = False):
+        self.model, self.graph, self.keep = model, graph, keep_graph
+        self.out: dict[int, Tensor] = {}  # sender index -> output
+        self._z: dict[int, Tensor] = {}
+        self.index = {(s.layer, s.kind, s.index): i for i, s in enumerate(graph.senders)}
+        self.post = has_post_attn_norm(model)
+
+    def _put(self, i: int, x: Tensor) -> None:
+        self.out[i] = x if self.keep else x.detach()
+
+    def hooks(self) -> list[tuple[str, Callable]]:
+        n = self.graph.n_layers
+        out = [(act_name("resid_pre", 0), lambda a, hook: self._put(0, a.float()))]
+        for layer in range(n):
+            out.append((act_name("z", layer), lambda a, hook, layer=layer: self._heads(layer, a)))
+            if self.post:
+                out.append(
+                    (act_name("ln1_post.hook_scale", layer), lambda a, hook, layer=layer: self._scaled(layer, a))
+                )
+            if self.graph.has_mlp:
+                i = self.index[(layer, "mlp", 0)]
+                out.append((act_name("mlp_out", layer), lambda a, hook, i=i: self._put(i, a.float())))
+        return out
+
+    def _heads(self, layer: int, z: Tensor) -> None:
+        if self.post:
+            self._z[layer] = z  # its contribution needs ln1_post's scale, which comes next
+            return
+        self._store_heads(layer, head_contributions(self.model, layer, z))
+
+    def _scaled(self, layer: int, scale: Tensor) -> None:
+        self._store_heads(layer, head_contributions(self.model, layer, self._z.pop(layer), scale[..., 0]))
+
+    def _store_heads(self, layer: int, contrib: Tensor) -> None:
+        for h in range(self.graph.n_heads):
+            self._put(self.index[(layer, "head", h)], contrib[:, :, h])
+
+
+def _stack(outputs: dict[int, Tensor], idx: Sequence[int]) -> Tensor:
+    return torch.stack([outputs[i] for i in idx])  # [s b p d]
+
+
+# --------------------------------------------------------------------------- exact edge patching
+
+
+def _check_pairs(model, clean: TokenBatch, corrupted: TokenBatch, metric: Metric) -> None:
+    check_pair_shapes(clean, corrupted)
+    if not callable(metric):
+        raise TypeError(f"metric must be callable (last-position logits -> [batch]); got {type(metric).__name__}")
+
+
+def _last(model, batch: TokenBatch, logits: Tensor) -> Tensor:
+    rows = torch.arange(len(batch), device=logits.device)
+    return logits[rows, batch.last_index.to(logits.device)]
+
+
+@torch.no_grad()
+def sender_outputs(model: HookedTransformer, graph: Graph, batch: TokenBatch) -> tuple[Tensor, Tensor]:
+    """(every sender's output ``[sender b p d_model]``, the metric-ready last logits) of one run."""
+    tracker = _SenderTracker(model, graph)
+    with split_inputs(model), hooks(model, tracker.hooks()):
+        logits = run_batch(model, batch)
+    return _stack(tracker.out, range(len(graph.senders))), _last(model, batch, logits)
+
+
+@torch.no_grad()
+def patch_edges(
+    model: HookedTransformer,
+    graph: Graph,
+    base: TokenBatch,
+    source: TokenBatch,
+    edges: Bool[Tensor, "sender receiver"],
+    metric: Metric,
+    source_outputs: Tensor | None = None,
+) -> Float[Tensor, " batch"]:
+    """The metric of ``base`` with every edge in ``edges`` taking its sender's output from
+    ``source`` (module doc: effects propagate along unpatched edges)."""
+    _check_pairs(model, base, source, metric)
+    if edges.shape != graph.mask.shape or bool((edges & ~graph.mask).any()):
+        raise ValueError(f"edges must be a [sender, receiver] mask {tuple(graph.mask.shape)} within graph.mask")
+    src = sender_outputs(model, graph, source)[0] if source_outputs is None else source_outputs
+    tracker = _SenderTracker(model, graph)
+    fwd = tracker.hooks()
+    for (layer, kind), (a, b) in graph.receiver_slices().items():
+        sub = edges[:, a:b]
+        if not bool(sub.any()):
+            continue
+        users = sub.any(1).nonzero()[:, 0].tolist()
+        weights = sub[users].float()  # [s_used, r]
+
+        def fn(act: Tensor, hook, users=users, weights=weights, kind=kind) -> Tensor:
+            delta = src[users].to(act.device) - _stack(tracker.out, users).to(act.device)  # [s b p d]
+            add = torch.einsum("sbpd,sr->bprd", delta, weights.to(act.device))
+            return act + (add[:, :, 0] if kind in ("mlp", "logits") else add).to(act.dtype)
+
+        fwd.append((_receiver_hook(model, layer, kind), fn))
+    with split_inputs(model), hooks(model, fwd):
+        logits = run_batch(model, base)
+    out = metric(_last(model, base, logits))
+    check_finite(out, "metric of the patched run")
+    return out.float().cpu()
+
+
+@dataclass
+class EdgeScores:
+    """A score per edge (higher = more important under the method's sign convention)."""
+
+    graph: Graph
+    edges: list[tuple[int, int]]
+    scores: Float[Tensor, " edge"]
+    method: str
+
+    def top(self, k: int) -> EdgeScores:
+        """The ``k`` edges with the largest |score| (largest first)."""
+        if k < 1:
+            raise ValueError(f"k={k}; must be >= 1")
+        order = self.scores.abs().argsort(descending=True)[:k]
+        return EdgeScores(self.graph, [self.edges[i] for i in order], self.scores[order], self.method)
+
+    def names(self) -> list[str]:
+        return [self.graph.edge_name(e) for e in self.edges]
+
+    def mask(self) -> Bool[Tensor, "sender receiver"]:
+        return self.graph.edge_mask(self.edges)
+
+
+def _roles(clean: TokenBatch, corrupted: TokenBatch, direction: str) -> tuple[TokenBatch, TokenBatch]:
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction={direction!r}; allowed: {list(DIRECTIONS)}")
+    return (clean, corrupted) if direction == "noise" else (corrupted, clean)
+
+
+@torch.no_grad()
+def edge_patching(
+    model: HookedTransformer,
+    graph: Graph,
+    clean: TokenBatch,
+    corrupted: TokenBatch,
+    metric: Metric,
+    edges: Sequence[tuple[int, int]] | None = None,
+    direction: str = "noise",
+    edges_per_forward: int = 32,
+) -> EdgeScores:
+    """Each edge patched alone: score = mean over prompts of metric(patched) − metric(base)
+    (``base`` = clean for ``"noise"``, corrupted for ``"denoise"``). Many edges run per forward:
+    the batch holds one copy of the prompts per edge, and with one edge patched its sender's
+    output is the base run's, so the receiver's shift is a precomputed difference."""
+    _check_pairs(model, clean, corrupted, metric)
+    base, source = _roles(clean, corrupted, direction)
+    edges = graph.edges() if edges is None else list(edges)
+    graph.edge_mask(edges)  # checks every edge
+    out_base, last_base = sender_outputs(model, graph, base)
+    out_src, _ = sender_outputs(model, graph, source)
+    delta = out_src - out_base  # [s b p d]
+    m_base = metric(last_base).float().cpu()
+    scores = []
+    b = len(base)
+    for start in range(0, len(edges), edges_per_forward):
+        chunk = edges[start : start + edges_per_forward]
+        rep = _repeat(base, len(chunk))
+        fwd = []
+        by_hook: dict[str, list[tuple[int, int, int]]] = {}
+        for ci, (s, r) in enumerate(chunk):
+            node = graph.receivers[r]
+            by_hook.setdefault(_receiver_hook(model, node.layer, node.kind), []).append((ci, s, node.index))
+        for name, items in by_hook.items():
+
+            def fn(act: Tensor, hook, items=items) -> Tensor:
+                act = act.clone()
+                for ci, s, idx in items:
+                    rows = slice(ci * b, (ci + 1) * b)
+                    d = delta[s].to(act.device, act.dtype)
+                    if act.ndim == 4:
+                        act[rows, :, idx] += d
+                    else:
+                        act[rows] += d
+                return act
+
+            fwd.append((name, fn))
+        with split_inputs(model), hooks(model, fwd):
+            logits = run_batch(model, rep)
+        m = metric_rows(metric, _last(model, rep, logits), len(chunk), b)
+        scores.append((m - m_base[None]).mean(1))
+    return EdgeScores(graph, edges, torch.cat(scores), f"exact ({direction})")
+
+
+def metric_rows(metric: Metric, last: Tensor, copies: int, b: int) -> Tensor:
+    """The metric of ``copies`` stacked copies of a ``b``-prompt batch, as ``[copies, b]`` (the
+    metric sees one copy at a time: it may hold per-prompt answer ids)."""
+    return torch.stack([metric(last[c * b : (c + 1) * b]).float().cpu() for c in range(copies)])
+
+
+def _repeat(batch: TokenBatch, copies: int) -> TokenBatch:
+    from dataclasses import replace
+
+    return replace(
+        batch,
+        tokens=batch.tokens.repeat(copies, 1),
+        attention_mask=batch.attention_mask.repeat(copies, 1),
+        prompts=list(batch.prompts) * copies,
+    )
+
+
+# --------------------------------------------------------------------------- attribution
+
+
+def _receiver_grads(
+    model: HookedTransformer, graph: Graph, batch: TokenBatch, metric: Metric, embed: Tensor | None = None
+) -> Tensor:
+    """∂(mean metric)/∂(receiver input) ``[receiver b p d_model]`` of one run — the full
+    derivative through every later path (``embed``: replaces the input embedding, for
+    integrated gradients)."""
+    grads: dict[int, Tensor] = {}
+
+    def start(act: Tensor, hook) -> Tensor:
+        # a leaf that needs a gradient, so every later activation carries one
+        return (act if embed is None else embed.to(act)).detach().requires_grad_(True)
+
+    fwd = [(act_name("resid_pre", 0), start)]
+    for (layer, kind), (a, b) in graph.receiver_slices().items():
+
+        def fn(act: Tensor, hook, a=a, b=b, kind=kind) -> None:
+            def keep(g: Tensor) -> None:
+                g = g.detach().float()
+                for j, ri in enumerate(range(a, b)):
+                    grads[ri] = g if kind in ("mlp", "logits") else g[:, :, j]
+
+            act.register_hook(keep)
+
+        fwd.append((_receiver_hook(model, layer, kind), fn))
+    with torch.enable_grad(), split_inputs(model), hooks(model, fwd):
+        logits = run_batch(model, batch)
+        m = metric(_last(model, batch, logits)).float()
+        check_finite(m, "metric")
+        m.mean().backward()
+    missing = [graph.receivers[i].name for i in range(len(graph.receivers)) if i not in grads]
+    if missing:
+        raise RuntimeError(f"no gradient reached receivers {missing[:5]}; is the metric differentiable?")
+    return torch.stack([grads[i] for i in range(len(graph.receivers))])
+
+
+def _attribution_scores(graph: Graph, delta: Tensor, grads: Tensor) -> Tensor:
+    """score[s, r] = Σ_{b, p, d} delta[s] · grads[r], on the graph's edges."""
+    full = torch.einsum("sbpd,rbpd->sr", delta, grads)
+    return full.masked_fill(~graph.mask, 0.0)
+
+
+def eap(
+    model: HookedTransformer,
+    graph: Graph,
+    clean: TokenBatch,
+    corrupted: TokenBatch,
+    metric: Metric,
+    direction: str = "noise",
+) -> EdgeScores:
+    """Edge attribution patching: the first-order estimate of every edge's exact score."""
+    return eap_ig(model, graph, clean, corrupted, metric, steps=1, direction=direction, _name="EAP")
+
+
+def eap_ig(
+    model: HookedTransformer,
+    graph: Graph,
+    clean: TokenBatch,
+    corrupted: TokenBatch,
+    metric: Metric,
+    steps: int = 5,
+    direction: str = "noise",
+    _name: str = "EAP-IG",
+) -> EdgeScores:
+    """EAP with the receiver gradients averaged over ``steps`` runs whose input embeddings go
+    from the source's to the base's (``k / steps``, k = 1 … steps): EAP-IG (inputs)."""
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps={steps!r}; need a positive integer number of interpolation steps")
+    _check_pairs(model, clean, corrupted, metric)
+    base, source = _roles(clean, corrupted, direction)
+    out_base, _ = sender_outputs(model, graph, base)
+    out_src, _ = sender_outputs(model, graph, source)
+    delta = out_src - out_base
+    grads = torch.zeros(len(graph.receivers), *out_base.shape[1:])
+    for k in range(1, steps + 1):
+        a = k / steps  # a = 1: the base run itself
+        embed = None if steps == 1 else out_src[0] + a * (out_base[0] - out_src[0])
+        grads += _receiver_grads(model, graph, base, metric, embed).cpu() / steps
+    scores = _attribution_scores(graph, delta.cpu(), grads)
+    edges = graph.edges()
+    return EdgeScores(graph, edges, torch.stack([scores[s, r] for s, r in edges]), _name)
+
+
+# --------------------------------------------------------------------------- circuits
+
+
+@dataclass
+class Faithfulness:
+    metric_circuit: Float[Tensor, " batch"]
+    metric_clean: Float[Tensor, " batch"]
+    metric_corrupted: Float[Tensor, " batch"]
+    per_prompt: Float[Tensor, " batch"]  # recovery scale; NaN where the clean–corrupted gap is undefined
+    n_edges: int
+
+    @property
+    def mean(self) -> float:
+        """The pooled share of the gap: mean(circuit − corrupted) / mean(clean − corrupted)."""
+        gap = float((self.metric_clean - self.metric_corrupted).mean())
+        return float("nan") if abs(gap) < 1e-12 else float((self.metric_circuit - self.metric_corrupted).mean()) / gap
+
+
+def faithfulness(
+    model: HookedTransformer,
+    graph: Graph,
+    clean: TokenBatch,
+    corrupted: TokenBatch,
+    metric: Metric,
+    circuit: Bool[Tensor, "sender receiver"] | Sequence[tuple[int, int]],
+    tol: float = 1e-3,
+) -> Faithfulness:
+    """The clean run with every edge *outside* ``circuit`` patched from the corrupted run, as a
+    share of the clean–corrupted gap (1 = the circuit alone carries the behaviour)."""
+    check_tol(tol)
+    keep = circuit if isinstance(circuit, Tensor) else graph.edge_mask(circuit)
+    out_corr, last_corr = sender_outputs(model, graph, corrupted)
+    _, last_clean = sender_outputs(model, graph, clean)
+    m_clean, m_corr = metric(last_clean).float().cpu(), metric(last_corr).float().cpu()
+    m = patch_edges(model, graph, clean, corrupted, graph.mask & ~keep, metric, source_outputs=out_corr)
+    per, _ = recovery(m, m_clean, m_corr, tol)
+    return Faithfulness(m, m_clean, m_corr, per, int(keep.sum()))
+
+
+def faithfulness_curve(
+    model: HookedTransformer,
+    graph: Graph,
+    clean: TokenBatch,
+    corrupted: TokenBatch,
+    metric: Metric,
+    scores: EdgeScores,
+    sizes: Sequence[int],
+) -> list[tuple[int, float]]:
+    """(circuit size, pooled faithfulness) for the top-``n`` edges of ``scores`` at every size."""
+    return [(n, faithfulness(model, graph, clean, corrupted, metric, scores.top(n).edges).mean) for n in sizes]

@@ -1,0 +1,220 @@
+"""Edge graph, exact edge patching, EAP / EAP-IG and faithfulness (interp.circuits): planted
+paths, identities with plain activation patching, and the graph on GQA / post-norm models."""
+
+import pytest
+import torch
+
+
+def _pairs(model, n=4):
+    from interp import tokenize
+
+    clean = tokenize(model, [f"alpha beta gamma {w} delta" for w in "abcd"][:n])
+    corr = tokenize(model, [f"alpha beta gamma {w} delta" for w in "dcba"][:n])
+    return clean, corr
+
+
+def _metric(model):
+    from interp.patching import logit_diff_metric
+
+    return logit_diff_metric(torch.tensor([5] * 4), torch.tensor([9] * 4))
+
+
+@pytest.fixture(scope="module", params=["random:tiny-llama", "random:tiny-gpt2", "random:tiny-gemma3"])
+def any_model(request):
+    from interp import load_model
+
+    return load_model(request.param, device="cpu")
+
+
+def test_graph_counts_gqa_and_mlp_edges(tiny_llama):
+    from interp.circuits import Graph
+
+    g = Graph.of(tiny_llama)
+    n, h, kv = tiny_llama.cfg.n_layers, tiny_llama.cfg.n_heads, tiny_llama.cfg.n_key_value_heads
+    assert kv < h  # grouped-query attention: K/V receivers are key/value heads
+    assert len(g.senders) == 1 + n * (h + 1)
+    assert len(g.receivers) == n * (h + 2 * kv + 1) + 1
+    names = [g.edge_name(e) for e in g.edges()]
+    assert "L0H1 -> L0.mlp_in" in names and "L1H0 -> L0.mlp_in" not in names and "L0.mlp -> L0H0.q" not in names
+    assert "embed -> logits" in names and "L1.mlp -> logits" in names
+    assert g.n_edges == len(names)
+
+
+def test_all_edges_patched_is_the_corrupted_run(any_model):
+    from interp.circuits import Graph, patch_edges
+    from interp.patching import last_logits
+
+    clean, corr = _pairs(any_model)
+    metric = _metric(any_model)
+    g = Graph.of(any_model)
+    m_all = patch_edges(any_model, g, clean, corr, g.mask, metric)
+    with torch.no_grad():
+        m_corr = metric(last_logits(any_model, corr)).float()
+        m_clean = metric(last_logits(any_model, clean)).float()
+    torch.testing.assert_close(m_all, m_corr, atol=1e-4, rtol=1e-4)
+    m_none = patch_edges(any_model, g, clean, corr, torch.zeros_like(g.mask), metric)
+    torch.testing.assert_close(m_none, m_clean, atol=1e-4, rtol=1e-4)
+
+
+def test_edges_out_of_a_head_equal_patching_its_z(any_model):
+    """Every edge out of head L0H1 patched = the head's hook_z patched from the corrupted run
+    (pre-norm blocks; behind Gemma's ln1_post a z patch also rescales the other heads, which an
+    edge patch by definition does not); every edge out of the layer-0 MLP = its hook_mlp_out
+    patched (every block type)."""
+    from interp.heads import has_post_attn_norm
+
+    from interp.circuits import Graph, patch_edges
+    from interp.hooks import act_name, capture, hooks
+    from interp.patching import last_logits
+
+    clean, corr = _pairs(any_model)
+    metric = _metric(any_model)
+    g = Graph.of(any_model)
+    with torch.no_grad(), capture(any_model, [act_name("z", 0), act_name("mlp_out", 0)]) as acts:
+        last_logits(any_model, corr)
+    for sender, hook, patch in (
+        (
+            "L0H1",
+            act_name("z", 0),
+            lambda a, hook: torch.cat([a[:, :, :1], acts[hook.name][:, :, 1:2], a[:, :, 2:]], 2),
+        ),
+        ("L0.mlp", act_name("mlp_out", 0), lambda a, hook: acts[hook.name]),
+    ):
+        si = [s.name for s in g.senders].index(sender)
+        mask = torch.zeros_like(g.mask)
+        mask[si] = g.mask[si]
+        got = patch_edges(any_model, g, clean, corr, mask, metric)
+        with torch.no_grad(), hooks(any_model, [(hook, patch)]):
+            want = metric(last_logits(any_model, clean)).float()
+        torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+
+
+def test_batched_single_edges_equal_one_at_a_time(tiny_llama):
+    from interp.circuits import Graph, edge_patching, patch_edges
+    from interp.patching import last_logits
+
+    clean, corr = _pairs(tiny_llama)
+    metric = _metric(tiny_llama)
+    g = Graph.of(tiny_llama)
+    edges = g.edges()[::7]
+    scores = edge_patching(tiny_llama, g, clean, corr, metric, edges=edges, edges_per_forward=5)
+    with torch.no_grad():
+        base = metric(last_logits(tiny_llama, clean)).float()
+    for e, s in zip(edges[:6], scores.scores[:6]):
+        one = patch_edges(tiny_llama, g, clean, corr, g.edge_mask([e]), metric)
+        assert float((one - base).mean()) == pytest.approx(float(s), abs=1e-4)
+    with pytest.raises(ValueError, match="not an edge"):
+        edge_patching(tiny_llama, g, clean, corr, metric, edges=[(len(g.senders) - 1, 0)])
+    with pytest.raises(ValueError, match="direction="):
+        edge_patching(tiny_llama, g, clean, corr, metric, edges=edges[:1], direction="sideways")
+
+
+def _planted():
+    """Attention-only, no norms: tokens live in dims 0-5, the unembedding reads dims 6-7, and
+    only head L1H0 (uniform attention: W_Q = W_K = 0) moves token information into dims 6-7.
+    The whole clean–corrupted difference runs embed -> L1.V0 -> L1H0 -> logits, and the model
+    is linear in every patched activation."""
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    cfg = HookedTransformerConfig(
+        n_layers=2,
+        d_model=8,
+        n_heads=2,
+        d_head=4,
+        n_ctx=8,
+        d_vocab=6,
+        attn_only=True,
+        normalization_type=None,
+        positional_embedding_type="standard",
+        act_fn="relu",
+        seed=0,
+    )
+    model = HookedTransformer(cfg)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+        model.W_E[:, :6] = torch.eye(6)
+        model.W_U[6:] = torch.randn(2, 6, generator=g)
+        model.blocks[1].attn.W_V[0] = torch.randn(8, 4, generator=g) * (torch.arange(8) < 6)[:, None]
+        model.blocks[1].attn.W_O[0] = torch.randn(4, 8, generator=g) * (torch.arange(8) >= 6)[None]
+    return model
+
+
+def _planted_batches(model):
+    from interp.data.tokenize import TokenBatch
+
+    clean = torch.tensor([[0, 1, 2, 3], [1, 2, 3, 4], [2, 3, 4, 5]])
+    corr = torch.tensor([[0, 1, 5, 3], [1, 2, 0, 4], [2, 3, 1, 5]])
+    mk = lambda t: TokenBatch(t, torch.ones_like(t), torch.full((3,), 3), "right", ["x"] * 3)  # noqa: E731
+    return mk(clean), mk(corr)
+
+
+def test_planted_path_is_found_first_and_eap_equals_exact_on_a_linear_model():
+    from interp.circuits import Graph, eap, edge_patching
+    from interp.patching import logit_diff_metric
+
+    model = _planted()
+    clean, corr = _planted_batches(model)
+    metric = logit_diff_metric(torch.tensor([0, 0, 0]), torch.tensor([1, 1, 1]))
+    g = Graph.of(model)
+    exact = edge_patching(model, g, clean, corr, metric)
+    att = eap(model, g, clean, corr, metric)
+    path = {"embed -> L1.V0", "L1H0 -> logits"}
+    assert set(exact.top(2).names()) == path and set(att.top(2).names()) == path
+    assert abs(float(exact.top(1).scores[0])) > 0.1
+    others = [s for n, s in zip(exact.names(), exact.scores) if n not in path]
+    assert max(abs(float(x)) for x in others) < 1e-5
+    torch.testing.assert_close(att.scores, exact.scores, atol=1e-4, rtol=1e-4)
+
+
+def test_eap_ig_approaches_the_exact_score_as_steps_grow():
+    """A nonlinear metric (log-probability) on the planted model: EAP's first-order estimate of
+    the L1H0 -> logits edge is off; EAP-IG's error shrinks with the number of steps."""
+    from interp.circuits import Graph, eap, eap_ig, edge_patching
+    from interp.patching import logprob_metric
+
+    model = _planted()
+    with torch.no_grad():
+        model.W_U[6:] *= 4.0  # a large push: the log-probability curves over the path
+    clean, corr = _planted_batches(model)
+    metric = logprob_metric(torch.tensor([0, 0, 0]))
+    g = Graph.of(model)
+    edge = [e for e in g.edges() if g.edge_name(e) == "L1H0 -> logits"]
+    exact = float(edge_patching(model, g, clean, corr, metric, edges=edge).scores[0])
+    i = g.edges().index(edge[0])
+    errors = [abs(float(eap_ig(model, g, clean, corr, metric, steps=k).scores[i]) - exact) for k in (1, 4, 32)]
+    assert errors[0] > 0.05 and errors[2] < errors[1] < errors[0] and errors[2] < 0.1 * errors[0]
+    # one step is EAP itself (the gradient at the clean run)
+    assert float(eap(model, g, clean, corr, metric).scores[i]) == pytest.approx(
+        float(eap_ig(model, g, clean, corr, metric, steps=1).scores[i]), abs=1e-6
+    )
+
+
+def test_faithfulness_of_the_full_graph_and_the_planted_path():
+    from interp.circuits import Graph, edge_patching, faithfulness, faithfulness_curve
+    from interp.patching import logit_diff_metric
+
+    model = _planted()
+    clean, corr = _planted_batches(model)
+    metric = logit_diff_metric(torch.tensor([0, 0, 0]), torch.tensor([1, 1, 1]))
+    g = Graph.of(model)
+    assert faithfulness(model, g, clean, corr, metric, g.edges()).mean == pytest.approx(1.0, abs=1e-5)
+    assert faithfulness(model, g, clean, corr, metric, []).mean == pytest.approx(0.0, abs=1e-5)
+    path = [e for e in g.edges() if g.edge_name(e) in ("embed -> L1.V0", "L1H0 -> logits")]
+    assert faithfulness(model, g, clean, corr, metric, path).mean == pytest.approx(1.0, abs=1e-4)
+    # one of the two path edges alone: the other is cut, nothing is left
+    assert faithfulness(model, g, clean, corr, metric, path[:1]).mean == pytest.approx(0.0, abs=1e-4)
+    curve = faithfulness_curve(model, g, clean, corr, metric, edge_patching(model, g, clean, corr, metric), [1, 2, 5])
+    assert [n for n, _ in curve] == [1, 2, 5] and curve[1][1] == pytest.approx(1.0, abs=1e-4)
+
+
+def test_split_inputs_restores_the_model_settings_when_the_body_raises(tiny_llama):
+    from interp.circuits import split_inputs
+
+    before = (tiny_llama.cfg.use_split_qkv_input, tiny_llama.cfg.use_hook_mlp_in)
+    with pytest.raises(RuntimeError, match="boom"), split_inputs(tiny_llama):
+        assert tiny_llama.cfg.use_split_qkv_input
+        raise RuntimeError("boom")
+    assert (tiny_llama.cfg.use_split_qkv_input, tiny_llama.cfg.use_hook_mlp_in) == before
+    assert not any(hp.fwd_hooks for hp in tiny_llama.hook_dict.values())
