@@ -61,9 +61,8 @@ def test_edges_out_of_a_head_equal_patching_its_z(any_model):
     (pre-norm blocks; behind Gemma's ln1_post a z patch also rescales the other heads, which an
     edge patch by definition does not); every edge out of the layer-0 MLP = its hook_mlp_out
     patched (every block type)."""
-    from interp.heads import has_post_attn_norm
-
     from interp.circuits import Graph, patch_edges
+    from interp.heads import has_post_attn_norm
     from interp.hooks import act_name, capture, hooks
     from interp.patching import last_logits
 
@@ -72,14 +71,11 @@ def test_edges_out_of_a_head_equal_patching_its_z(any_model):
     g = Graph.of(any_model)
     with torch.no_grad(), capture(any_model, [act_name("z", 0), act_name("mlp_out", 0)]) as acts:
         last_logits(any_model, corr)
-    for sender, hook, patch in (
-        (
-            "L0H1",
-            act_name("z", 0),
-            lambda a, hook: torch.cat([a[:, :, :1], acts[hook.name][:, :, 1:2], a[:, :, 2:]], 2),
-        ),
-        ("L0.mlp", act_name("mlp_out", 0), lambda a, hook: acts[hook.name]),
-    ):
+    cases = [("L0.mlp", act_name("mlp_out", 0), lambda a, hook: acts[hook.name])]
+    if not has_post_attn_norm(any_model):
+        z_patch = lambda a, hook: torch.cat([a[:, :, :1], acts[hook.name][:, :, 1:2], a[:, :, 2:]], 2)  # noqa: E731
+        cases.append(("L0H1", act_name("z", 0), z_patch))
+    for sender, hook, patch in cases:
         si = [s.name for s in g.senders].index(sender)
         mask = torch.zeros_like(g.mask)
         mask[si] = g.mask[si]
