@@ -14,6 +14,7 @@ renders (the tests run the check), so a number in the table is always the report
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import yaml
@@ -74,7 +75,8 @@ def study_table(name: str, folders: list[Path], root: Path = RESULTS) -> str:
     columns: list[str] = []
     for r in rows:
         columns += [c for c in r if c not in columns]
-    lines = [f"## {name}", "", f"{study.description}. Findings: [FINDINGS.md]({name}/FINDINGS.md).", ""]
+    findings = f" Findings: [FINDINGS.md]({name}/FINDINGS.md)." if (root / name / "FINDINGS.md").is_file() else ""
+    lines = [f"## {name}", "", f"{study.description}.{findings}", ""]
     lines += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(str(r.get(c, "")).replace("|", "/") for c in columns) + " |" for r in rows]
     return "\n".join(lines) + "\n"
@@ -118,3 +120,48 @@ def split_text(config: dict) -> str:
     if not sel:
         return "-"
     return f"held out: {1 - sel.get('test_fraction', 0.5):.0%} selection, seed {sel.get('seed', 0)}"
+
+
+# ----------------------------------------------------------------------------- FINDINGS ↔ reports
+
+_NUMBER = re.compile(r"(?<![\w.-])[−+-]?\d+\.\d+(?![\w.])")
+_CITED = re.compile(r"[\w./-]*report\.md")
+
+
+def _norm_number(x: str) -> str:
+    return x.replace("−", "-").lstrip("+-")
+
+
+def findings_mismatches(root: Path = RESULTS) -> dict[str, list[str]]:
+    """Per ``FINDINGS.md``: the decimal numbers it states that none of the reports it cites
+    (``…/report.md`` paths, linked or in backticks, relative to the file) contains — in its
+    ``report.md`` or ``metrics.json``. Numbers inside fenced code blocks (commands, configs) are
+    exempt; so are integers (counts, layers, seeds). A number quoted with fewer decimals than the
+    report gives counts when it is that number rounded."""
+    out = {}
+    for f in sorted(root.glob("*/FINDINGS.md")):
+        text = f.read_text()
+        prose = re.sub(r"```.*?```", "", text, flags=re.S)
+        cited = {f.parent / c for c in _CITED.findall(text)}
+        corpus = " ".join(
+            (c.parent / name).read_text()
+            for c in cited
+            for name in ("report.md", "metrics.json")
+            if (c.parent / name).is_file()
+        )
+        have = _with_roundings(_norm_number(n) for n in _NUMBER.findall(corpus))
+        missing = [n for n in _NUMBER.findall(prose) if _norm_number(n) not in have]
+        if missing or not cited:
+            out[f.parent.name] = missing or ["(cites no report.md)"]
+    return out
+
+
+def _with_roundings(numbers) -> set[str]:
+    """The numbers as written and rounded to every shorter number of decimals."""
+    out = set()
+    for n in numbers:
+        out.add(n)
+        decimals = len(n.split(".")[1])
+        for d in range(1, decimals):
+            out.add(f"{float(n):.{d}f}")
+    return out
