@@ -81,7 +81,8 @@ def test_function_vectors_experiment_smoke(smoke_run):
     assert len(entry["top_heads"]) == 2
     report = (folder / "report.md").read_text()
     assert "Share of model × task combinations" in report
-    assert "HEADLINE" in report and set(entry["held_out"]) == {"FV default", "FV search", "TV"}
+    assert "HEADLINE" in report
+    assert set(entry["held_out"]) == {"FV default", "FV default, layer searched", "FV search", "TV"}
     assert entry["held_out"]["TV"]["n_selection"] + entry["held_out"]["TV"]["n_test"] == 6
 
 
@@ -114,10 +115,15 @@ def test_fv_held_out_recovery_ignores_a_layer_lucky_on_the_test_queries():
         answers=["a", "b"] * 20,
     )
     held = held_out_recovery(r, cfg)
-    assert held["FV default"].config == (1,) and held["TV"].config == (1,) and held["FV search"].config == (2, 1.0, 1)
+    assert held["FV default, layer searched"].config == (1,) and held["TV"].config == (1,)
+    assert held["FV search"].config == (2, 1.0, 1)
+    # Todd et al.'s default is not chosen: the evaluated layer nearest |L| / 3 (depth 3 -> layer 1)
+    assert held["FV default"].config == (1,) and not held["FV default"].chosen
     assert held["TV"].selection.best_on_test[0] == (2,)
     acc = items[1, split.test].mean()
     assert held["TV"].recovery == pytest.approx(acc / 0.5) and held["TV"].reference == pytest.approx(0.5)
+    lo, hi = held["TV"].ci
+    assert lo < held["TV"].recovery < hi  # numerator and reference resampled together
     assert majority_baseline(r.answers) == 0.5
     low = FVSettings(
         ks=[2], scales=[1.0, 2.0], min_reference=0.6
@@ -178,3 +184,20 @@ def test_fv_transfer_extractions_side_by_side(smoke_run):
     # huge doses rewrite the residual: the positive control changes predictions more than the smallest dose
     changed = np.array(fv["val_changed"])
     assert (changed[..., -1] >= changed[..., 0]).all() and changed[..., -1].mean() > changed[..., 0].mean()
+
+
+def test_recovery_ci_resamples_the_reference_too():
+    """A recovery of 1 whose reference is itself noisy: the joint bootstrap CI is wider than the
+    one that treats the reference as fixed, and an unpaired 10-shot reference widens it again."""
+    from interp.studies.function_vectors.core import ratio_ci
+
+    rng = np.random.default_rng(0)
+    num = (rng.random(25) < 0.6).astype(float)
+    den = (rng.random(25) < 0.6).astype(float)
+    r, (lo, hi) = ratio_ci(num, den, 0.1, paired=True)
+    assert r == pytest.approx(num.mean() / den.mean())
+    fixed = np.quantile([num[rng.integers(0, 25, 25)].mean() / den.mean() for _ in range(2000)], [0.025, 0.975])
+    assert hi - lo > fixed[1] - fixed[0]
+    _, (lo2, hi2) = ratio_ci(num, den, 0.1, paired=False)
+    assert hi2 - lo2 > 0
+    assert np.isnan(ratio_ci(num, np.zeros(25), 0.1, paired=True)[0])

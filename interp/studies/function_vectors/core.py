@@ -80,6 +80,7 @@ class FVTaskResult:
     default_items: np.ndarray | None = None
     tv_items: np.ndarray | None = None
     answers: list[str] | None = None  # the evaluation queries' answers (majority-answer baseline)
+    n_layers: int | None = None  # the model's depth (Todd et al.'s fixed layer is |L| / 3)
 
 
 def recovery_ratio(acc: np.ndarray, ref: float, floor: float) -> np.ndarray:
@@ -177,6 +178,7 @@ def task_study(model, task: str, cfg: FVSettings, seed: int) -> FVTaskResult:
         default_items=default_items,
         tv_items=tv_items,
         answers=answers,
+        n_layers=model.cfg.n_layers,
     )
     if cfg.patching:
         out.patching = _patching(model, clean_b, shuf_b, ans, cfg)
@@ -197,27 +199,65 @@ def recovery_curves(r: FVTaskResult, min_reference: float) -> dict[str, np.ndarr
 
 @dataclass
 class HeldOutRecovery:
-    """One method's recovery with its configuration chosen on the selection queries."""
+    """One method's recovery with its configuration chosen on the selection queries (or fixed in
+    advance: the Todd default's layer), against the 5-shot and the 10-shot reference."""
 
     config: tuple  # (layer,) or (k, λ, layer)
     recovery: float  # test accuracy / test 5-shot accuracy (NaN: undefined)
-    ci: tuple[float, float]  # the test accuracy's bootstrap CI over the same reference
+    ci: tuple[float, float]  # bootstrap over test queries resampling numerator and 5-shot reference together
     selection: Selection  # accuracy: selection / test, optimism gap, best-on-test (labelled)
     reference: float  # 5-shot accuracy on the test queries
+    recovery_10: float = float("nan")  # test accuracy / the 10-shot accuracy on the test indices
+    ci_10: tuple[float, float] = (float("nan"), float("nan"))  # numerator and 10-shot reference resampled
+    reference_10: float = float("nan")
+    chosen: bool = True  # False: the configuration was fixed in advance, not chosen on data
+
+
+def ratio_ci(
+    num: np.ndarray, den: np.ndarray, floor: float, paired: bool, n_boot: int = 2000, seed: int = 0
+) -> tuple[float, tuple[float, float]]:
+    """mean(num) / mean(den) and its percentile-bootstrap CI. ``paired``: the same queries under
+    both (5-shot), resampled together; else each resampled on its own (the 10-shot prompts carry
+    other queries). Undefined (NaN) when mean(den) is below ``floor``; resamples whose
+    denominator falls below it are left out of the CI."""
+    num, den = np.asarray(num, float), np.asarray(den, float)
+    nan = float("nan")
+    if len(num) == 0 or len(den) == 0 or den.mean() <= 0 or den.mean() < floor:
+        return nan, (nan, nan)
+    rng = np.random.default_rng(seed)
+    i = rng.integers(0, len(num), size=(n_boot, len(num)))
+    j = i if paired else rng.integers(0, len(den), size=(n_boot, len(den)))
+    d = den[j].mean(1)
+    ok = d >= max(floor, 1e-12)
+    boots = num[i].mean(1)[ok] / d[ok]
+    lo, hi = np.quantile(boots, [0.025, 0.975]) if len(boots) else (nan, nan)
+    return float(num.mean() / den.mean()), (float(lo), float(hi))
+
+
+def todd_layer(r: FVTaskResult) -> int:
+    """The evaluated layer nearest |L| / 3 (Todd et al.'s fixed FV layer), decided before any data."""
+    depth = r.n_layers if r.n_layers else max(r.layers) + 1
+    return min(r.layers, key=lambda layer: (abs(layer - depth / 3), layer))
 
 
 def held_out_recovery(r: FVTaskResult, cfg: FVSettings) -> dict[str, HeldOutRecovery]:
-    """Per method (FV default, FV search, TV): layer (search: k, λ, layer) chosen by accuracy on
-    the selection queries, recovery of 5-shot accuracy on the test queries; undefined where the
-    test 5-shot accuracy is below ``cfg.min_reference``."""
+    """Per method — FV default at Todd et al.'s fixed layer (nothing chosen), FV default with the
+    layer searched, FV search (k, λ, layer), TV (layer) — the configuration chosen by accuracy on
+    the selection queries and recovery on the test queries against both the 5-shot and the 10-shot
+    reference, with CIs from a bootstrap that resamples numerator and reference together;
+    undefined where a reference is below ``cfg.min_reference``."""
     if r.fv_items is None:
         raise ValueError(
             "this FVTaskResult has no per-query scores (computed before held-out selection); re-run task_study"
         )
     split = split_items(len(r.answers), cfg.selection.test_fraction, cfg.selection.seed)
-    five = float(r.baselines["5-shot"][split.test].mean())
+    five_items = r.baselines["5-shot"][split.test]
+    ten = r.baselines.get("10-shot")
+    ten_items = None if ten is None else np.asarray(ten)[split.test]
+    todd = r.layers.index(todd_layer(r))
     candidates = {
-        "FV default": {(layer,): r.default_items[li] for li, layer in enumerate(r.layers)},
+        "FV default": {(r.layers[todd],): r.default_items[todd]},
+        "FV default, layer searched": {(layer,): r.default_items[li] for li, layer in enumerate(r.layers)},
         "FV search": {
             (k, s, layer): r.fv_items[k][si, li]
             for k in r.fv_items
@@ -229,10 +269,13 @@ def held_out_recovery(r: FVTaskResult, cfg: FVSettings) -> dict[str, HeldOutReco
     out = {}
     for method, scores in candidates.items():
         sel = select(scores, split)
-        ratio = lambda a: float(recovery_ratio(np.array([a]), five, cfg.min_reference)[0])  # noqa: E731
-        out[method] = HeldOutRecovery(
-            sel.config, ratio(sel.test.mean), (ratio(sel.test.ci_low), ratio(sel.test.ci_high)), sel, five
-        )
+        num = np.asarray(scores[sel.config], float)[split.test]
+        rec, ci = ratio_ci(num, five_items, cfg.min_reference, paired=True)
+        h = HeldOutRecovery(sel.config, rec, ci, sel, float(five_items.mean()), chosen=len(scores) > 1)
+        if ten_items is not None:
+            h.recovery_10, h.ci_10 = ratio_ci(num, ten_items, cfg.min_reference, paired=False)
+            h.reference_10 = float(ten_items.mean())
+        out[method] = h
     return out
 
 
@@ -252,7 +295,7 @@ def peak_shares(peaks: list[dict[str, float]], thresholds=THRESHOLDS) -> dict[st
     """Per method, the share of model × task combinations whose peak reaches each threshold
     (over the defined ones), and how many are undefined (seed 001 Table 3)."""
     out = {}
-    for method in ("FV default", "FV search", "TV"):
+    for method in peaks[0] if peaks else ():
         vals = np.array([p[method] for p in peaks])
         ok = np.isfinite(vals)
         out[method] = (
