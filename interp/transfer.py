@@ -137,3 +137,45 @@ def transfer_diagnostics(
         n_high_cos=int(high.sum()),
         n_pairs=int(len(p)),
     )
+
+
+@dataclass(frozen=True)
+class PermutationTest:
+    """Pooled Pearson r of cosine vs transfer against a null that keeps the template structure."""
+
+    r: float
+    p: float  # two-sided: share of permutations with |r| at least the observed (with the observed counted)
+    n_perm: int
+
+
+def template_permutation_test(results: dict, n_perm: int = 2000, seed: int = 0) -> PermutationTest:
+    """Pairs that share a source or target template are not independent, so a pooled r's p-value
+    that counts them as such is too small. The null here relabels each task's templates at random
+    — one permutation π per task, applied to the rows and columns of its transfer matrices at every
+    layer (``transfer[π][:, π]``) — which breaks the cosine–transfer link but keeps every
+    template's row and column intact; the pooled r is recomputed on each relabelling."""
+    if n_perm < 1:
+        raise ValueError(f"n_perm={n_perm}; need at least one permutation")
+    rng = np.random.default_rng(seed)
+    obs = _pooled_r(results, {t: np.arange(len(r.kinds)) for t, r in results.items()})
+    if not np.isfinite(obs):
+        return PermutationTest(float("nan"), float("nan"), n_perm)
+    null = np.array(
+        [_pooled_r(results, {t: rng.permutation(len(r.kinds)) for t, r in results.items()}) for _ in range(n_perm)]
+    )
+    extreme = int((np.abs(null) >= abs(obs) - 1e-12).sum())
+    return PermutationTest(float(obs), (1 + extreme) / (n_perm + 1), n_perm)
+
+
+def _pooled_r(results: dict, perms: dict) -> float:
+    cos, tr = [], []
+    for task, r in results.items():
+        pi = perms[task]
+        off = ~np.eye(len(r.kinds), dtype=bool)
+        for li in range(len(r.layers)):
+            cos.append(np.asarray(r.cos[li])[off])
+            tr.append(np.asarray(r.transfer[li])[np.ix_(pi, pi)][off])
+    c, t = np.concatenate(cos), np.concatenate(tr)
+    if len(c) < 3 or c.std() == 0 or t.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(c, t)[0, 1])

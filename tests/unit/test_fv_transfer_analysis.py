@@ -4,6 +4,7 @@ correlation flagged as Simpson's paradox, with every dissociation case from the 
 which the IID gate drops."""
 
 import numpy as np
+import pytest
 
 from interp.stats import iid_gate
 from interp.studies.fv_transfer import TransferResult, TransferSettings
@@ -63,3 +64,26 @@ def test_planted_simpson_case_is_flagged_and_gated():
 def test_best_layer_is_chosen_on_validation_accuracy():
     results = _planted(np.random.default_rng(1))
     assert best_layer(results["works"]) == 1  # val_acc peaks at the second studied layer
+
+
+def test_template_permutation_test_finds_a_planted_link_and_not_a_missing_one():
+    from types import SimpleNamespace
+
+    from interp.transfer import template_permutation_test
+
+    rng = np.random.default_rng(0)
+    kinds = list("abcdefgh")
+
+    def task(linked: bool):
+        cos = rng.random((2, 8, 8))
+        noise = rng.normal(0, 0.3, (2, 8, 8))
+        return SimpleNamespace(
+            kinds=kinds, layers=[0, 1], cos=cos, transfer=(cos if linked else rng.random((2, 8, 8))) + noise
+        )
+
+    linked = template_permutation_test({"t1": task(True), "t2": task(True)}, n_perm=500)
+    assert linked.r > 0.4 and linked.p < 0.01
+    unlinked = template_permutation_test({"t1": task(False), "t2": task(False)}, n_perm=500)
+    assert unlinked.p > 0.05
+    with pytest.raises(ValueError, match="n_perm"):
+        template_permutation_test({"t1": task(True)}, n_perm=0)

@@ -24,7 +24,7 @@ from interp.runner import Run, RunConfig
 from interp.stats import bootstrap_ci, iid_gate
 from interp.studies.fv_transfer.core import TransferSettings, check_settings, task_transfer, templates_for
 from interp.study import Study
-from interp.transfer import best_layer, subset_pairs, transfer_diagnostics, transfer_pairs
+from interp.transfer import best_layer, subset_pairs, template_permutation_test, transfer_diagnostics, transfer_pairs
 
 
 @dataclass
@@ -202,6 +202,7 @@ class ExtractionAnalysis:
     pairs: object
     diag_all: object
     diag_gated: object
+    permutation: object = None  # PermutationTest of the pooled r, templates relabelled within task
 
 
 def analyse_extraction(cfg: TransferConfig, name: str, extraction: str, results: dict) -> ExtractionAnalysis:
@@ -210,7 +211,8 @@ def analyse_extraction(cfg: TransferConfig, name: str, extraction: str, results:
     pairs = transfer_pairs(results)
     diag_all = transfer_diagnostics(pairs, cfg.cos_min, cfg.transfer_max)
     diag_gated = transfer_diagnostics(subset_pairs(pairs, kept), cfg.cos_min, cfg.transfer_max)
-    return ExtractionAnalysis(f"{name}, {extraction}", results, iid, kept, dropped, pairs, diag_all, diag_gated)
+    perm = template_permutation_test(results)
+    return ExtractionAnalysis(f"{name}, {extraction}", results, iid, kept, dropped, pairs, diag_all, diag_gated, perm)
 
 
 def _model_report(run: Run, cfg: TransferConfig, name: str, extraction: str, results: dict) -> dict:
@@ -266,6 +268,13 @@ def _extraction_tables(run: Run, cfg: TransferConfig, a: ExtractionAnalysis) -> 
         + _correlation_rows(f"gated ({len(a.kept)})", a.diag_gated),
         caption=f"{label}: cosine vs transfer over all layers and ordered template pairs, ungated and IID-gated",
     )
+    if a.permutation is not None:
+        pt = a.permutation
+        run.report.add_text(
+            f"{label}: pooled Pearson r = {pt.r:+.3f}; permutation p = {pt.p:.3g} ({pt.n_perm} relabellings of each "
+            "task's templates, applied to rows and columns of its transfer matrices at every layer — pairs that "
+            "share a template are not independent, so this p, not the pooled r's own, is the one to read)."
+        )
     run.report.add_table(
         _DISSOCIATION_HEADERS,
         [_dissociation_row("all", a.diag_all, a.dropped), _dissociation_row("gated", a.diag_gated, a.dropped)],
@@ -316,6 +325,7 @@ def _extraction_metrics(a: ExtractionAnalysis) -> dict:
             }
             for t, r in results.items()
         },
+        "permutation": None if a.permutation is None else vars(a.permutation),
         "diagnostics": {
             "all": diag_all.to_json() if diag_all else {},
             "gated": diag_gated.to_json() if diag_gated else {},
