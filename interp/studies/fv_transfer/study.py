@@ -268,6 +268,15 @@ def _extraction_tables(run: Run, cfg: TransferConfig, a: ExtractionAnalysis) -> 
         + _correlation_rows(f"gated ({len(a.kept)})", a.diag_gated),
         caption=f"{label}: cosine vs transfer over all layers and ordered template pairs, ungated and IID-gated",
     )
+    top = max(cfg.alphas)
+    edge = {t: int((r.alpha_star[:, best_layer(r)] >= top).sum()) for t, r in results.items()}
+    if any(edge.values()):
+        run.report.add_text(
+            f"{label}: templates whose dose chosen on validation is the grid's largest (α = {top:g}; the best dose "
+            "may lie beyond the grid — extend `alphas`): "
+            + ", ".join(f"{t} {n}/{len(results[t].kinds)}" for t, n in edge.items() if n)
+            + "."
+        )
     if a.permutation is not None:
         pt = a.permutation
         run.report.add_text(
