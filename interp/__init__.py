@@ -6,9 +6,10 @@
 """
 
 from interp.cache import cache_dir
-from interp.data import TokenBatch, run_batch, single_token_id, tokenize
+from interp.data import TokenBatch, run_batch, single_token_id, single_token_ids, tokenize
 from interp.errors import ModelUnavailableError, UndefinedMetricError
 from interp.hooks import (
+    act_name,
     active_hook_count,
     add_vector,
     capture,
@@ -20,6 +21,7 @@ from interp.hooks import (
     zero_ablate,
 )
 from interp.models import list_models, load_model
+from interp.patching import last_logits, str_tokens
 
 __version__ = "0.1.0"
 
@@ -27,12 +29,14 @@ __all__ = [
     "ModelUnavailableError",
     "TokenBatch",
     "UndefinedMetricError",
+    "act_name",
     "active_hook_count",
     "add_vector",
     "cache_dir",
     "capture",
     "check_layer",
     "hook_name",
+    "last_logits",
     "list_models",
     "load_model",
     "mean_ablate",
@@ -40,6 +44,8 @@ __all__ = [
     "replace_activation",
     "run_batch",
     "single_token_id",
+    "single_token_ids",
+    "str_tokens",
     "tokenize",
     "zero_ablate",
 ]

@@ -396,9 +396,12 @@ def mean_ablate(
 
 
 class Captured(dict):
-    """``dict`` of hook name -> captured activation, filled during the forward pass."""
+    """``dict`` of hook name -> captured activation, filled during the forward pass; also
+    indexable by ``(site, layer)`` as TransformerLens' cache is: ``acts["resid_post", 3]``."""
 
-    def __getitem__(self, key: str) -> Tensor:
+    def __getitem__(self, key) -> Tensor:
+        if isinstance(key, tuple) and len(key) == 2 and isinstance(key[0], str) and isinstance(key[1], int):
+            key = act_name(*key)
         if key not in self:
             raise KeyError(f"{key!r} was not captured (or no forward pass ran); captured: {list(self)}")
         return super().__getitem__(key)

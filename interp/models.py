@@ -102,7 +102,7 @@ def load_model(
         with _quiet_tl_deprecation():
             model = _REGISTRY[name].build()
         model = _to_dtype(model, dtype) if dtype is not None else model
-        model.to(device)
+        model.to(device, print_details=False)  # no "Moving model to device" line on every load
         return model.eval()
     return _load_transformer_lens_official(name, device, dtype)
 

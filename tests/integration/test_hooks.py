@@ -207,3 +207,21 @@ def test_wrong_vector_shape(tiny_llama):
         with add_vector(tiny_llama, ("resid_post", 0), torch.ones(5)):
             tiny_llama(interp.tokenize(tiny_llama, PROMPTS[:1]).tokens)
     assert active_hook_count(tiny_llama) == 0
+
+
+def test_top_level_conveniences_and_capture_by_site_and_layer(tiny_llama, capsys):
+    import interp
+
+    batch = interp.tokenize(tiny_llama, ["hello there", "hi"])
+    with interp.capture(tiny_llama, [interp.act_name("resid_post", 1)]) as acts:
+        logits = interp.last_logits(tiny_llama, batch)
+    assert logits.shape == (2, tiny_llama.cfg.d_vocab)
+    assert acts["resid_post", 1] is acts["blocks.1.hook_resid_post"]
+    with pytest.raises(KeyError, match="was not captured"):
+        acts["resid_post", 0]
+    row = interp.str_tokens(tiny_llama, batch, 1)
+    assert row[int(batch.last_index[1])] == interp.str_tokens(tiny_llama, interp.tokenize(tiny_llama, ["hi"]))[-1]
+    assert interp.single_token_ids(tiny_llama, ["a"]).shape == (1,)
+    capsys.readouterr()
+    interp.load_model("random:tiny-gpt2", device="cpu")
+    assert "Moving model to device" not in capsys.readouterr().out
