@@ -500,3 +500,114 @@ def faithfulness_curve(
 ) -> list[tuple[int, float]]:
     """(circuit size, pooled faithfulness) for the top-``n`` edges of ``scores`` at every size."""
     return [(n, faithfulness(model, graph, clean, corrupted, metric, scores.top(n).edges).mean) for n in sizes]
+
+
+# --------------------------------------------------------------------------- circuits from scores
+
+
+def _receiver_owner(graph: Graph) -> list[list[int]]:
+    """For each receiver, the sender nodes whose computation it feeds (a K/V receiver of a GQA
+    model feeds every query head of its group; the logits feed none)."""
+    index = {(s.layer, s.kind, s.index): i for i, s in enumerate(graph.senders)}
+    group = graph.n_heads // graph.n_kv_heads
+    out = []
+    for r in graph.receivers:
+        if r.kind == "q":
+            out.append([index[(r.layer, "head", r.index)]])
+        elif r.kind in ("k", "v"):
+            out.append([index[(r.layer, "head", h)] for h in range(r.index * group, (r.index + 1) * group)])
+        elif r.kind == "mlp":
+            out.append([index[(r.layer, "mlp", 0)]])
+        else:
+            out.append([])
+    return out
+
+
+def prune_dangling(graph: Graph, keep: Bool[Tensor, "sender receiver"]) -> Bool[Tensor, "sender receiver"]:
+    """``keep`` without edges that lie on no path from the embedding to the logits: an edge's
+    sender must be reached from the embedding through kept edges, and its receiver's node must
+    reach the logits."""
+    owner = _receiver_owner(graph)
+    logits = len(graph.receivers) - 1
+    keep = keep.clone()
+    while True:
+        reached = {0}  # the embedding; senders are in topological order
+        for si in range(1, len(graph.senders)):
+            feeds = [ri for ri in range(len(graph.receivers)) if si in owner[ri]]
+            if any(bool(keep[sorted(reached), ri].any()) for ri in feeds):
+                reached.add(si)
+        useful = set()  # senders with a kept path to the logits
+        for si in reversed(range(len(graph.senders))):
+            targets = keep[si].nonzero()[:, 0].tolist()
+            if any(ri == logits or any(o in useful for o in owner[ri]) for ri in targets):
+                useful.add(si)
+        new = keep.clone()
+        for si in range(len(graph.senders)):
+            if si not in reached or si not in useful:
+                new[si] = False
+        for ri in range(len(graph.receivers)):
+            if ri != logits and not any(o in useful for o in owner[ri]):
+                new[:, ri] = False
+        if torch.equal(new, keep):
+            return keep
+        keep = new
+
+
+def circuit_from_scores(scores: EdgeScores, n: int) -> Bool[Tensor, "sender receiver"]:
+    """The ``n`` edges with the largest |score|, without those on no embedding-to-logits path
+    (:func:`prune_dangling`; the circuit may end up smaller than ``n``)."""
+    return prune_dangling(scores.graph, scores.top(n).mask())
+
+
+def plot_circuit(
+    graph: Graph, keep: Bool[Tensor, "sender receiver"], scores: EdgeScores | None = None, title: str = ""
+):
+    """Nodes by layer (embedding at the bottom, logits at the top, heads then the MLP left to
+    right), kept edges drawn with width by |score| and colour by sign."""
+    import matplotlib.pyplot as plt
+
+    def pos_sender(s: Node) -> tuple[float, float]:
+        if s.kind == "embed":
+            return (graph.n_heads / 2, -1.0)
+        return (s.index if s.kind == "head" else graph.n_heads + 0.5, s.layer + 0.5 * (s.kind == "mlp"))
+
+    def pos_receiver(r: Node) -> tuple[float, float]:
+        if r.kind == "logits":
+            return (graph.n_heads / 2, graph.n_layers + 0.5)
+        if r.kind == "mlp":
+            return (graph.n_heads + 0.5, r.layer + 0.4)
+        group = graph.n_heads // graph.n_kv_heads
+        x = r.index if r.kind == "q" else (r.index + 0.5) * group - 0.5
+        return (x, r.layer - 0.1)
+
+    value = {} if scores is None else {e: float(v) for e, v in zip(scores.edges, scores.scores)}
+    edges = keep.nonzero().tolist()
+    top = max((abs(value.get(tuple(e), 1.0)) for e in edges), default=1.0) or 1.0
+    fig, ax = plt.subplots(figsize=(8, 0.45 * graph.n_layers + 3))
+    for s, r in edges:
+        (x0, y0), (x1, y1) = pos_sender(graph.senders[s]), pos_receiver(graph.receivers[r])
+        v = value.get((s, r), 1.0)
+        ax.annotate(
+            "",
+            (x1, y1),
+            (x0, y0),
+            arrowprops={
+                "arrowstyle": "-|>",
+                "lw": 0.5 + 3 * abs(v) / top,
+                "color": "tab:red" if v < 0 else "tab:blue",
+                "alpha": 0.7,
+            },
+        )
+    used = {s for s, _ in edges} | {o for _, r in edges for o in _receiver_owner(graph)[r]}
+    for si in used:
+        x, y = pos_sender(graph.senders[si])
+        ax.scatter([x], [y], s=60, color="0.2", zorder=3)
+        ax.text(x, y + 0.15, graph.senders[si].name, fontsize=7, ha="center")
+    ax.text(graph.n_heads / 2, graph.n_layers + 0.7, "logits", ha="center", fontsize=8)
+    ax.set_xlim(-1, graph.n_heads + 1.5)
+    ax.set_ylim(-1.5, graph.n_layers + 1.2)
+    ax.set_xlabel("head index (MLP at the right)")
+    ax.set_ylabel("layer")
+    ax.set_title(title or f"circuit: {len(edges)} edges (blue +, red −; width |score|)", fontsize=10)
+    fig.tight_layout()
+    return fig

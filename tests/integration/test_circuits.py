@@ -214,3 +214,24 @@ def test_split_inputs_restores_the_model_settings_when_the_body_raises(tiny_llam
         raise RuntimeError("boom")
     assert (tiny_llama.cfg.use_split_qkv_input, tiny_llama.cfg.use_hook_mlp_in) == before
     assert not any(hp.fwd_hooks for hp in tiny_llama.hook_dict.values())
+
+
+def test_circuit_from_scores_keeps_the_planted_path_and_drops_dangling_edges(tmp_path):
+    from interp.circuits import Graph, circuit_from_scores, edge_patching, plot_circuit, prune_dangling
+    from interp.patching import logit_diff_metric
+
+    model = _planted()
+    clean, corr = _planted_batches(model)
+    metric = logit_diff_metric(torch.tensor([0, 0, 0]), torch.tensor([1, 1, 1]))
+    g = Graph.of(model)
+    scores = edge_patching(model, g, clean, corr, metric)
+    keep = circuit_from_scores(scores, 2)
+    assert {g.edge_name(tuple(e)) for e in keep.nonzero().tolist()} == {"embed -> L1.V0", "L1H0 -> logits"}
+    # an edge into a head whose output goes nowhere is dangling; so is one out of a head nothing feeds
+    names = {g.edge_name(e): e for e in g.edges()}
+    dangling = g.edge_mask([names["embed -> L0H0.q"], names["L0H1 -> logits"], names["embed -> logits"]])
+    kept = prune_dangling(g, dangling)
+    assert {g.edge_name(tuple(e)) for e in kept.nonzero().tolist()} == {"embed -> logits"}
+    fig = plot_circuit(g, keep, scores)
+    fig.savefig(tmp_path / "circuit.png")
+    assert (tmp_path / "circuit.png").stat().st_size > 1000
