@@ -361,6 +361,7 @@ def _repeat(batch: TokenBatch, copies: int) -> TokenBatch:
         batch,
         tokens=batch.tokens.repeat(copies, 1),
         attention_mask=batch.attention_mask.repeat(copies, 1),
+        last_index=batch.last_index.repeat(copies),
         prompts=list(batch.prompts) * copies,
     )
 

@@ -40,6 +40,7 @@ STUDIES = (
     "prompt_pairs",
     "correctness_steering",
     "toy_steering",
+    "ioi_circuit",
 )
 
 

@@ -1,0 +1,144 @@
+"""The IOI circuit study (issue 29): EAP, EAP-IG and exact edge scores ranked on selection pairs,
+faithfulness curves on held-out pairs, the smallest circuit reaching the target, its heads.
+
+    interp run ioi_circuit --config configs/ioi_circuit.yaml
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from interp.cache import file_slug
+from interp.config import settings_part
+from interp.executor import Cell
+from interp.runner import Run, RunConfig
+from interp.studies.ioi_circuit.core import CircuitResult, CircuitSettings, ioi_circuit
+from interp.study import Study
+
+
+@dataclass
+class CircuitConfig(CircuitSettings):
+    run: RunConfig = field(default_factory=RunConfig)
+    models: list[str] = field(default_factory=lambda: ["smollm2-135m-instruct", "gemma-3-270m"])
+
+
+def cells(cfg: CircuitConfig, done: dict) -> list[Cell]:
+    s = settings_part(cfg, CircuitSettings)
+    return [Cell(name, name, ioi_circuit, (s,)) for name in cfg.models]
+
+
+def _intro(cfg: CircuitConfig) -> str:
+    t = cfg.task
+    return (
+        f"IOI circuit: {t.n_pairs} clean / ABC-corrupted pairs per name order {t.orders} (seed {t.seed}), split "
+        f"{1 - cfg.selection.test_fraction:.0%} selection / rest test (seed {cfg.selection.seed}, stratified by "
+        "order). "
+        "Edges (interp.circuits: embedding, heads and MLPs to every downstream head's Q/K/V input, MLP input and the "
+        f"logits) ranked on the selection pairs by EAP, EAP-IG ({cfg.ig_steps} steps) and exact edge patching of the "
+        f"top {cfg.exact_top} EAP-IG edges; metric logit(IO) − logit(S). A circuit of n edges = the top n of a "
+        "ranking without dangling edges; faithfulness = the metric with every other edge patched from the corrupted "
+        "run, as a share of the clean − corrupted gap, pooled over the **test** pairs."
+    )
+
+
+def report(cfg: CircuitConfig, done: dict, run: Run) -> None:
+    run.report.add_text(_intro(cfg))
+    for name in cfg.models:
+        r: CircuitResult | None = done.get(name)
+        if r is None:
+            continue  # a failed cell is listed at the end of the report
+        _model_report(run, cfg, name, r)
+
+
+def _model_report(run: Run, cfg: CircuitConfig, name: str, r: CircuitResult) -> None:
+    import matplotlib.pyplot as plt
+
+    run.report.add_text(
+        f"## {name}\n\n{r.n_edges} edges; pairs: {r.n_selection} selection / {r.n_test} test; clean top-1 accuracy on "
+        f"the test pairs {r.clean_accuracy:.2f}; Spearman r(EAP-IG, exact) over the exactly scored edges "
+        f"{r.rank_agreement:+.2f}."
+    )
+    sizes = sorted({n for c in r.curves.values() for n, _, _ in c})
+    rows = []
+    for method, curve in r.curves.items():
+        by = {n: (k, f) for n, k, f in curve}
+        rows.append([method, *[("-" if n not in by else f"{by[n][1]:.2f} ({by[n][0]})") for n in sizes]])
+    run.report.add_table(
+        ["ranking", *[f"top {n}" for n in sizes]],
+        rows,
+        caption=f"{name}: faithfulness on the test pairs (edges kept after pruning dangling ones)",
+    )
+    run.report.add_table(
+        ["ranking", f"smallest circuit with faithfulness ≥ {cfg.target:.0%} (edges, faithfulness)", "its heads"],
+        [
+            [m, "not reached" if v is None else f"{v[0]} edges, {v[1]:.2f}", ", ".join(r.heads[m]) or "-"]
+            for m, v in r.smallest.items()
+        ],
+        caption=f"{name}: the smallest circuit per ranking (chosen on the test curve's sizes: labelled)",
+    )
+    run.report.add_table(
+        ["ranking", "top edges on the selection pairs (score)"],
+        [[m, "; ".join(f"{e} ({v:+.3f})" for e, v in top[:8])] for m, top in r.scores.items()],
+        caption=f"{name}: the highest-scoring edges",
+    )
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for method, curve in r.curves.items():
+        ax.plot([k for _, k, _ in curve], [f for _, _, f in curve], marker="o", ms=3, label=method)
+    ax.axhline(cfg.target, color="0.5", ls=":", label=f"target {cfg.target:.0%}")
+    ax.set_xscale("log")
+    ax.set_xlabel("edges in the circuit")
+    ax.set_ylabel("faithfulness (test pairs)")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    run.save_figure(
+        fig, f"faithfulness_{file_slug(name)}.png", f"{name}: faithfulness against circuit size, per ranking"
+    )
+    run.log_metrics(**{name: _metrics(r)})
+
+
+def _metrics(r: CircuitResult) -> dict:
+    out = {k: v for k, v in vars(r).items() if k != "circuit_edges"}
+    out["smallest"] = {m: (None if v is None else list(v)) for m, v in r.smallest.items()}
+    return out
+
+
+def headline(metrics: dict, config: dict) -> list[dict]:
+    rows = []
+    for model, m in metrics.items():
+        sm = m.get("smallest", {})
+        rows.append(
+            {
+                "model": model,
+                "pairs: selection / test": f"{m.get('n_selection')} / {m.get('n_test')}",
+                "edges": str(m.get("n_edges")),
+                "smallest ≥ target, EAP-IG": "not reached" if not sm.get("EAP-IG") else f"{sm['EAP-IG'][0]} edges",
+                "smallest ≥ target, EAP": "not reached" if not sm.get("EAP") else f"{sm['EAP'][0]} edges",
+                "r(EAP-IG, exact)": f"{m.get('rank_agreement', float('nan')):+.2f}",
+            }
+        )
+    return rows
+
+
+def check(cfg: CircuitConfig) -> None:
+    if cfg.ig_steps < 1 or cfg.exact_top < 1 or not cfg.sizes or min(cfg.sizes) < 1:
+        raise ValueError(
+            f"ig_steps={cfg.ig_steps}, exact_top={cfg.exact_top}, sizes={cfg.sizes}; each must be >= 1 "
+            "(sizes non-empty)"
+        )
+    if not 0 < cfg.target <= 1 or not np.isfinite(cfg.target):
+        raise ValueError(f"target={cfg.target}; a faithfulness share in (0, 1]")
+
+
+STUDY = Study(
+    "ioi_circuit",
+    CircuitConfig,
+    cells=cells,
+    analyse=lambda cfg, done: done,
+    report=report,
+    check=check,
+    description="the IOI circuit: EAP / EAP-IG / exact edge rankings, held-out faithfulness curves, smallest circuit",
+    headline=headline,
+)
