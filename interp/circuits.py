@@ -145,12 +145,14 @@ def split_inputs(model: HookedTransformer) -> Iterator[None]:
     hook points), restoring the model's settings on exit, also when the body raises."""
     old = (model.cfg.use_split_qkv_input, model.cfg.use_hook_mlp_in)
     model.set_use_split_qkv_input(True)
-    model.set_use_hook_mlp_in(True)
+    if not model.cfg.attn_only:  # an attention-only model has no MLP input to hook
+        model.set_use_hook_mlp_in(True)
     try:
         yield
     finally:
         model.set_use_split_qkv_input(old[0])
-        model.set_use_hook_mlp_in(old[1])
+        if not model.cfg.attn_only:
+            model.set_use_hook_mlp_in(old[1])
 
 
 def _receiver_hook(model: HookedTransformer, layer: int, kind: str) -> str:
@@ -570,7 +572,7 @@ def plot_circuit(
     def pos_sender(s: Node) -> tuple[float, float]:
         if s.kind == "embed":
             return (graph.n_heads / 2, -1.0)
-        return (s.index if s.kind == "head" else graph.n_heads + 0.5, s.layer + 0.5 * (s.kind == "mlp"))
+        return (float(s.index if s.kind == "head" else graph.n_heads + 0.5), s.layer + 0.5 * (s.kind == "mlp"))
 
     def pos_receiver(r: Node) -> tuple[float, float]:
         if r.kind == "logits":
@@ -579,7 +581,7 @@ def plot_circuit(
             return (graph.n_heads + 0.5, r.layer + 0.4)
         group = graph.n_heads // graph.n_kv_heads
         x = r.index if r.kind == "q" else (r.index + 0.5) * group - 0.5
-        return (x, r.layer - 0.1)
+        return (float(x), r.layer - 0.1)
 
     value = {} if scores is None else {e: float(v) for e, v in zip(scores.edges, scores.scores)}
     edges = keep.nonzero().tolist()
