@@ -199,3 +199,21 @@ def test_dola_held_out_choice_ignores_test_items():
     assert (bucket, alpha) == ("a", 0.1) and np.array_equal(got.test, split.test)
     assert sel.test.mean == pytest.approx(0.51) and sel.optimism_gap == pytest.approx(0.1)
     assert best_bucket(cfg, restrict(m, split.test), "mc1") == "b"
+
+
+def test_masked_token_counts_per_option(tiny_llama):
+    """("masked", α) counts an option's tokens outside the plausible set: whole numbers within
+    the option's length, growing with α, and the implausible score (−1000 each) is in the sums."""
+    import numpy as np
+
+    from interp.dola import IMPLAUSIBLE, ContinuationScorer, MCItem
+
+    item = MCItem("Q: What colour is the sky?\nA:", [" blue and wide", " green", " it is red"], [1, 0, 0])
+    r = ContinuationScorer(tiny_llama, buckets=["all"], alphas=[0.0, 0.5, 0.9]).score(item)
+    assert ("masked", 0.0) not in r.scores
+    lo, hi = r.scores[("masked", 0.5)], r.scores[("masked", 0.9)]
+    assert np.array_equal(lo, np.round(lo)) and (lo >= 0).all() and (hi <= r.n_tokens).all() and (hi >= lo).all()
+    assert hi.sum() > 0  # a random model puts most answer tokens outside a 0.9 relative-top set
+    raw = r.scores[("dola", "all", 0.9, False)]
+    plausible_part = raw - IMPLAUSIBLE * hi  # what the unmasked tokens contribute
+    assert (np.abs(plausible_part) < 50 * r.n_tokens).all()
