@@ -104,7 +104,7 @@ def stale(root: Path = RESULTS) -> bool:
 # ----------------------------------------------------------------------------- helpers for headline()
 
 
-def est(d: dict | None, scale: float = 1.0, digits: int = 2, signed: bool = False) -> str:
+def est(d: dict | None, scale: float | int = 1.0, digits: int = 2, signed: bool = False) -> str:
     """An :class:`interp.stats.Estimate` stored as a dict: ``mean [lo, hi]`` (``undefined`` when
     it has no defined value, ``-`` when the report does not hold it)."""
     if not d:
