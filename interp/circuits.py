@@ -471,6 +471,25 @@ class Faithfulness:
         return float("nan") if abs(gap) < 1e-12 else float((self.metric_circuit - self.metric_corrupted).mean()) / gap
 
 
+@dataclass
+class FaithfulnessReference:
+    """What every faithfulness of one clean / corrupted batch shares: the corrupted run's sender
+    outputs and both runs' metrics (two forwards, computed once per curve)."""
+
+    out_corrupted: Tensor
+    m_clean: Float[Tensor, " batch"]
+    m_corrupted: Float[Tensor, " batch"]
+
+
+def faithfulness_reference(
+    model: HookedTransformer, graph: Graph, clean: TokenBatch, corrupted: TokenBatch, metric: Metric
+) -> FaithfulnessReference:
+    out_corr, last_corr = sender_outputs(model, graph, corrupted)
+    with torch.no_grad():
+        last_clean = _last(model, clean, run_batch(model, clean))
+    return FaithfulnessReference(out_corr, metric(last_clean).float().cpu(), metric(last_corr).float().cpu())
+
+
 def faithfulness(
     model: HookedTransformer,
     graph: Graph,
@@ -479,17 +498,17 @@ def faithfulness(
     metric: Metric,
     circuit: Bool[Tensor, "sender receiver"] | Sequence[tuple[int, int]],
     tol: float = 1e-3,
+    reference: FaithfulnessReference | None = None,
 ) -> Faithfulness:
     """The clean run with every edge *outside* ``circuit`` patched from the corrupted run, as a
-    share of the clean–corrupted gap (1 = the circuit alone carries the behaviour)."""
+    share of the clean–corrupted gap (1 = the circuit alone carries the behaviour).
+    ``reference``: :func:`faithfulness_reference` of the same batches, to skip its two forwards."""
     check_tol(tol)
     keep = circuit if isinstance(circuit, Tensor) else graph.edge_mask(circuit)
-    out_corr, last_corr = sender_outputs(model, graph, corrupted)
-    _, last_clean = sender_outputs(model, graph, clean)
-    m_clean, m_corr = metric(last_clean).float().cpu(), metric(last_corr).float().cpu()
-    m = patch_edges(model, graph, clean, corrupted, graph.mask & ~keep, metric, source_outputs=out_corr)
-    per, _ = recovery(m, m_clean, m_corr, tol)
-    return Faithfulness(m, m_clean, m_corr, per, int(keep.sum()))
+    ref = faithfulness_reference(model, graph, clean, corrupted, metric) if reference is None else reference
+    m = patch_edges(model, graph, clean, corrupted, graph.mask & ~keep, metric, source_outputs=ref.out_corrupted)
+    per, _ = recovery(m, ref.m_clean, ref.m_corrupted, tol)
+    return Faithfulness(m, ref.m_clean, ref.m_corrupted, per, int(keep.sum()))
 
 
 def faithfulness_curve(
@@ -502,7 +521,11 @@ def faithfulness_curve(
     sizes: Sequence[int],
 ) -> list[tuple[int, float]]:
     """(circuit size, pooled faithfulness) for the top-``n`` edges of ``scores`` at every size."""
-    return [(n, faithfulness(model, graph, clean, corrupted, metric, scores.top(n).edges).mean) for n in sizes]
+    ref = faithfulness_reference(model, graph, clean, corrupted, metric)
+    return [
+        (n, faithfulness(model, graph, clean, corrupted, metric, scores.top(n).edges, reference=ref).mean)
+        for n in sizes
+    ]
 
 
 # --------------------------------------------------------------------------- circuits from scores

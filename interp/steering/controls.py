@@ -46,6 +46,13 @@ def random_directions(vectors: Float[Tensor, "*layer d"], n: int, seed: int = 0)
     return (raw / raw.norm(dim=-1, keepdim=True) * norms[None]).to(vectors.dtype)
 
 
+def random_unit_directions(d_model: int, n: int, seed: int = 0) -> Float[Tensor, "n d"]:
+    """``n`` seeded directions of norm 1 (the same draw as :func:`random_directions`), for
+    controls that take their size from the edit they replace, row by row."""
+    dirs = random_directions(torch.ones(d_model), n, seed)
+    return dirs / dirs.norm(dim=-1, keepdim=True)
+
+
 def shuffled_label_vectors(
     neg: Float[Tensor, "pairs *layer d"], pos: Float[Tensor, "pairs *layer d"], n: int, seed: int = 0
 ) -> Float[Tensor, "n *layer d"]:

@@ -15,7 +15,16 @@ import numpy as np
 import torch
 
 import interp
-from interp.circuits import EdgeScores, Graph, circuit_from_scores, eap, eap_ig, edge_patching, faithfulness
+from interp.circuits import (
+    EdgeScores,
+    Graph,
+    circuit_from_scores,
+    eap,
+    eap_ig,
+    edge_patching,
+    faithfulness,
+    faithfulness_reference,
+)
 from interp.data.ioi import ioi_pairs
 from interp.patching import logit_diff_metric
 from interp.selection import SelectionConfig, split_items
@@ -80,11 +89,12 @@ def ioi_circuit(model, s: CircuitSettings) -> CircuitResult:
     exact = edge_patching(model, graph, c_sel, x_sel, m_sel, edges=top.edges, edges_per_forward=s.edges_per_forward)
     ranked["exact (top EAP-IG edges)"] = exact
     curves, smallest, heads, kept_edges = {}, {}, {}, {}
+    ref = faithfulness_reference(model, graph, c_test, x_test, m_test)  # shared by every size and ranking
     for method, sc in ranked.items():
         curve = []
         for n in [n for n in s.sizes if n <= len(sc.edges)]:
             keep = circuit_from_scores(sc, n)
-            f = faithfulness(model, graph, c_test, x_test, m_test, keep).mean
+            f = faithfulness(model, graph, c_test, x_test, m_test, keep, reference=ref).mean
             curve.append((n, int(keep.sum()), f))
             if smallest.get(method) is None and np.isfinite(f) and f >= s.target:
                 smallest[method] = (int(keep.sum()), f)

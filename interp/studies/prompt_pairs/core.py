@@ -41,7 +41,7 @@ from interp.hooks import act_name, capture
 from interp.sae import features_active_on_all, features_inactive_on_all
 from interp.semantic import first_content_word, first_word, word_cosines
 from interp.steering import ADAPTERS, SteeringBatch, make_adapter
-from interp.steering.controls import random_directions
+from interp.steering.controls import random_unit_directions
 from interp.steering.doses import relative_push
 
 METRICS = ("target", "test", "cosine", "cosine_content")
@@ -273,8 +273,7 @@ def _control_cells(name: str, s: PromptPairsSettings, fitted: dict, base: dict, 
     norm on each pair (one fixed direction per control, shared by every adapter and scale)."""
     if not s.n_controls or not fitted:
         return {}
-    dirs = random_directions(torch.ones(d_model), s.n_controls, seed=seed + 7)  # [control d_model]
-    dirs = dirs / dirs.norm(dim=-1, keepdim=True)
+    dirs = random_unit_directions(d_model, s.n_controls, seed=seed + 7)  # [control d_model]
     out = {}
     grid = [(a, x, c) for a in fitted for x in s.dose_scales for c in range(s.n_controls)]
     for a, x, c in tqdm(grid, desc=f"{name}: controls", leave=False):

@@ -25,7 +25,7 @@ import torch
 
 from interp.stats import bootstrap_ci
 from interp.steering import ACEConfig, CAAConfig, LoReFTConfig, LoReSTConfig, make_adapter
-from interp.steering.controls import compare_to_controls, random_directions
+from interp.steering.controls import compare_to_controls, random_unit_directions
 from interp.steering.doses import geometric_doses, relative_push
 from interp.toy.data import AttributeWorld
 from interp.toy.model import TrainConfig
@@ -201,8 +201,7 @@ def _controls(model, x, cfg: ToySettings, adapter, n_controls: int, seed: int) -
         return {}
     task = cfg.task
     width = model.hidden[task.layer]
-    dirs = random_directions(torch.ones(width), n_controls, seed=seed)
-    dirs = dirs / dirs.norm(dim=-1, keepdim=True)
+    dirs = random_unit_directions(width, n_controls, seed=seed)
     with torch.no_grad():
         plain = model(x).argmax(-1)
         hit = lambda edit: (model(x, task.layer, edit).argmax(-1)[:, task.attribute] == task.target).float()  # noqa: E731
