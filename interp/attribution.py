@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 from transformer_lens import HookedTransformer
@@ -46,13 +47,17 @@ from interp.hooks import Positions, act_name, capture, check_finite, hooks, posi
 from interp.patching import (
     SITES,
     PatchingResult,
+    Verification,
     align_positions,
+    cell_label,
+    patch,
     prepare_pair,
     recovery,
     resolve_layers,
     site_hook,
     str_tokens,
 )
+from interp.progress import log
 
 
 def attribution_patching(
@@ -66,12 +71,21 @@ def attribution_patching(
     clean_positions: Positions = None,
     layers: Sequence[int] | None = None,
     tol: float = 1e-3,
+    verify_top: int = 0,
+    verify_tol: float = 0.1,
 ) -> dict[str, PatchingResult]:
     """Attribution estimates for every layer (head, position) of every site in ``sites``.
 
     Grids match :func:`interp.patching.patch`: ``[layer(, head)(, pos), batch]``.
     ``positions``/``clean_positions`` select per-prompt slots as there.
+
+    ``verify_top=k`` patches the ``k`` cells of largest ``|mean recovery|`` of each site exactly
+    (only their layers are run) and stores both figures in ``result.verification``; a cell whose
+    attribution and exact mean recovery differ by more than ``verify_tol`` is logged, because the
+    linear estimate can misrank the very heads that matter most (saturated attention, norms).
     """
+    if isinstance(verify_top, bool) or not isinstance(verify_top, int) or verify_top < 0:
+        raise ValueError(f"verify_top={verify_top!r}; expected an int >= 0 (0: no exact check)")
     if not sites:
         raise ValueError("sites is empty; choose from " + ", ".join(SITES))
     layer_list = resolve_layers(model, layers)
@@ -104,7 +118,33 @@ def attribution_patching(
         axes = ("layer",) + (("head",) if site == "z" else ()) + (("pos",) if per_position else ()) + ("batch",)
         args = (est, rec, m_clean, m_corr, undefined, "denoise", "attribution", labels, layer_list)
         out[site] = PatchingResult(site, axes, *args)
+    if verify_top:
+        pair = (clean, corrupted, metric)
+        for site, result in out.items():
+            kw = dict(per_position=per_position, positions=positions, clean_positions=clean_positions, tol=tol)
+            result.verification = verify(model, pair, result, verify_top, kw, verify_tol)
     return out
+
+
+def verify(model, pair, result: PatchingResult, k: int, patch_kw: dict, verify_tol: float) -> Verification:
+    """Exact patching of ``result``'s top ``k`` cells by ``|mean recovery|`` (only their layers)."""
+    mean = result.mean_recovery()
+    order = mean.abs().nan_to_num(-1.0).flatten().argsort(descending=True)[:k]
+    cells = [tuple(int(i) for i in np.unravel_index(int(f), tuple(mean.shape))) for f in order]
+    rows = sorted({c[0] for c in cells})
+    layers = [result.layers[r] for r in rows]
+    exact = patch(model, *pair, site=result.site, layers=layers, progress=False, **patch_kw).mean_recovery()
+    exact_at = torch.stack([exact[(rows.index(c[0]),) + c[1:]] for c in cells])
+    labels = [cell_label(result.axes, result.layers, c) for c in cells]
+    check = Verification(cells, labels, torch.stack([mean[c] for c in cells]), exact_at)
+    bad = [r for r in check.rows() if abs(r[3]) > verify_tol]
+    if bad:
+        log(
+            f"attribution_patching: {len(bad)} of the top {len(cells)} {result.site} cells differ from exact "
+            f"patching by more than {verify_tol} in mean recovery: "
+            + "; ".join(f"{r[0]} attribution {r[1]:+.3f} vs exact {r[2]:+.3f}" for r in bad[:5])
+        )
+    return check
 
 
 def _site_grid(n: str, clean_acts, corr_acts, grads, idx, slots, per_position: bool) -> Tensor:

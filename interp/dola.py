@@ -408,7 +408,7 @@ class ContinuationScorer:
 
     def score_all(self, items: Sequence[MCItem], progress: bool | str = False) -> list[ScoredOptions]:
         """:meth:`score` for each item, with the weight layout fixed once for all of them."""
-        from tqdm.auto import tqdm
+        from interp.progress import progress as tqdm
 
         if not items:
             raise ValueError("items is empty; nothing to score")

@@ -33,13 +33,13 @@ from dataclasses import dataclass
 import torch
 from jaxtyping import Bool, Float
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 from transformer_lens.cache.key_value_cache_entry import TransformerLensKeyValueCacheEntry
 
 from interp.data.tokenize import TokenBatch
 from interp.hooks import act_name, capture, check_finite, has_head_axis, hooks
+from interp.progress import log, progress
 
 Metric = Callable[[Float[Tensor, "batch d_vocab"]], Float[Tensor, " batch"]]
 
@@ -358,7 +358,15 @@ def _run_chunks(model, base, base_cache, sources, variants, first, slots, metric
     out = torch.empty(len(variants), batch)
     attention_mask = base.attention_mask.to(model.cfg.device)
     prefix_caches: dict[int, TransformerLensKeyValueCache] = {}
-    bar = tqdm(total=len(variants), desc=bar_args[0], disable=not bar_args[1], leave=False)
+    # the cost preview: said before the first forward, so a grid too large for the session shows at once
+    rows = max(len(c) for c in chunks) * batch if chunks else 0
+    preview = (
+        f"{bar_args[0]}: {len(variants)} variants x {batch} prompts in {len(chunks)} forwards "
+        f"(<= {rows} rows, ~{rows * bytes_per_row(model, seq) / 2**30:.2f} GiB each)"
+    )
+    if bar_args[1]:
+        log(preview)
+    bar = progress(total=len(variants), desc=preview, disable=not bar_args[1], leave=False)
     with linear_friendly_weights(model, max_bytes=memory_budget_gb * 2**30 / 4, unembed=metric_columns(metric) is None):
         for chunk in chunks:
             state = (base_cache, sources, variants, chunk, first, slots, attention_mask, prefix_caches)

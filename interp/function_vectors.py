@@ -24,7 +24,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
-from interp.data.tokenize import TokenBatch, run_batch
+from interp.data.tokenize import TokenBatch, read_positions, run_batch
 from interp.engine import final_logits
 from interp.heads import has_post_attn_norm, head_contributions
 from interp.hooks import act_name, add_vector, capture, check_layer, replace_activation
@@ -74,13 +74,14 @@ def function_vector(
 
 @torch.no_grad()
 def task_vectors(
-    model: HookedTransformer, icl: TokenBatch, layers: Iterable[int] | None = None
+    model: HookedTransformer, icl: TokenBatch, layers: Iterable[int] | None = None, position=None
 ) -> Float[Tensor, "layer d_model"]:
-    """Mean over the ICL prompts of the residual after each layer at the last real token
-    (one forward; row ``i`` is the ``i``-th of ``layers``, default all)."""
+    """Mean over the ICL prompts of the residual after each layer at the last real token, or at
+    ``position`` (:func:`interp.data.tokenize.read_positions`: ``-2`` = the token before the
+    last; one forward; row ``i`` is the ``i``-th of ``layers``, default all)."""
     layers = list(range(model.cfg.n_layers)) if layers is None else [check_layer(model, layer) for layer in layers]
     names = [act_name("resid_post", layer) for layer in layers]
-    with capture(model, names, positions=icl.last_index) as acts:
+    with capture(model, names, positions=read_positions(icl, position)) as acts:
         # stop after the last layer asked for: the unembedding of every position (262k columns
         # for Gemma) would otherwise cost more than the layers
         run_batch(model, icl, stop_at_layer=max(layers) + 1)

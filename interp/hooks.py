@@ -30,7 +30,7 @@ from __future__ import annotations
 import contextlib
 import math
 import operator
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Union
 
 import torch
@@ -89,7 +89,26 @@ def hook_name(model: HookedTransformer, ref: HookRef) -> str:
         raise ValueError(
             f"hook={ref!r} resolves to {name!r}, which is not a hook point of this model. {_hook_hint(model, name)}"
         )
+    flag = next((f for suffix, f in _FLAGGED_HOOKS.items() if name.endswith(suffix)), None)
+    if flag is not None and not getattr(model.cfg, flag, False):
+        # the hook point exists but TransformerLens only runs it with the flag on: a capture would stay empty
+        raise ValueError(
+            f"hook={ref!r} ({name}) only fires with model.cfg.{flag}=True (now False); set it first "
+            f"(e.g. model.set_{flag}(True))" + (" or use interp.heads for per-head outputs" if "result" in name else "")
+        )
     return name
+
+
+# hook points TransformerLens creates always but calls only when a config flag is on
+_FLAGGED_HOOKS = {
+    "attn.hook_result": "use_attn_result",
+    "hook_q_input": "use_split_qkv_input",
+    "hook_k_input": "use_split_qkv_input",
+    "hook_v_input": "use_split_qkv_input",
+    "hook_attn_in": "use_attn_in",
+    "hook_mlp_in": "use_hook_mlp_in",
+    "hook_tokens": "use_hook_tokens",
+}
 
 
 def _hook_hint(model: HookedTransformer, name: str) -> str:
@@ -299,6 +318,26 @@ def add_vector(
         yield
 
 
+@contextlib.contextmanager
+def add_vectors(
+    model: HookedTransformer,
+    vectors: Mapping[HookRef, Tensor] | Sequence[tuple[HookRef, Tensor]],
+    positions: Positions = None,
+    scale: float = 1.0,
+) -> Iterator[None]:
+    """Several steering vectors at once, e.g. ``{("resid_post", 6): v6, ("resid_post", 12): v12}``
+    (or ``(hook, vector)`` pairs, so one hook may take two): each as :func:`add_vector` with the
+    same ``positions`` and ``scale``. Every hook is removed on exit, also when the body raises or
+    a later vector fails its checks."""
+    pairs = list(vectors.items()) if isinstance(vectors, Mapping) else list(vectors)
+    if not pairs:
+        raise ValueError("vectors is empty; give at least one (hook, vector) pair")
+    with contextlib.ExitStack() as stack:
+        for hook, vector in pairs:
+            stack.enter_context(add_vector(model, hook, vector, positions=positions, scale=scale))
+        yield
+
+
 def _gather_source(value: Tensor, act: Tensor, positions: Positions, source_positions: Positions) -> Tensor:
     """Full-shaped ``value`` -> a tensor shaped like ``act`` carrying ``value``'s entries at the
     target slots. When the source run is shorter/longer (clean and corrupted prompts of
@@ -430,6 +469,23 @@ def capture(
 
     with hooks(model, [(n, fn) for n in names]):
         yield store
+
+
+def run_with_cache(
+    model: HookedTransformer, batch, hook_refs: Sequence[HookRef], positions: Positions = None
+) -> tuple[Float[Tensor, "batch pos d_vocab"], Captured]:
+    """Padding-aware ``run_with_cache``: forward a :class:`~interp.data.tokenize.TokenBatch` with
+    its attention mask and keep only the named activations (``(site, layer)`` pairs or hook names),
+    optionally only at ``positions`` (e.g. ``batch.last_index``). Returns ``(logits, acts)``."""
+    from interp.data.tokenize import TokenBatch, run_batch
+
+    if not isinstance(batch, TokenBatch):
+        raise TypeError(
+            f"batch is a {type(batch).__name__}; expected a TokenBatch from interp.tokenize(model, prompts)"
+        )
+    with capture(model, hook_refs, positions=positions) as acts:
+        logits = run_batch(model, batch)
+    return logits, acts
 
 
 def _take_positions(act: Tensor, positions: Positions) -> Tensor:

@@ -14,7 +14,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
-from interp.data.tokenize import TokenBatch, run_batch
+from interp.data.tokenize import TokenBatch, read_positions, run_batch
 from interp.engine import final_logits
 from interp.hooks import act_name, capture
 
@@ -27,23 +27,52 @@ def token_ranks(logits: Float[Tensor, "... d_vocab"], ids: Int[Tensor, "..."]) -
 
 @dataclass
 class LensResult:
-    """Per read-out site and prompt, at each prompt's last real token. ``sites`` names the rows
-    (``L0.post``, or ``L0.mid``, ``L0.post``, … with ``mid=True``); the last row equals the
-    model's own output."""
+    """Per read-out site and prompt, at the read position (by default each prompt's last real
+    token). ``sites`` names the rows (``L0.post``, or ``L0.mid``, ``L0.post``, … with
+    ``mid=True``); the last row equals the model's own output. ``top_ids`` / ``top_probs`` hold the
+    ``top_k`` most likely tokens at every site and ``top_tokens[site][prompt]`` their decoded text,
+    so a "top-1 token" curve can always say which token it is."""
 
     probs: dict[str, Float[Tensor, "layer batch"]]
     ranks: dict[str, Int[Tensor, "layer batch"]]
-    top1_ids: Int[Tensor, "layer batch"]
-    top1_probs: Float[Tensor, "layer batch"]
+    top_ids: Int[Tensor, "layer batch k"]
+    top_probs: Float[Tensor, "layer batch k"]
     sites: list[str]
+    positions: Int[Tensor, " batch"]
+    top_tokens: list[list[list[str]]]
+
+    @property
+    def top1_ids(self) -> Int[Tensor, "layer batch"]:
+        return self.top_ids[..., 0]
+
+    @property
+    def top1_probs(self) -> Float[Tensor, "layer batch"]:
+        return self.top_probs[..., 0]
+
+    def table(self, prompt: int = 0) -> list[list[str]]:
+        """Rows ``[site, "tok (p)", …]`` for one prompt: the decoded top-k at every site."""
+        return [
+            [site] + [f"{tok!r} ({p:.2f})" for tok, p in zip(self.top_tokens[i][prompt], self.top_probs[i, prompt])]
+            for i, site in enumerate(self.sites)
+        ]
 
 
 @torch.no_grad()
 def logit_lens(
-    model: HookedTransformer, batch: TokenBatch, tokens: dict[str, Int[Tensor, " batch"]], mid: bool = False
+    model: HookedTransformer,
+    batch: TokenBatch,
+    tokens: dict[str, Int[Tensor, " batch"]] | None = None,
+    mid: bool = False,
+    position: int | Tensor | None = None,
+    top_k: int = 5,
 ) -> LensResult:
     """Probability and rank of the named tokens (one id per prompt) after every layer, and with
-    ``mid=True`` also after each layer's attention (``resid_mid``)."""
+    ``mid=True`` also after each layer's attention (``resid_mid``), with the decoded ``top_k``
+    tokens at every site. ``position`` picks the read-out position (:func:`read_positions`;
+    default: each prompt's last real token)."""
+    if not isinstance(top_k, int) or not 1 <= top_k <= model.cfg.d_vocab:
+        raise ValueError(f"top_k={top_k!r}; expected an int from 1 to d_vocab={model.cfg.d_vocab}")
+    tokens = tokens or {}
     names, sites = [], []
     for layer in range(model.cfg.n_layers):
         if mid:
@@ -56,7 +85,8 @@ def logit_lens(
             raise ValueError(
                 f"tokens[{key!r}] has shape {tuple(ids.shape)}; expected one id per prompt: ({len(batch)},)"
             )
-    with capture(model, names, positions=batch.last_index) as acts:
+    pos = read_positions(batch, position)
+    with capture(model, names, positions=pos) as acts:
         run_batch(model, batch)
     resid = torch.stack([acts[n][:, 0] for n in names])  # [layer batch d_model]
     logits = final_logits(model, resid).float()
@@ -66,8 +96,11 @@ def logit_lens(
         ids = ids.to(logits.device)[None].expand(logits.shape[0], -1)
         out_p[key] = probs.gather(-1, ids[..., None])[..., 0].cpu()
         out_r[key] = token_ranks(logits, ids).cpu()
-    top_p, top_i = probs.max(-1)
-    return LensResult(out_p, out_r, top_i.cpu(), top_p.cpu(), sites)
+    top_p, top_i = probs.topk(top_k, dim=-1)
+    top_i = top_i.cpu()
+    decode = model.tokenizer.decode if model.tokenizer is not None else str
+    decoded = [[[decode([int(t)]) for t in row] for row in site] for site in top_i.tolist()]
+    return LensResult(out_p, out_r, top_i, top_p.cpu(), sites, pos.cpu(), decoded)
 
 
 # ----------------------------------------------------------------------------- apathy

@@ -165,6 +165,35 @@ def last_logits(model: HookedTransformer, batch: TokenBatch, **kw) -> Float[Tens
 
 
 @dataclass
+class Verification:
+    """Attribution's top cells patched exactly: mean recovery by both methods per cell (grid
+    index, NaN where undefined), the cells named (``L23H3``, ``L5@p4``), and their largest
+    absolute disagreement."""
+
+    cells: list[tuple[int, ...]]
+    labels: list[str]
+    attribution: Float[Tensor, " k"]
+    exact: Float[Tensor, " k"]
+
+    @property
+    def max_abs_diff(self) -> float:
+        return float((self.attribution - self.exact).abs().nan_to_num(0.0).max()) if self.cells else 0.0
+
+    def rows(self) -> list[list]:
+        """``[cell, attribution, exact, difference]`` per cell, largest |attribution| first."""
+        pairs = zip(self.labels, self.attribution.tolist(), self.exact.tolist())
+        return [[name, round(a, 4), round(e, 4), round(a - e, 4)] for name, a, e in pairs]
+
+
+def cell_label(axes: tuple[str, ...], layers: list[int], cell: tuple[int, ...]) -> str:
+    """``L{layer}`` then ``H{head}`` / ``@p{pos}`` for the grid axes of ``cell``."""
+    out = f"L{layers[cell[0]]}"
+    for axis, i in zip(axes[1:], cell[1:]):
+        out += f"H{i}" if axis == "head" else f"@p{i}"
+    return out
+
+
+@dataclass
 class PatchingResult:
     """Metric and recovery of every patched site, per prompt (last axis)."""
 
@@ -179,6 +208,7 @@ class PatchingResult:
     method: str = "exact"  # or "attribution"
     pos_labels: list[str] = field(default_factory=list)  # tokens of the first base prompt
     layers: list[int] = field(default_factory=list)  # layer of each row of the grid
+    verification: Verification | None = None  # attribution_patching(..., verify_top=k): its top cells, exactly
 
     def mean_recovery(self, include: Bool[Tensor, " batch"] | None = None) -> Float[Tensor, "*grid"]:
         """Mean recovery over the prompts where it is defined (and ``include`` is True);

@@ -3,6 +3,7 @@ a terminal) no ``\\r`` redraws, just a line every tenth of the way."""
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Any
 
@@ -19,3 +20,16 @@ def progress(iterable: Any = None, **kwargs: Any) -> tqdm:
         kwargs.setdefault("ncols", 100)
         kwargs.setdefault("dynamic_ncols", False)
     return tqdm(iterable, **kwargs)
+
+
+_LOG = logging.getLogger("interp")
+
+
+def log(message: str) -> None:
+    """One line to the ``interp`` logger (cost previews and the like); shown on stderr when no
+    handler is configured and the root logger is quiet, so a long job says what it is about to do."""
+    if not _LOG.handlers and not logging.getLogger().handlers:
+        _LOG.addHandler(logging.StreamHandler())
+        _LOG.setLevel(logging.INFO)
+        _LOG.propagate = False
+    _LOG.info(message)

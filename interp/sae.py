@@ -84,7 +84,7 @@ def generated_texts(
     model: HookedTransformer, prompts: list[str], max_new_tokens: int = 96, batch: int = 32, seed: int = 0
 ) -> list[str]:
     """The model's own sampled continuations (temperature 1) of ``prompts``, prompt included."""
-    from tqdm.auto import tqdm
+    from interp.progress import progress as tqdm
 
     out: list[str] = []
     torch.manual_seed(seed)
@@ -131,7 +131,7 @@ def collect_activations(
 ) -> Float[Tensor, "n d"]:
     """Activations at ``(hook, layer)`` for every non-BOS position of ``rows`` (BOS's norm is
     an outlier that would dominate the SAE's loss), running each batch only up to the layer."""
-    from tqdm.auto import tqdm
+    from interp.progress import progress as tqdm
 
     name = hook_name(model, (hook, layer))
     out = []

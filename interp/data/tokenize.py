@@ -43,6 +43,15 @@ class TokenBatch:
     def is_padded(self) -> bool:
         return bool((self.attention_mask == 0).any())
 
+    @property
+    def shape(self):
+        # model(batch) reads input.shape first; say what to call instead of an AttributeError
+        raise TypeError(
+            "a TokenBatch is not a token tensor: forward it with interp.run_batch(model, batch) (it passes the "
+            "attention mask, so padding is handled) or interp.run_with_cache(model, batch, names); "
+            "batch.tokens is the raw [batch, pos] tensor"
+        )
+
 
 def _pad_id(model: HookedTransformer) -> int:
     tok = model.tokenizer
@@ -110,6 +119,31 @@ def pad_token_rows(
         mask[b, start : start + len(row)] = 1
     last = lengths - 1 if padding_side == "right" else torch.full_like(lengths, width - 1)
     return TokenBatch(tokens, mask, last, padding_side, prompts)
+
+
+def read_positions(batch: TokenBatch, position: int | Tensor | None) -> Int[Tensor, " batch"]:
+    """One read position per prompt (the logit lens, vector extraction): ``None`` -> each prompt's last real token; an
+    int ``p >= 0`` -> position ``p`` in every prompt; ``p < 0`` -> counted back from each prompt's
+    last real token (``-1`` = last, padding-aware); a tensor ``[batch]`` -> one per prompt."""
+    last = batch.last_index
+    if position is None:
+        return last
+    if isinstance(position, Tensor):
+        if position.shape != (len(batch),):
+            raise ValueError(f"position has shape {tuple(position.shape)}; expected one per prompt: ({len(batch)},)")
+        pos = position.long()
+    elif isinstance(position, int) and not isinstance(position, bool):
+        pos = last + 1 + position if position < 0 else torch.full_like(last, position)
+    else:
+        raise TypeError(f"position={position!r}; expected None, an int or a [batch] tensor of positions")
+    real = batch.attention_mask.bool()
+    for b, p in enumerate(pos.tolist()):
+        if not 0 <= p < real.shape[1] or not real[b, p]:
+            raise ValueError(
+                f"position={position!r} reads position {p} of prompt {b}, which is not a real token "
+                f"(its real tokens: {real[b].nonzero()[:, 0].tolist()})"
+            )
+    return pos
 
 
 def run_batch(model: HookedTransformer, batch: TokenBatch, **kwargs) -> Tensor:

@@ -19,6 +19,7 @@ from interp.steering.ace import ACE, ACEConfig
 from interp.steering.base import Adapter, check_pairs
 from interp.steering.batch import Steer, SteeringBatch, last_token_residuals, mean_difference_vectors
 from interp.steering.caa import CAA, CAAConfig
+from interp.steering.io import load_adapter, load_vectors, save_adapter, save_vectors
 from interp.steering.loreft import LoReFT, LoReFTConfig
 from interp.steering.lorest import LoReST, LoReSTConfig
 
@@ -76,6 +77,10 @@ __all__ = [
     "apply_adapter",
     "check_pairs",
     "last_token_residuals",
+    "load_adapter",
+    "load_vectors",
     "make_adapter",
     "mean_difference_vectors",
+    "save_adapter",
+    "save_vectors",
 ]

@@ -41,6 +41,9 @@ class ACE(Adapter):
             raise ValueError("mean(pos - neg) is zero: ACE has no direction to edit along")
         self.a0 = neg.mean(0) if self.cfg.reference == "negative" else torch.cat([neg, pos]).mean(0)
 
+    def _build(self, d: int) -> None:
+        self.r, self.a0 = torch.zeros(d), torch.zeros(d)
+
     @property
     def direction(self) -> Tensor:
         return self.r

@@ -53,6 +53,11 @@ class Adapter(nn.Module):
     def _fit(self, neg: Tensor, pos: Tensor) -> None:
         raise NotImplementedError
 
+    def _build(self, d: int) -> None:
+        """Create the parameters and buffers for dimension ``d`` (their values are set by ``_fit``
+        or by :func:`interp.steering.io.load_adapter`)."""
+        raise NotImplementedError
+
     def check_input(self, a: Tensor) -> None:
         if not self.fitted:
             raise RuntimeError(f"{type(self).__name__} is not fitted; call .fit(neg, pos) first")

@@ -22,7 +22,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
-from interp.data.tokenize import TokenBatch, run_batch
+from interp.data.tokenize import TokenBatch, read_positions, run_batch
 from interp.engine import final_logits, linear_friendly_weights, prefix_cache, repeat_cache
 from interp.function_vectors import check_answers, task_vectors
 from interp.hooks import act_name, add_vector, capture, check_finite, check_layer, hooks
@@ -34,26 +34,59 @@ Steer = Union[Tensor, Callable[[Tensor], Tensor]]
 
 @torch.no_grad()
 def last_token_residuals(
-    model: HookedTransformer, batch: TokenBatch, layers: Iterable[int]
+    model: HookedTransformer, batch: TokenBatch, layers: Iterable[int], position=None
 ) -> Float[Tensor, "batch layer d_model"]:
-    """Per prompt, the residual after each of ``layers`` at its last real token (float, CPU)."""
+    """Per prompt, the residual after each of ``layers`` at its last real token, or at
+    ``position`` (:func:`interp.data.tokenize.read_positions`; ``-2``: the token before the last)
+    (float, CPU)."""
     layers = [check_layer(model, layer) for layer in layers]
     names = [act_name("resid_post", layer) for layer in layers]
-    with capture(model, names, positions=batch.last_index) as acts:
+    with capture(model, names, positions=read_positions(batch, position)) as acts:
         run_batch(model, batch, stop_at_layer=max(layers) + 1)
     return torch.stack([acts[n][:, 0].float() for n in names], 1).cpu()
 
 
 @torch.no_grad()
 def mean_difference_vectors(
-    model: HookedTransformer, positive: TokenBatch, negative: TokenBatch, layers: Iterable[int] | None = None
+    model: HookedTransformer,
+    positive: TokenBatch,
+    negative: TokenBatch,
+    layers: Iterable[int] | None = None,
+    position=None,
 ) -> Float[Tensor, "layer d_model"]:
     """Per layer, the mean last-token residual after the layer over ``positive`` prompts minus
     the same over ``negative`` prompts (the two sets need not be paired; seed 000's
-    mean-difference function vector: clean ICL minus shuffled-label ICL of the same template)."""
-    vec = task_vectors(model, positive, layers) - task_vectors(model, negative, layers)
+    mean-difference function vector: clean ICL minus shuffled-label ICL of the same template).
+    ``position`` reads another token instead (:func:`interp.data.tokenize.read_positions`; e.g.
+    ``-2`` for the answer letter of prompts that end "(A" / "(B" and a closing token, as
+    steering-vectors' ``read_token_index``)."""
+    vec = task_vectors(model, positive, layers, position) - task_vectors(model, negative, layers, position)
     check_finite(vec, "mean-difference vectors")
     return vec
+
+
+def check_sampling(temperature: float, top_p: float) -> None:
+    """Sampling settings: ``temperature >= 0`` (0: greedy) and ``0 < top_p <= 1``."""
+    if not isinstance(temperature, (int, float)) or not temperature >= 0:
+        raise ValueError(f"temperature={temperature!r}; expected a number >= 0 (0: greedy decoding)")
+    if not isinstance(top_p, (int, float)) or not 0 < top_p <= 1:
+        raise ValueError(f"top_p={top_p!r}; expected a number in (0, 1] (1: the full distribution)")
+
+
+def next_tokens(
+    logits: Float[Tensor, "batch d_vocab"], temperature: float, top_p: float, generator: torch.Generator
+) -> Int[Tensor, " batch"]:
+    """The argmax (``temperature == 0``) or a sample from ``softmax(logits / temperature)`` kept
+    to the nucleus: the most likely tokens whose cumulative probability first reaches ``top_p``."""
+    if temperature == 0:
+        return logits.argmax(-1)
+    probs = (logits.float() / temperature).softmax(-1)
+    sorted_p, order = probs.sort(-1, descending=True)
+    # drop a token when the tokens before it already reach top_p (the first token always stays)
+    drop = sorted_p.cumsum(-1) - sorted_p >= top_p
+    sorted_p = sorted_p.masked_fill(drop, 0.0)
+    pick = torch.multinomial(sorted_p, 1, generator=generator)
+    return order.gather(-1, pick)[:, 0]
 
 
 class SteeringBatch:
@@ -237,16 +270,28 @@ class SteeringBatch:
 
     @torch.no_grad()
     def generate(
-        self, layer: int, steer: Steer, max_new_tokens: int, steer_generated: bool = True
+        self,
+        layer: int,
+        steer: Steer,
+        max_new_tokens: int,
+        steer_generated: bool = True,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        seed: int = 0,
     ) -> Int[Tensor, "vector batch new"]:
-        """Greedy continuation of every prompt under each vector (or the one adapter): steering
-        after ``layer`` at the last prompt token and (``steer_generated``) at every generated
-        token — CAA's "all positions after the instruction". The prompt prefix's keys and values
-        are computed once; each vector recomputes the last prompt token and then decodes with a
-        growing cache."""
+        """Continuation of every prompt under each vector (or the one adapter): steering after
+        ``layer`` at the last prompt token and (``steer_generated``) at every generated token —
+        CAA's "all positions after the instruction". The prompt prefix's keys and values are
+        computed once; each vector recomputes the last prompt token and then decodes with a
+        growing cache. ``temperature=0`` decodes greedily; above 0 it samples from the softmax at
+        that temperature, restricted to the smallest set of tokens whose probability reaches
+        ``top_p`` (nucleus sampling), reproducibly under ``seed``."""
         layer = check_layer(self.model, layer)
         if max_new_tokens < 1:
             raise ValueError(f"max_new_tokens={max_new_tokens}; must be >= 1")
+        check_sampling(temperature, top_p)
+        gen = torch.Generator(device=self.model.cfg.device).manual_seed(seed)
+        pick = lambda logits: next_tokens(logits, temperature, top_p, gen)  # noqa: E731
         vectors = self._vectors(steer)
         if self.prefix is None:
             raise ValueError("generate needs prompts of at least two tokens (a cached prefix)")
@@ -264,7 +309,7 @@ class SteeringBatch:
                     return self._edit(steer, act)
 
             ctx = hooks(self.model, [(hook, fn)]) if steer_generated else contextlib.nullcontext()
-            return self._decode(layer, 1, lambda x: self._edit(steer, x), ctx, max_new_tokens)
+            return self._decode(layer, 1, lambda x: self._edit(steer, x), ctx, max_new_tokens, pick)
         b, per, out = len(self.batch), max(1, self.max_rows // len(self.batch)), []
         for start in range(0, vectors.shape[0], per):
             vec = vectors[start : start + per].to(self.last_resid)
@@ -273,11 +318,13 @@ class SteeringBatch:
             ctx = (
                 add_vector(self.model, hook, rows_vec, layout="prompt") if steer_generated else contextlib.nullcontext()
             )
-            out.append(self._decode(layer, vec.shape[0], lambda x: x + rows_vec[:, None], ctx, max_new_tokens))
+            out.append(self._decode(layer, vec.shape[0], lambda x: x + rows_vec[:, None], ctx, max_new_tokens, pick))
         return torch.cat(out)
 
-    def _decode(self, layer: int, copies: int, steer: Callable[[Tensor], Tensor], ctx, max_new_tokens: int) -> Tensor:
-        """Greedy decoding of ``copies`` stacked copies of the batch: the last prompt token runs
+    def _decode(
+        self, layer: int, copies: int, steer: Callable[[Tensor], Tensor], ctx, max_new_tokens: int, pick: Callable
+    ) -> Tensor:
+        """Decoding (``pick``: argmax or a sample) of ``copies`` stacked copies of the batch: the last prompt token runs
         through layers 0..layer on the cached prefix, ``steer`` edits its residual there, the rest
         of the model finishes it; further tokens decode inside ``ctx`` (the hook, or none)."""
         model, n, b, dev = self.model, self.model.cfg.n_layers, len(self.batch), self.model.cfg.device
@@ -296,11 +343,11 @@ class SteeringBatch:
                     attention_mask=self.mask.repeat(copies, 1),
                     past_kv_cache=cache,
                 )
-            nxt = final_logits(model, x[:, -1]).argmax(-1)
+            nxt = pick(final_logits(model, x[:, -1]))
             steps = [nxt]
             with ctx:
                 for _ in range(max_new_tokens - 1):
                     x = model(nxt[:, None], stop_at_layer=n, past_kv_cache=cache, attention_mask=ones)
-                    nxt = final_logits(model, x[:, -1]).argmax(-1)
+                    nxt = pick(final_logits(model, x[:, -1]))
                     steps.append(nxt)
         return torch.stack(steps, 1).cpu().view(copies, b, -1)

@@ -56,6 +56,9 @@ class CAA(Adapter):
     def _fit(self, neg: Tensor, pos: Tensor) -> None:
         self.vector = mean_difference(neg, pos, self._groups)
 
+    def _build(self, d: int) -> None:
+        self.vector = torch.zeros(d)
+
     @property
     def direction(self) -> Tensor:
         return self.vector

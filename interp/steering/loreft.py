@@ -32,13 +32,15 @@ class LoReFT(Adapter):
         self.losses: list[float] = []
 
     def _fit(self, neg: Tensor, pos: Tensor) -> None:
-        d = neg.shape[1]
+        self._build(neg.shape[1])
+        self.to(neg.device)
+        self.losses = train(self, lambda x, step: self._steer(x), neg, pos, self.cfg.steps, self.cfg.lr)
+
+    def _build(self, d: int) -> None:
         check_rank(self.cfg.rank, d)
         with seeded(self.cfg.seed):
             self.R = orthogonal(nn.Linear(d, self.cfg.rank, bias=False))  # weight [r, d], orthonormal rows
             self.W = nn.Linear(d, self.cfg.rank)
-        self.to(neg.device)
-        self.losses = train(self, lambda x, step: self._steer(x), neg, pos, self.cfg.steps, self.cfg.lr)
 
     def _steer(self, a: Tensor) -> Tensor:
         return a + (self.W(a) - self.R(a)) @ self.R.weight

@@ -46,12 +46,8 @@ class LoReST(Adapter):
         self.losses: list[float] = []
 
     def _fit(self, neg: Tensor, pos: Tensor) -> None:
-        d, r = neg.shape[1], self.cfg.rank
-        check_rank(r, d)
-        with seeded(self.cfg.seed):
-            self.Q = orthogonal(nn.Linear(r, d, bias=False))  # weight [d, r], orthonormal columns
-        self.logits = nn.Parameter(torch.full((r,), float(self.cfg.gate_init)))
-        self.bias = nn.Parameter(torch.zeros(d))
+        r = self.cfg.rank
+        self._build(neg.shape[1])
         self.to(neg.device)
         gen = torch.Generator(device=neg.device).manual_seed(self.cfg.seed)
 
@@ -63,6 +59,14 @@ class LoReST(Adapter):
             return self._steer(a, p)
 
         self.losses = train(self, steered, neg, pos, self.cfg.steps, self.cfg.lr)
+
+    def _build(self, d: int) -> None:
+        r = self.cfg.rank
+        check_rank(r, d)
+        with seeded(self.cfg.seed):
+            self.Q = orthogonal(nn.Linear(r, d, bias=False))  # weight [d, r], orthonormal columns
+        self.logits = nn.Parameter(torch.full((r,), float(self.cfg.gate_init)))
+        self.bias = nn.Parameter(torch.zeros(d))
 
     @property
     def gates(self) -> Tensor:

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
+from interp.progress import progress as tqdm
 from interp.toy.data import N_VALUES, AttributeWorld
 
 HIDDEN = (512, 512, 256, 512)

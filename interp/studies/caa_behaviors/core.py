@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 import interp
 from interp.behaviors import (
@@ -38,6 +37,7 @@ from interp.behaviors import (
 from interp.data import CAA_BEHAVIORS, load_caa
 from interp.hooks import add_vector
 from interp.patching import last_logits
+from interp.progress import progress as tqdm
 from interp.selection import Selection, SelectionConfig, Split, select
 from interp.selection import split_items as split_indices
 from interp.stats import Correlation, EffectSize, Estimate, bootstrap_ci, correlate, paired_d

@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 import interp
 from interp.data.arithmetic import KINDS, parse_answer, problems, prompt
 from interp.function_vectors import task_vectors
+from interp.progress import progress as tqdm
 from interp.stats import McNemar, identical_outputs, mcnemar_exact
 from interp.steering import SteeringBatch
 from interp.steering.controls import compare_to_controls, random_directions

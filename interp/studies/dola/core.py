@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 import interp
 from interp.dola import ALPHAS, BUCKETS, ContinuationScorer, length_bias_scores
 from interp.lens import ApathyResult, apathy_curves, logit_lens
+from interp.progress import progress as tqdm
 
 
 @dataclass

@@ -34,7 +34,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 import interp
 from interp.data import load_fv_task
@@ -42,6 +41,7 @@ from interp.data.fv_templates import TEMPLATE_KINDS, task_templates
 from interp.function_vectors import function_vector, top1_accuracy
 from interp.heads import has_post_attn_norm, post_attn_scales
 from interp.mediation import causal_indirect_effect, first_token_ids, icl_prompts, mean_head_outputs
+from interp.progress import progress as tqdm
 from interp.stats import pc1_variance
 from interp.steering import SteeringBatch, mean_difference_vectors
 from interp.steering.doses import raw_strength, residual_norm

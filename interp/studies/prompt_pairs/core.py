@@ -33,11 +33,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 import interp
 from interp.data.prompt_pairs import DATASETS, check_single_token, split_pairs
 from interp.hooks import act_name, capture
+from interp.progress import progress as tqdm
 from interp.sae import features_active_on_all, features_inactive_on_all
 from interp.semantic import first_content_word, first_word, word_cosines
 from interp.steering import ADAPTERS, SteeringBatch, make_adapter
