@@ -3,7 +3,8 @@
 API pages: one per public module of ``interp`` (every ``.py`` file whose dotted path has no part
 starting with ``_`` other than packages' ``__init__``), each a mkdocstrings ``::: module`` block.
 Study pages: one per name in :data:`interp.study.STUDIES`, from the study's description, its
-module docstring, its configs and the reports committed under ``docs/results/<name>/``.
+module docstring, its configs and the reports committed under ``docs/results/<name>/``. The home
+page is the README with its links made relative to ``docs/``.
 """
 
 from __future__ import annotations
@@ -87,7 +88,13 @@ def _study_pages() -> dict[str, str]:
     return pages
 
 
+def _home_page() -> dict[str, str]:
+    """The README as the site's home page, its repository links made relative to ``docs/``."""
+    text = (ROOT / "README.md").read_text().replace("](docs/", "](")
+    return {"index.md": text}
+
+
 def on_files(files, config):
-    for uri, content in {**_api_pages(), **_study_pages()}.items():
+    for uri, content in {**_home_page(), **_api_pages(), **_study_pages()}.items():
         files.append(File.generated(config, uri, content=content))
     return files
