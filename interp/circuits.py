@@ -53,7 +53,7 @@ from transformer_lens import HookedTransformer
 from interp.data.tokenize import TokenBatch, run_batch
 from interp.engine import Metric
 from interp.heads import has_post_attn_norm, head_contributions
-from interp.hooks import act_name, check_finite, hooks
+from interp.hooks import act_name, capture, check_finite, hooks
 from interp.patching import DIRECTIONS, check_pair_shapes, check_tol, recovery
 
 RECEIVER_KINDS = ("q", "k", "v", "mlp", "logits")
@@ -372,27 +372,39 @@ def _repeat(batch: TokenBatch, copies: int) -> TokenBatch:
 
 
 def _receiver_grads(
-    model: HookedTransformer, graph: Graph, batch: TokenBatch, metric: Metric, embed: Tensor | None = None
+    model: HookedTransformer,
+    graph: Graph,
+    batch: TokenBatch,
+    metric: Metric,
+    embed: Tensor | None = None,
+    mix: tuple[float, dict[str, Tensor]] | None = None,
+    tracker: _SenderTracker | None = None,
 ) -> Tensor:
     """∂(mean metric)/∂(receiver input) ``[receiver b p d_model]`` of one run — the full
     derivative through every later path (``embed``: replaces the input embedding, for
-    integrated gradients)."""
+    integrated gradients over inputs; ``mix = (α, source inputs)``: every receiver input becomes
+    ``(1 − α)·own + α·source`` — every edge α of the way to the source run, for integrated
+    gradients over activations; ``tracker``: records the run's sender outputs too)."""
     grads: dict[int, Tensor] = {}
 
     def start(act: Tensor, hook) -> Tensor:
         # a leaf that needs a gradient, so every later activation carries one
         return (act if embed is None else embed.to(act)).detach().requires_grad_(True)
 
-    fwd = [(act_name("resid_pre", 0), start)]
+    fwd = [(act_name("resid_pre", 0), start)] + (tracker.hooks() if tracker is not None else [])
     for (layer, kind), (a, b) in graph.receiver_slices().items():
 
-        def fn(act: Tensor, hook, a=a, b=b, kind=kind) -> None:
+        def fn(act: Tensor, hook, a=a, b=b, kind=kind) -> Tensor:
+            if mix is not None:
+                act = act + mix[0] * (mix[1][hook.name].to(act) - act)
+
             def keep(g: Tensor) -> None:
                 g = g.detach().float()
                 for j, ri in enumerate(range(a, b)):
                     grads[ri] = g if kind in ("mlp", "logits") else g[:, :, j]
 
             act.register_hook(keep)
+            return act
 
         fwd.append((_receiver_hook(model, layer, kind), fn))
     with torch.enable_grad(), split_inputs(model), hooks(model, fwd):
@@ -404,6 +416,15 @@ def _receiver_grads(
     if missing:
         raise RuntimeError(f"no gradient reached receivers {missing[:5]}; is the metric differentiable?")
     return torch.stack([grads[i] for i in range(len(graph.receivers))])
+
+
+@torch.no_grad()
+def receiver_inputs(model: HookedTransformer, graph: Graph, batch: TokenBatch) -> dict[str, Tensor]:
+    """Every receiver hook's input (per-head Q/K/V inputs, MLP inputs, the final residual) of one run."""
+    names = sorted({_receiver_hook(model, layer, kind) for layer, kind in graph.receiver_slices()})
+    with split_inputs(model), capture(model, names) as acts:
+        run_batch(model, batch)
+    return dict(acts)
 
 
 def _attribution_scores(graph: Graph, delta: Tensor, grads: Tensor) -> Tensor:
@@ -432,25 +453,53 @@ def eap_ig(
     metric: Metric,
     steps: int = 5,
     direction: str = "noise",
+    interpolate: str = "inputs",
     _name: str = "EAP-IG",
 ) -> EdgeScores:
-    """EAP with the receiver gradients averaged over ``steps`` runs whose input embeddings go
-    from the source's to the base's (``k / steps``, k = 1 … steps): EAP-IG (inputs)."""
+    """EAP with integrated gradients (Hanna et al. 2024), over one of two paths from the base run
+    to the source run:
+
+    - ``interpolate="inputs"`` (EAP-IG-inputs): the input embeddings go from the source's to the
+      base's; the receiver gradients are averaged over ``k / steps``, k = 1 … steps, and multiply
+      the fixed difference of sender outputs (source − base);
+    - ``"activations"``: every edge is moved ``α`` of the way to the source run at once (each
+      receiver's input ``(1 − α)·own + α·source``), for α = k / steps, k = 0 … steps; at each α
+      the score is the receiver gradient times (source output − the sender's output in that very
+      run), averaged over the ``steps + 1`` points. This is the mask-gradient integral of
+      auto-circuit (``integrated_grad_samples=steps``), which sums the same points:
+      ours × (steps + 1) = −theirs (their loss is the negated metric).
+    """
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps={steps!r}; need a positive integer number of interpolation steps")
+    if interpolate not in ("inputs", "activations"):
+        raise ValueError(f"interpolate={interpolate!r}; allowed: ['inputs', 'activations']")
     _check_pairs(model, clean, corrupted, metric)
     base, source = _roles(clean, corrupted, direction)
-    out_base, _ = sender_outputs(model, graph, base)
     out_src, _ = sender_outputs(model, graph, source)
-    delta = out_src - out_base
-    grads = torch.zeros(len(graph.receivers), *out_base.shape[1:])
-    for k in range(1, steps + 1):
-        a = k / steps  # a = 1: the base run itself
-        embed = None if steps == 1 else out_src[0] + a * (out_base[0] - out_src[0])
-        grads += _receiver_grads(model, graph, base, metric, embed).cpu() / steps
-    scores = _attribution_scores(graph, delta.cpu(), grads)
+    if interpolate == "activations":
+        scores = _activation_ig(model, graph, base, metric, steps, out_src, receiver_inputs(model, graph, source))
+    else:
+        out_base, _ = sender_outputs(model, graph, base)
+        grads = torch.zeros(len(graph.receivers), *out_base.shape[1:])
+        for k in range(1, steps + 1):
+            a = k / steps  # a = 1: the base run itself
+            embed = None if steps == 1 else out_src[0] + a * (out_base[0] - out_src[0])
+            grads += _receiver_grads(model, graph, base, metric, embed).cpu() / steps
+        scores = _attribution_scores(graph, (out_src - out_base).cpu(), grads)
     edges = graph.edges()
-    return EdgeScores(graph, edges, torch.stack([scores[s, r] for s, r in edges]), _name)
+    # the mask's row-major True entries are graph.edges()' order: one gather, not 32k indexings
+    return EdgeScores(graph, edges, scores[graph.mask], _name)
+
+
+def _activation_ig(model, graph: Graph, base: TokenBatch, metric: Metric, steps: int, out_src, src_inputs) -> Tensor:
+    """Mean over α = k / steps (k = 0 … steps) of grad_r(α) · (source_s − own_s(α))."""
+    scores = torch.zeros(len(graph.senders), len(graph.receivers))
+    for k in range(steps + 1):
+        tracker = _SenderTracker(model, graph)
+        grads = _receiver_grads(model, graph, base, metric, mix=(k / steps, src_inputs), tracker=tracker)
+        own = _stack(tracker.out, range(len(graph.senders)))
+        scores += _attribution_scores(graph, (out_src - own).cpu(), grads.cpu()) / (steps + 1)
+    return scores
 
 
 # --------------------------------------------------------------------------- circuits

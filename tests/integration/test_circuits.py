@@ -187,6 +187,32 @@ def test_eap_ig_approaches_the_exact_score_as_steps_grow():
     )
 
 
+def test_eap_ig_over_activations_is_complete_and_starts_from_eap(tiny_gpt2):
+    """Integrated gradients over the path that moves every edge to the corrupted run at once:
+    with one step the α = 1 end adds nothing (every sender already equals its source), so the
+    scores are EAP's halved; with more steps the scores sum to m(corrupted) − m(clean), the
+    integral's completeness, with an error that shrinks as steps grow. (auto-circuit's
+    mask-gradient IG gives the same scores: benchmarks/circuits.py compares them edge by edge.)"""
+    import interp
+    from interp.circuits import Graph, eap, eap_ig, sender_outputs
+    from interp.patching import logit_diff_metric
+
+    clean = interp.tokenize(tiny_gpt2, ["a b c d e f", "g h i j k l"])
+    corr = interp.tokenize(tiny_gpt2, ["a b c x e f", "g h i y k l"])
+    metric = logit_diff_metric(torch.tensor([5, 6]), torch.tensor([7, 8]))
+    g = Graph.of(tiny_gpt2)
+    one = eap_ig(tiny_gpt2, g, clean, corr, metric, steps=1, interpolate="activations")
+    assert torch.allclose(one.scores, eap(tiny_gpt2, g, clean, corr, metric).scores / 2, atol=1e-6)
+    gap = float((metric(sender_outputs(tiny_gpt2, g, corr)[1]) - metric(sender_outputs(tiny_gpt2, g, clean)[1])).mean())
+    errors = [
+        abs(float(eap_ig(tiny_gpt2, g, clean, corr, metric, steps=k, interpolate="activations").scores.sum()) - gap)
+        for k in (2, 8, 32)
+    ]
+    assert errors[2] < errors[1] < errors[0] and errors[2] < 0.2 * errors[0]
+    with pytest.raises(ValueError, match="interpolate"):
+        eap_ig(tiny_gpt2, g, clean, corr, metric, interpolate="weights")
+
+
 def test_faithfulness_of_the_full_graph_and_the_planted_path():
     from interp.circuits import Graph, edge_patching, faithfulness, faithfulness_curve
     from interp.patching import logit_diff_metric
