@@ -27,6 +27,39 @@ from interp.patching import last_logits, str_tokens
 
 __version__ = "0.1.0"
 
+# submodules reachable as attributes without an explicit import (interp.plots.heatmap, interp.lens.logit_lens);
+# imported on first use so `import interp` stays light
+_SUBMODULES = {
+    "attribution",
+    "circuits",
+    "data",
+    "dola",
+    "engine",
+    "function_vectors",
+    "heads",
+    "hooks",
+    "lens",
+    "mediation",
+    "models",
+    "patching",
+    "plots",
+    "sae",
+    "selection",
+    "stats",
+    "steering",
+    "study",
+    "transfer",
+}
+
+
+def __getattr__(name: str):
+    if name in _SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"interp.{name}")
+    raise AttributeError(f"module 'interp' has no attribute {name!r}")
+
+
 __all__ = [
     "ModelUnavailableError",
     "TokenBatch",

@@ -197,3 +197,11 @@ def test_vectors_save_and_load(tmp_path):
         save_vectors(tmp_path / "bad.safetensors", {"L3": torch.full((4,), float("nan"))})
     with pytest.raises(TypeError, match="JSON"):
         save_vectors(tmp_path / "meta.safetensors", v, model=object())
+
+
+def test_submodules_are_attributes_without_an_explicit_import():
+    import subprocess
+    import sys
+
+    code = "import interp, sys; assert 'interp.plots' not in sys.modules; interp.plots.layer_head_heatmap; interp.lens.logit_lens"
+    subprocess.run([sys.executable, "-c", code], check=True)

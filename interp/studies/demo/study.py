@@ -60,6 +60,7 @@ class DemoCell:
     lens_top1_probs: torch.Tensor  # [layer, prompt]
     lens_ranks_correct: torch.Tensor  # [layer, prompt]
     heads: PatchingResult
+    lens_top_tokens: list[list[list[str]]] = field(default_factory=list)  # [layer][prompt] decoded top-3
 
 
 def check(cfg: DemoConfig) -> None:
@@ -93,7 +94,7 @@ def demo_cell(model, task: TaskConfig, tol: float) -> DemoCell:
     """The demo's computation on one model: clean runs, logit lens, head patching."""
     clean_p, corr_p, ans, corr_ans = build_prompts(task, model)
     clean, corr = interp.tokenize(model, clean_p), interp.tokenize(model, corr_p)
-    lens = logit_lens(model, clean, {"correct": ans, "other capital": corr_ans})
+    lens = logit_lens(model, clean, {"correct": ans, "other capital": corr_ans}, top_k=3)
     heads = patch_heads(model, clean, corr, logit_diff_metric(ans, corr_ans), tol=tol)
     return DemoCell(
         model.cfg.n_layers,
@@ -105,6 +106,7 @@ def demo_cell(model, task: TaskConfig, tol: float) -> DemoCell:
         lens.top1_probs,
         lens.ranks["correct"],
         heads,
+        lens.top_tokens,
     )
 
 
@@ -150,6 +152,10 @@ def _lens_section(run: Run, r: DemoCell) -> None:
     run.report.add_text(
         f"The correct capital first becomes the top-1 lens token at layer {first} (median over prompts)."
     )
+    if r.lens_top_tokens:  # which tokens the "top-1 token" curve is, for the first prompt
+        run.report.add_text(f"Decoded top-3 lens tokens for `{r.clean_prompts[0]}` (last six layers):")
+        rows = [[f"L{i}"] + [repr(t) for t in r.lens_top_tokens[i][0]] for i in range(r.n_layers)][-6:]
+        run.report.add_table(["layer", "top-1", "top-2", "top-3"], rows)
 
 
 def _band(values: torch.Tensor):
