@@ -203,5 +203,8 @@ def test_submodules_are_attributes_without_an_explicit_import():
     import subprocess
     import sys
 
-    code = "import interp, sys; assert 'interp.plots' not in sys.modules; interp.plots.layer_head_heatmap; interp.lens.logit_lens"
+    code = (
+        "import interp, sys; assert 'interp.plots' not in sys.modules; "
+        "interp.plots.layer_head_heatmap; interp.lens.logit_lens"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
