@@ -208,3 +208,10 @@ def test_submodules_are_attributes_without_an_explicit_import():
         "interp.plots.layer_head_heatmap; interp.lens.logit_lens"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_metric_built_from_ints_names_the_argument():
+    from interp.patching import logit_diff_metric
+
+    with pytest.raises(TypeError, match=r"correct=3.*integer tensor"):
+        logit_diff_metric(3, 4)
