@@ -211,7 +211,10 @@ def test_submodules_are_attributes_without_an_explicit_import():
 
 
 def test_metric_built_from_ints_names_the_argument():
-    from interp.patching import logit_diff_metric
+    # in a plain interpreter: under pytest the jaxtyping hook type-checks the call before our message
+    import subprocess
+    import sys
 
-    with pytest.raises(TypeError, match=r"correct=3.*integer tensor"):
-        logit_diff_metric(3, 4)
+    code = "from interp.patching import logit_diff_metric; logit_diff_metric(3, 4)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode != 0 and "TypeError: correct=3; expected an integer tensor of token ids" in out.stderr
