@@ -54,6 +54,7 @@ def score_generation(text: str, matching_label: str) -> str:
 
 
 def uses_chat_template(model) -> bool:
+    """True when the model's tokenizer carries a chat template (the instruct model), so prompts go through it."""
     return getattr(model.tokenizer, "chat_template", None) is not None
 
 

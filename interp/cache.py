@@ -48,6 +48,7 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file and a rename, so a reader never sees half a file."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -180,6 +181,7 @@ def _file_digest(path: str, size: int, mtime_ns: int) -> str:
 
 
 def file_sha256(path: Path) -> str:
+    """SHA-256 hex digest of a file, read in 4 MiB blocks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 22), b""):
@@ -188,6 +190,7 @@ def file_sha256(path: Path) -> str:
 
 
 def checksum_path(path: Path) -> Path:
+    """Where the checksum of ``path`` is kept: ``<path>.sha256`` beside it."""
     return path.with_name(path.name + ".sha256")
 
 

@@ -64,6 +64,9 @@ RECEIVER_KINDS = ("q", "k", "v", "mlp", "logits")
 
 @dataclass(frozen=True)
 class Node:
+    """One node of the edge graph: a sender (embedding, head, MLP) or a receiver (a head's Q/K/V input, an MLP
+    input, the logits)."""
+
     name: str  # "embed", "L3H2", "L3.mlp" (senders); "L3H2.q", "L3.K1", "L3.mlp_in", "logits" (receivers)
     layer: int  # -1 for the embedding, n_layers for the logits
     kind: str  # sender: "embed" / "head" / "mlp"; receiver: one of RECEIVER_KINDS
@@ -507,6 +510,9 @@ def _activation_ig(model, graph: Graph, base: TokenBatch, metric: Metric, steps:
 
 @dataclass
 class Faithfulness:
+    """The metric with a circuit kept (every other edge patched from the corrupted run) beside the clean and
+    corrupted metrics, per prompt; ``mean`` is the pooled share of the clean − corrupted gap."""
+
     metric_circuit: Float[Tensor, " batch"]
     metric_clean: Float[Tensor, " batch"]
     metric_corrupted: Float[Tensor, " batch"]
@@ -533,6 +539,8 @@ class FaithfulnessReference:
 def faithfulness_reference(
     model: HookedTransformer, graph: Graph, clean: TokenBatch, corrupted: TokenBatch, metric: Metric
 ) -> FaithfulnessReference:
+    """What every faithfulness evaluation on one pair set shares: the corrupted run's sender outputs and the clean
+    and corrupted metrics (computed once for a whole curve)."""
     out_corr, last_corr = sender_outputs(model, graph, corrupted)
     with torch.no_grad():
         last_clean = _last(model, clean, run_batch(model, clean))

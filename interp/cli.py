@@ -89,6 +89,7 @@ def _check_folder(cfg, name: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The ``interp`` command line (``run``, ``report``, ``list``, ``results``); returns the exit status."""
     parser = _parser()
     args, extra = parser.parse_known_args(argv)
     # overrides may come before or after --config / --out

@@ -29,6 +29,9 @@ T = TypeVar("T")
 
 
 class ConfigError(ValueError):
+    """A config file or override that does not fit its dataclass: the message names the file, the key and what is
+    allowed."""
+
     pass
 
 
@@ -75,6 +78,7 @@ def _coerce(tp: Any, value: Any, path: str) -> Any:
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
+    """A config dataclass as a plain nested dict."""
     return dataclasses.asdict(cfg)
 
 
@@ -99,6 +103,8 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
 
 
 def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequence[str] = ()) -> T:
+    """Fill dataclass ``cls`` from a YAML file and ``key=value`` overrides (dotted keys for nested fields); unknown
+    keys and wrong types raise :class:`ConfigError`."""
     data: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
@@ -125,6 +131,7 @@ def settings_part(cfg: Any, cls: type[T]) -> T:
 
 
 def dump_yaml(cfg: Any) -> str:
+    """A config dataclass as YAML, keys in declaration order (the run folder's ``config.yaml``)."""
     return yaml.safe_dump(to_dict(cfg), sort_keys=False)
 
 

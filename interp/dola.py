@@ -71,6 +71,7 @@ def candidate_layers(n_layers: int, bucket: str | Sequence[int]) -> list[int]:
 
 
 def check_alpha(alpha: float) -> float:
+    """DoLa's relative-top threshold α, checked to lie in [0, 1]."""
     if not 0.0 <= alpha <= 1.0 or math.isnan(alpha):
         raise ValueError(f"alpha={alpha}; the relative-top threshold must lie in [0, 1]")
     return float(alpha)

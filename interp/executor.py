@@ -59,6 +59,9 @@ _SHARED_ENV = ("INTERP_CACHE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HOM
 
 @dataclass
 class Cell:
+    """One unit of a study's work: ``fn(model, *args)`` on a named model. Its cache key is derived from the model's
+    weights, the arguments, the data files and the code (:mod:`interp.executor`)."""
+
     label: str  # unique within a run, e.g. "smollm2-135m-instruct/antonym"
     model: str | None  # name for interp.load_model; None: fn(*args) needs no language model
     fn: Callable[..., Any]  # fn(model, *args): a module-level library function (Ray ships it by reference)
@@ -95,6 +98,7 @@ class CellContext(Protocol):
 
 
 def check_cells(cells: list[Cell]) -> None:
+    """Cells of one run: unique labels, module-level functions, arguments the cache can digest."""
     labels = [c.label for c in cells]
     dup = sorted({x for x in labels if labels.count(x) > 1})
     if dup:

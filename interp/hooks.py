@@ -140,6 +140,7 @@ def check_layer(model: HookedTransformer, layer: int, argument: str = "layer") -
 
 
 def has_head_axis(name: str) -> bool:
+    """True for hook points with a head axis (``hook_z``, ``hook_q`` …, ``hook_result``)."""
     return name.endswith(_HEAD_SUFFIXES)
 
 
@@ -188,6 +189,7 @@ def _check_positions(idx: Tensor, seq: int) -> None:
 
 
 def head_mask(heads: Heads, n_heads: int, device=None) -> Bool[Tensor, " head_index"]:
+    """Boolean ``[head_index]`` mask of ``heads`` (None: all), each checked to be in range."""
     mask = torch.zeros(n_heads, dtype=torch.bool, device=device)
     if heads is None:
         return mask.fill_(True)
@@ -248,6 +250,7 @@ def active_hook_count(model: HookedTransformer) -> int:
 
 
 def check_finite(value: Tensor, argument: str) -> None:
+    """Raise a ValueError naming ``argument`` when ``value`` holds NaN or inf."""
     if not torch.isfinite(value).all():
         raise ValueError(f"{argument} contains NaN or inf values ({int((~torch.isfinite(value)).sum())} entries)")
 

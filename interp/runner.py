@@ -68,12 +68,14 @@ class RunConfig:
 
 
 def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's generators."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
 
 
 def git_commit() -> str:
+    """The repository's HEAD commit (with ``-dirty`` when the work tree has changes), or ``unknown``."""
     try:
         head = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True

@@ -39,6 +39,9 @@ QUALITY_FILE = "interp_quality.json"
 
 @dataclass
 class SAETrainConfig:
+    """How an SAE is trained with SAE Lens: hook and layer, width (``expansion`` × d_model), TopK's k, the
+    training tokens (and their generated share), context, epochs and batch size."""
+
     layer: int
     hook: str = "resid_post"
     expansion: int = 8  # d_sae = expansion × d_model

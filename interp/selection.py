@@ -34,6 +34,8 @@ class SelectionConfig:
 
 @dataclass(frozen=True)
 class Split:
+    """Item indices to choose on (``selection``) and to report on (``test``), disjoint and sorted."""
+
     selection: np.ndarray  # item indices to choose on (sorted)
     test: np.ndarray  # item indices to report on (sorted), disjoint from selection
 
@@ -77,6 +79,9 @@ def restrict(values: Mapping, idx: np.ndarray) -> dict:
 
 @dataclass
 class Selection:
+    """What was chosen on the selection items, its score there, its test estimate with CI, and the best-on-test
+    figure beside it (labelled)."""
+
     config: Hashable  # chosen on the selection items
     selection_score: float  # its mean on the selection items
     test: Estimate  # its mean on the test items, with a bootstrap CI

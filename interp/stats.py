@@ -118,6 +118,7 @@ class SimpsonCheck:
 
 
 def simpson_check(pooled: Correlation, groups: dict, alpha: float = 0.05) -> SimpsonCheck:
+    """Flags a pooled correlation whose sign is opposite to most within-group signs (Simpson's paradox)."""
     signs = [int(np.sign(c.r)) for c in groups.values() if c.defined and c.r != 0]
     ps = int(np.sign(pooled.r)) if pooled.defined else 0
     opposite = sum(s == -ps for s in signs) if ps else 0
@@ -129,6 +130,8 @@ def simpson_check(pooled: Correlation, groups: dict, alpha: float = 0.05) -> Sim
 
 @dataclass(frozen=True)
 class GroupedCorrelation:
+    """A pooled correlation beside the per-group ones, with the Simpson's-paradox check."""
+
     pooled: Correlation
     groups: dict
     simpson: SimpsonCheck
@@ -226,6 +229,8 @@ class EffectSize:
 
 
 def cohens_d(a, b, level: float = 0.95) -> EffectSize:
+    """Cohen's d of two independent samples (pooled SD) with a normal-approximation CI; for paired data use
+    :func:`paired_d`."""
     from scipy.stats import norm
 
     a = np.asarray(a, dtype=float).ravel()

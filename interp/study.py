@@ -50,6 +50,9 @@ def _no_check(cfg: Any) -> None:
 
 @dataclass(frozen=True)
 class Study:
+    """A study under the protocol of this module: settings dataclass, cells, analysis, report, checks, description
+    and the rows it adds to the results table."""
+
     name: str
     config: type
     cells: Callable[[Any, dict], list]

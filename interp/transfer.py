@@ -35,6 +35,9 @@ class TransferPairs:
 
 @dataclass
 class MethodDiagnostics:
+    """One correlation method's diagnostics: pooled, per task, Simpson checks over tasks and task × layer groups,
+    and how many groups are defined and significant in each direction."""
+
     pooled: Correlation
     by_task: dict[str, Correlation]
     simpson_task: SimpsonCheck
@@ -47,6 +50,8 @@ class MethodDiagnostics:
 
 @dataclass
 class TransferDiagnostics:
+    """Cosine–transfer diagnostics with Pearson and Spearman side by side, and the dissociation counts."""
+
     pearson: MethodDiagnostics
     spearman: MethodDiagnostics
     dissociation: dict[str, int]  # per task and "total"

@@ -21,6 +21,8 @@ _THINGS = ("apples", "books", "coins", "pens", "cards", "shells")
 
 @dataclass(frozen=True)
 class Problem:
+    """One arithmetic problem: the question text and its integer answer."""
+
     question: str
     answer: int
 

@@ -26,6 +26,7 @@ FACTOR_SPLITS = ("news", "expert")
 
 
 def dataset_path(*parts: str) -> Path:
+    """Path of a shipped dataset file under ``interp/data/datasets``, or a FileNotFoundError pointing at SOURCES.md."""
     path = DATA_ROOT.joinpath(*parts)
     if not path.exists():
         raise FileNotFoundError(f"{path} is not among the shipped datasets (see {DATA_ROOT}/SOURCES.md)")
@@ -71,6 +72,7 @@ DERIVED_FV_TASKS = {"uppercase": ("capitalize", str.upper)}
 
 
 def list_fv_tasks() -> list[str]:
+    """Names of the function-vector tasks shipped or derived from shipped data."""
     return sorted([p.stem for p in (DATA_ROOT / "function_vectors").glob("*.json")] + list(DERIVED_FV_TASKS))
 
 
@@ -94,6 +96,8 @@ def load_fv_task(task: str) -> list[dict[str, str]]:
 
 @dataclass(frozen=True)
 class MCQuestion:
+    """One TruthfulQA question with its MC1 (one true answer) and MC2 (several true answers) targets."""
+
     question: str
     mc1_targets: dict[str, int]  # answer -> 1 (true) / 0 (false); exactly one true
     mc2_targets: dict[str, int]  # answer -> 1 / 0; several true
@@ -136,12 +140,15 @@ def _check_mc_row(path: Path, i: int, r) -> None:
 
 @dataclass(frozen=True)
 class FactorItem:
+    """One FACTOR item: the prefix, the factual completion and three contradicting completions."""
+
     prefix: str  # the truncated prefix the benchmark scores completions after
     completion: str  # the factual completion
     contradictions: tuple[str, str, str]  # three non-factual completions
 
 
 def load_factor(split: str = "news") -> list[FactorItem]:
+    """The FACTOR items of one split (``news`` or ``expert``)."""
     _choose("split", split, FACTOR_SPLITS)
     path = dataset_path("factor", f"{split}_factor.csv")
     fields = ("turncated_prefixes", "completion", "contradiction_0", "contradiction_1", "contradiction_2")

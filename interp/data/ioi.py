@@ -43,6 +43,8 @@ DEFAULT_NAMES = [
 
 @dataclass
 class IOIPairs:
+    """IOI prompts with their ABC corruptions and the indirect-object / subject names (one each per prompt)."""
+
     clean: list[str]
     corrupted: list[str]
     io: list[str]  # indirect object (the right answer in the clean prompt)

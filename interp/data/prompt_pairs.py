@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class PromptPair:
+    """One prompt pair of the prompt-pairs datasets: the shared prefix and the negative / positive target words."""
+
     dataset: str
     template: int
     prefix: str  # the prompt up to (not including) the target word

@@ -168,6 +168,8 @@ def single_token_id(model: HookedTransformer, word: str, argument: str = "target
 
 
 def single_token_ids(model: HookedTransformer, words: Sequence[str], argument: str = "targets") -> Int[Tensor, " n"]:
+    """The ids of ``words``, each required to be exactly one token (see :func:`single_token_id`); ``argument`` names
+    them in errors."""
     if len(words) == 0:
         raise ValueError(f"{argument} is empty; expected at least one word")
     return torch.tensor([single_token_id(model, w, f"{argument}[{i}]") for i, w in enumerate(words)])

@@ -22,11 +22,15 @@ REFERENCES = ("negative", "pooled")
 
 @dataclass
 class ACEConfig:
+    """ACE settings: the target α along r, and the reference point ``a0`` (``negative`` mean or ``pooled``)."""
+
     alpha: float = 1.0
     reference: str = "negative"  # "negative" (DESIGN.md) or "pooled" (EleutherAI's code)
 
 
 class ACE(Adapter):
+    """Affine concept editing (see the module docstring): replaces the component along r by that of ``a0 + α r``."""
+
     def __init__(self, cfg: ACEConfig | None = None) -> None:
         super().__init__()
         self.cfg = cfg or ACEConfig()

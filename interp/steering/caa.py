@@ -19,6 +19,8 @@ from interp.steering.base import Adapter
 
 @dataclass
 class CAAConfig:
+    """CAA settings: the strength λ that multiplies the mean difference."""
+
     strength: float = 1.0  # λ
 
 
@@ -39,6 +41,8 @@ def mean_difference(
 
 
 class CAA(Adapter):
+    """Contrastive activation addition: ``a' = a + λ v`` with ``v`` the (optionally group-balanced) mean difference."""
+
     def __init__(self, cfg: CAAConfig | None = None) -> None:
         super().__init__()
         self.cfg = cfg or CAAConfig()

@@ -18,6 +18,8 @@ from interp.steering.training import seeded, train
 
 @dataclass
 class LoReFTConfig:
+    """LoReFT settings: rank, training steps, learning rate and seed."""
+
     rank: int = 4
     steps: int = 500
     lr: float = 1e-2
@@ -25,6 +27,8 @@ class LoReFTConfig:
 
 
 class LoReFT(Adapter):
+    """Low-rank representation finetuning as an adapter (see the module docstring for the edit)."""
+
     def __init__(self, cfg: LoReFTConfig | None = None) -> None:
         super().__init__()
         self.cfg = cfg or LoReFTConfig()

@@ -28,6 +28,8 @@ from interp.steering.training import seeded, train
 
 @dataclass
 class LoReSTConfig:
+    """LoReST settings: rank, Gumbel temperature τ, steps, learning rate, initial gate logit and seed."""
+
     rank: int = 4
     temperature: float = 1.0  # τ
     steps: int = 500
@@ -37,6 +39,8 @@ class LoReSTConfig:
 
 
 class LoReST(Adapter):
+    """Low-rank representation steering with gated directions and a bias (see the module docstring)."""
+
     def __init__(self, cfg: LoReSTConfig | None = None) -> None:
         super().__init__()
         self.cfg = cfg or LoReSTConfig()

@@ -20,6 +20,9 @@ ANCHOR_DIM = 8
 
 @dataclass
 class AttributeWorld:
+    """The toy environment's anchors ``[m, value, dim]`` and noise; ``sample`` draws inputs and their attribute
+    values."""
+
     anchors: Float[Tensor, "m value dim"]
     noise: float = 0.1
 

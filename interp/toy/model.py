@@ -46,6 +46,9 @@ class Block(nn.Module):
 
 
 class ToyMLP(nn.Module):
+    """The toy steering MLP: ``8m`` inputs, hidden blocks (with residual connections per ``residual``) and one 8-way
+    head per attribute."""
+
     def __init__(self, m: int, hidden: tuple[int, ...] = HIDDEN, residual: str = "all"):
         super().__init__()
         dims = (m * 8, *hidden)
@@ -83,6 +86,8 @@ class ToyMLP(nn.Module):
 
 @dataclass
 class TrainConfig:
+    """How the toy MLP is trained: samples, epochs, batch size, learning rate and seed."""
+
     n_samples: int = 100_000
     epochs: int = 10
     batch_size: int = 512

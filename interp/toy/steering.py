@@ -21,6 +21,8 @@ from interp.toy.model import ToyMLP
 
 @dataclass
 class SteerTask:
+    """The toy steering task: which attribute to move to which target value, at which block's output."""
+
     attribute: int = 0
     target: int = 1
     layer: int = 1  # block whose output is steered (0..3)
