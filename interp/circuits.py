@@ -42,6 +42,7 @@ to the clean ones (``k / steps``, k = 1 … steps; steps = 1 is EAP).
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -323,34 +324,159 @@ def edge_patching(
     delta = out_src - out_base  # [s b p d]
     m_base = metric(last_base).float().cpu()
     scores = []
-    b = len(base)
     for start in range(0, len(edges), edges_per_forward):
         chunk = edges[start : start + edges_per_forward]
-        rep = _repeat(base, len(chunk))
-        fwd = []
-        by_hook: dict[str, list[tuple[int, int, int]]] = {}
-        for ci, (s, r) in enumerate(chunk):
-            node = graph.receivers[r]
-            by_hook.setdefault(_receiver_hook(model, node.layer, node.kind), []).append((ci, s, node.index))
-        for name, items in by_hook.items():
-
-            def fn(act: Tensor, hook, items=items) -> Tensor:
-                act = act.clone()
-                for ci, s, idx in items:
-                    rows = slice(ci * b, (ci + 1) * b)
-                    d = delta[s].to(act.device, act.dtype)
-                    if act.ndim == 4:
-                        act[rows, :, idx] += d
-                    else:
-                        act[rows] += d
-                return act
-
-            fwd.append((name, fn))
-        with split_inputs(model), hooks(model, fwd):
-            logits = run_batch(model, rep)
-        m = metric_rows(metric, _last(model, rep, logits), len(chunk), b)
+        m = _stacked_edge_sets(model, graph, base, metric, [[e] for e in chunk], delta)
         scores.append((m - m_base[None]).mean(1))
     return EdgeScores(graph, edges, torch.cat(scores), f"exact ({direction})")
+
+
+@dataclass
+class PathPatchingResult:
+    """Path patching (Wang et al. 2022): per sender set, the metric with only its paths into the
+    receivers patched, per prompt (``metric [variant, batch]``), beside the base and source runs."""
+
+    senders: list[list[str]]  # the sender names of each variant
+    receivers: list[str]
+    metric: Float[Tensor, "variant batch"]
+    m_base: Float[Tensor, " batch"]
+    m_source: Float[Tensor, " batch"]
+    direction: str
+
+    @property
+    def effect(self) -> Float[Tensor, " variant"]:
+        """Mean over prompts of metric(patched) − metric(base)."""
+        return (self.metric - self.m_base[None]).mean(1)
+
+    @property
+    def share(self) -> Float[Tensor, " variant"]:
+        """The effect as a share of the base → source change of the mean metric (NaN when that is 0)."""
+        gap = float((self.m_source - self.m_base).mean())
+        return self.effect / gap if gap != 0 else torch.full_like(self.effect, float("nan"))
+
+    def top(self, k: int = 10) -> list[tuple[str, float, float]]:
+        """The ``k`` sender sets of largest |effect|: ``(names, effect, share)``."""
+        order = self.effect.abs().argsort(descending=True)[:k].tolist()
+        return [("+".join(self.senders[i]), float(self.effect[i]), float(self.share[i])) for i in order]
+
+
+def _receiver_indices(graph: Graph, receivers: Sequence[str]) -> list[int]:
+    """Receiver names (``L9H6.q``, ``L9.K2``, ``L3.mlp_in``, ``logits``) or a head name (``L9H6``:
+    its query and the key/value heads it reads) as receiver indices."""
+    by_name = {r.name: i for i, r in enumerate(graph.receivers)}
+    group = graph.n_heads // graph.n_kv_heads
+    out: list[int] = []
+    for name in receivers:
+        if name in by_name:
+            out.append(by_name[name])
+            continue
+        m = re.fullmatch(r"L(\d+)H(\d+)", name)
+        if m is None or f"{name}.q" not in by_name:
+            raise ValueError(
+                f"receivers: {name!r} is not a receiver of this graph; e.g. {graph.receivers[0].name!r}, "
+                f"'L{graph.n_layers - 1}.mlp_in', 'logits', or a head 'L{{layer}}H{{head}}' for its Q, K and V"
+            )
+        layer, head = int(m[1]), int(m[2])
+        out += [by_name[f"{name}.q"], by_name[f"L{layer}.K{head // group}"], by_name[f"L{layer}.V{head // group}"]]
+    if not out:
+        raise ValueError("receivers is empty; name at least one receiver")
+    return sorted(set(out))
+
+
+def _sender_indices(graph: Graph, senders: Sequence[str | Sequence[str]] | None) -> list[list[int]]:
+    by_name = {s.name: i for i, s in enumerate(graph.senders)}
+    if senders is None:
+        return [[i] for i, s in enumerate(graph.senders) if s.kind == "head"]
+    out = []
+    for item in senders:
+        names = [item] if isinstance(item, str) else list(item)
+        bad = [n for n in names if n not in by_name]
+        if bad or not names:
+            raise ValueError(f"senders: {bad or item!r} not senders of this graph; e.g. 'embed', 'L3H2', 'L3.mlp'")
+        out.append([by_name[n] for n in names])
+    if not out:
+        raise ValueError("senders is empty; pass None for every head, or names / lists of names")
+    return out
+
+
+@torch.no_grad()
+def path_patching(
+    model: HookedTransformer,
+    graph: Graph,
+    clean: TokenBatch,
+    corrupted: TokenBatch,
+    metric: Metric,
+    receivers: Sequence[str],
+    senders: Sequence[str | Sequence[str]] | None = None,
+    direction: str = "noise",
+    variants_per_forward: int = 32,
+) -> PathPatchingResult:
+    """Path patching as in the IOI paper: for each sender set (default: every head alone), its
+    output reaches the ``receivers`` (e.g. a head's Q/K/V inputs, ``"L9H6"`` for all three, or
+    ``"logits"``) from the ``source`` run while every other path keeps the base run's values; the
+    receivers' changed outputs then flow through the rest of the model as usual. It is
+    :func:`patch_edges` of the edges sender → receiver. When every sender comes before every
+    receiver, a patched sender's own output is the base run's, so many variants share one
+    stacked forward; otherwise each variant runs through :func:`patch_edges` (exact, one forward).
+    ``base`` = clean for ``"noise"`` (the IOI paper's setting), corrupted for ``"denoise"``."""
+    _check_pairs(model, clean, corrupted, metric)
+    base, source = _roles(clean, corrupted, direction)
+    rec = _receiver_indices(graph, receivers)
+    variants = _sender_indices(graph, senders)
+    out_base, last_base = sender_outputs(model, graph, base)
+    out_src, last_src = sender_outputs(model, graph, source)
+    m_base, m_src = metric(last_base).float().cpu(), metric(last_src).float().cpu()
+    edge_sets = [[(s, r) for s in v for r in rec if graph.mask[s, r]] for v in variants]
+    rows = []
+    for start in range(0, len(variants), variants_per_forward):
+        chunk = list(range(start, min(start + variants_per_forward, len(variants))))
+        fast = all(_upstream_of_all(graph, variants[i], rec) for i in chunk)
+        if fast:
+            rows.append(
+                _stacked_edge_sets(model, graph, base, metric, [edge_sets[i] for i in chunk], out_src - out_base)
+            )
+        else:
+            for i in chunk:
+                mask = graph.edge_mask(edge_sets[i]) if edge_sets[i] else torch.zeros_like(graph.mask)
+                rows.append(patch_edges(model, graph, base, source, mask, metric, source_outputs=out_src)[None])
+    names = [[graph.senders[s].name for s in v] for v in variants]
+    return PathPatchingResult(names, [graph.receivers[r].name for r in rec], torch.cat(rows), m_base, m_src, direction)
+
+
+def _upstream_of_all(graph: Graph, senders: list[int], receivers: list[int]) -> bool:
+    """No sender can be moved by a receiver: each sender sits before the earliest receiver."""
+    first = min(graph.receivers[r].layer for r in receivers)
+    return all(graph.senders[s].layer < first for s in senders)
+
+
+def _stacked_edge_sets(model, graph: Graph, base: TokenBatch, metric: Metric, sets: list, delta: Tensor) -> Tensor:
+    """``[len(sets), batch]``: the metric with each edge set patched, one copy of the prompts per
+    set in one forward; each receiver adds its senders' precomputed source − base differences."""
+    b = len(base)
+    by_hook: dict[str, list[tuple[int, int, int]]] = {}
+    for ci, edges in enumerate(sets):
+        for s, r in edges:
+            node = graph.receivers[r]
+            by_hook.setdefault(_receiver_hook(model, node.layer, node.kind), []).append((ci, s, node.index))
+    fwd = []
+    for name, items in by_hook.items():
+
+        def fn(act: Tensor, hook, items=items) -> Tensor:
+            act = act.clone()
+            for ci, s, idx in items:
+                rows = slice(ci * b, (ci + 1) * b)
+                d = delta[s].to(act.device, act.dtype)
+                if act.ndim == 4:
+                    act[rows, :, idx] += d
+                else:
+                    act[rows] += d
+            return act
+
+        fwd.append((name, fn))
+    rep = _repeat(base, len(sets))
+    with split_inputs(model), hooks(model, fwd):
+        logits = run_batch(model, rep)
+    return metric_rows(metric, _last(model, rep, logits), len(sets), b)
 
 
 def metric_rows(metric: Metric, last: Tensor, copies: int, b: int) -> Tensor:

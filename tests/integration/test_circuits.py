@@ -213,6 +213,39 @@ def test_eap_ig_over_activations_is_complete_and_starts_from_eap(tiny_gpt2):
         eap_ig(tiny_gpt2, g, clean, corr, metric, interpolate="weights")
 
 
+def test_path_patching_is_patch_edges_of_its_edges(any_model):
+    """Path patching of each head into a set of receivers (a later head's Q/K/V, and the logits)
+    equals patch_edges of exactly those edges — the batched fast path when every sender comes
+    first, the one-forward-per-variant path when a sender sits after a receiver."""
+    from interp.circuits import Graph, patch_edges, path_patching
+
+    clean, corr = _pairs(any_model)
+    metric = _metric(any_model)
+    g = Graph.of(any_model)
+    late = g.n_layers - 1
+    s_idx = {s.name: i for i, s in enumerate(g.senders)}
+    r_idx = {r.name: i for i, r in enumerate(g.receivers)}
+
+    def exact(sender_names, receiver_names):
+        edges = [(s_idx[s], r_idx[r]) for s in sender_names for r in receiver_names if g.mask[s_idx[s], r_idx[r]]]
+        return patch_edges(any_model, g, clean, corr, g.edge_mask(edges), metric)
+
+    result = path_patching(any_model, g, clean, corr, metric, receivers=[f"L{late}H0", "logits"])
+    heads = [s.name for s in g.senders if s.kind == "head"]
+    assert result.metric.shape == (len(heads), len(clean)) and result.receivers[-1] == "logits"
+    assert f"L{late}H0.q" in result.receivers
+    for name in heads[:: max(1, len(heads) // 4)]:
+        row = [v[0] for v in result.senders].index(name)
+        assert torch.allclose(result.metric[row], exact([name], result.receivers), atol=1e-4)
+    # a sender after the earliest receiver (L0H0's inputs): the exact path, same contract
+    pair = ["embed", f"L{late}H1"]
+    mixed = path_patching(any_model, g, clean, corr, metric, receivers=["L0H0", "logits"], senders=[pair])
+    assert torch.allclose(mixed.metric[0], exact(pair, mixed.receivers), atol=1e-4)
+    assert mixed.top(1)[0][0] == f"embed+L{late}H1"
+    with pytest.raises(ValueError, match="receivers"):
+        path_patching(any_model, g, clean, corr, metric, receivers=["L99H0"])
+
+
 def test_faithfulness_of_the_full_graph_and_the_planted_path():
     from interp.circuits import Graph, edge_patching, faithfulness, faithfulness_curve
     from interp.patching import logit_diff_metric
