@@ -20,7 +20,12 @@ def test_ab_prompt_and_letter_ids(tiny_llama):
 
 def test_caa_experiment_smoke(smoke_run, tiny_llama):
     folder, metrics = smoke_run("caa_behaviors")
-    for png in ("effect_sizes.png", "violins_random_tiny-llama.png", "layers_random_tiny-gpt2.png"):
+    for png in (
+        "effect_sizes.png",
+        "violins_random_tiny-llama.png",
+        "layers_random_tiny-gpt2.png",
+        "controls_random_tiny-llama.png",
+    ):
         assert (folder / png).stat().st_size > 1000
     entry = metrics["random:tiny-llama"]["refusal"]
     assert len(entry["delta"]) == 2 and np.isfinite(entry["delta"]).all()

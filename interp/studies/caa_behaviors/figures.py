@@ -129,3 +129,42 @@ def caa_dose_response(name: str, rows: list, multipliers: list[float]):
     ax.set_title(f"{name}: dose response at the best layer (test questions)", fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def caa_controls(name: str, controls: dict):
+    """Per behaviour at its best layer (``controls``: behaviour -> :class:`ControlRow` list), the
+    mean shift of logit(matching) − logit(other) from m = 0 against the relative dose: the vector at
+    the answer's "(" (solid, 95% CI), random directions of its norm (dotted, mean ± SD over the
+    controls) and the vector at every position after the instruction (dashed)."""
+    names = list(controls)
+    cols = min(4, len(names)) or 1
+    rows = (len(names) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols, 2.5 * rows), squeeze=False)
+    for ax, b in zip(axes.flat, names):
+        best = [c for c in controls[b] if c.role == "best layer"]
+        best.sort(key=lambda c: c.m)
+        x = np.array([c.m for c in best])
+        effect = np.array([c.vs_control.effect for c in best])
+        lo = effect - np.array([c.vs_control.difference - c.vs_control.ci[0] for c in best])
+        hi = effect + np.array([c.vs_control.ci[1] - c.vs_control.difference for c in best])
+        ax.plot(x, effect, marker="o", ms=3, color="tab:blue", label="vector at '('")
+        ax.fill_between(x, lo, hi, color="tab:blue", alpha=0.15)
+        ctrl = np.array([c.vs_control.control_mean for c in best])
+        sd = np.nan_to_num(np.array([c.vs_control.control_sd for c in best]))
+        ax.plot(x, ctrl, color="0.3", ls=":", label="random, same norm")
+        ax.fill_between(x, ctrl - sd, ctrl + sd, color="0.5", alpha=0.15)
+        if all(c.all_positions is not None for c in best):
+            ax.plot(x, [c.all_positions.mean for c in best], color="tab:orange", ls="--", label="every position")
+        ax.set_xscale("symlog", linthresh=min(abs(v) for v in x if v) if len(x) else 1.0)
+        ax.axhline(0, color="0.6", lw=0.6)
+        ax.set_title(f"{b} (L{best[0].layer})" if best else b, fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(names) :]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=6)
+    fig.supxlabel("multiplier m", fontsize=8)
+    fig.supylabel("shift of logit(matching) − logit(other)", fontsize=8)
+    fig.suptitle(f"{name}: CAA vector against random directions of its norm (test questions)", fontsize=9)
+    fig.tight_layout()
+    return fig

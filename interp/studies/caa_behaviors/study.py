@@ -282,6 +282,13 @@ def _control_tables(run: Run, cfg: CAAConfig, name: str, a: CAAModelAnalysis) ->
 
 def _model_figures(run: Run, cfg: CAAConfig, name: str, a: CAAModelAnalysis) -> None:
     slug = file_slug(name)
+    if a.controls:
+        run.save_figure(
+            plots.caa_controls(name, a.controls),
+            f"controls_{slug}.png",
+            f"{name}: the vector's shift at each behaviour's best layer against random directions of its norm "
+            "(dotted: mean ± SD over the controls) and the vector at every position after the instruction (dashed)",
+        )
     run.save_figure(
         plots.caa_dose_response(name, list(a.doses.values()), cfg.multipliers),
         f"doses_{slug}.png",
