@@ -85,7 +85,8 @@ def test_unreachable_ray_address_is_named_fast(tmp_path):
         env_cache=tmp_path / "c",
     )
     assert proc.returncode == 2 and "run.ray_address='127.0.0.1:9' is unreachable" in proc.stderr
-    assert time.time() - t0 < 30 and not (tmp_path / "out").exists()
+    # generous for a loaded 2-core machine; a Ray connect that hangs takes minutes
+    assert time.time() - t0 < 60 and not (tmp_path / "out").exists()
 
 
 def test_empty_models_and_tasks_are_config_errors(tmp_path):
