@@ -73,7 +73,7 @@ def _model_report(run: Run, cfg: CircuitConfig, name: str, r: CircuitResult) -> 
     run.report.add_table(
         ["ranking", f"smallest circuit with faithfulness ≥ {cfg.target:.0%} (edges, faithfulness)", "its heads"],
         [
-            [m, "not reached" if v is None else f"{v[0]} edges, {v[1]:.2f}", ", ".join(r.heads[m]) or "-"]
+            [m, "not reached" if v is None else f"{v[0]} edges, {v[1]:.2f}", _heads_text(r.heads[m])]
             for m, v in r.smallest.items()
         ],
         caption=f"{name}: the smallest circuit per ranking (chosen on the test curve's sizes: labelled)",
@@ -97,6 +97,15 @@ def _model_report(run: Run, cfg: CircuitConfig, name: str, r: CircuitResult) -> 
         fig, f"faithfulness_{file_slug(name)}.png", f"{name}: faithfulness against circuit size, per ranking"
     )
     run.log_metrics(**{name: _metrics(r)})
+
+
+def _heads_text(heads: list[str], show: int = 24) -> str:
+    """The circuit's heads in layer order; a long list is cut after ``show`` (its length said)."""
+    order = sorted(heads, key=lambda h: tuple(int(x) for x in h[1:].split("H")))
+    if not order:
+        return "-"
+    head = ", ".join(order[:show])
+    return head if len(order) <= show else f"{len(order)} heads: {head}, …"
 
 
 def _metrics(r: CircuitResult) -> dict:
