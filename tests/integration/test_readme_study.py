@@ -5,6 +5,8 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 GUIDE = ROOT / "docs" / "guide" / "studies.md"
@@ -34,3 +36,14 @@ def test_readme_is_short_with_figures_and_links_that_exist():
     missing = [p for p in links if not p.startswith("http") and not (ROOT / p).exists()]
     assert not missing, f"README links to files that do not exist: {missing}"
     assert all(p.endswith(".png") for p in images)
+
+
+@pytest.mark.slow
+def test_readme_short_study_runs_on_smollm2():
+    """The README's "short study, end to end" code runs as printed (SmolLM2, 48 IOI pairs)."""
+    text = README.read_text()
+    block = re.search(r"## A short study, end to end\n\n```python\n(.*?)```", text, re.S).group(1)
+    namespace: dict = {}
+    exec(compile(block, str(README), "exec"), namespace)  # noqa: S102 - our own documentation
+    assert namespace["heads"].recovery.shape[:2] == (30, 9)
+    assert len(namespace["att"]["z"].verification.cells) == 5
