@@ -16,29 +16,13 @@ from transformer_lens import HookedTransformer
 
 from interp.hooks import HookRef, Positions, hook_name, hooks, position_mask
 from interp.steering.ace import ACE, ACEConfig
+from interp.steering.adapters import ADAPTERS, make_adapter
 from interp.steering.base import Adapter, check_pairs
 from interp.steering.batch import Steer, SteeringBatch, last_token_residuals, mean_difference_vectors
 from interp.steering.caa import CAA, CAAConfig
 from interp.steering.io import load_adapter, load_vectors, save_adapter, save_vectors
 from interp.steering.loreft import LoReFT, LoReFTConfig
 from interp.steering.lorest import LoReST, LoReSTConfig
-
-ADAPTERS = {
-    "caa": (CAA, CAAConfig),
-    "ace": (ACE, ACEConfig),
-    "loreft": (LoReFT, LoReFTConfig),
-    "lorest": (LoReST, LoReSTConfig),
-}
-
-
-def make_adapter(name: str, cfg=None) -> Adapter:
-    """An unfitted adapter by name (``caa``, ``ace``, ``loreft``, ``lorest``)."""
-    if name not in ADAPTERS:
-        raise ValueError(f"adapter={name!r}; allowed: {list(ADAPTERS)}")
-    cls, cfg_cls = ADAPTERS[name]
-    if cfg is not None and not isinstance(cfg, cfg_cls):
-        raise TypeError(f"adapter {name!r} takes a {cfg_cls.__name__}, got {type(cfg).__name__}")
-    return cls(cfg)
 
 
 @contextlib.contextmanager

@@ -19,6 +19,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from interp.hooks import check_finite
+from interp.steering.adapters import ADAPTERS
 from interp.steering.base import Adapter
 
 FORMAT = "interp.steering/1"
@@ -64,8 +65,6 @@ def load_vectors(path: str | Path, device: str | torch.device = "cpu") -> tuple[
 def save_adapter(adapter: Adapter, folder: str | Path, **meta) -> Path:
     """Write a fitted adapter to ``folder``: ``adapter.safetensors`` (its state) and
     ``adapter.json`` (kind, config, dimension, ``meta``)."""
-    from interp.steering import ADAPTERS
-
     kind = next((k for k, (cls, _) in ADAPTERS.items() if type(adapter) is cls), None)
     if kind is None:
         raise TypeError(f"adapter is a {type(adapter).__name__}; saveable kinds: {list(ADAPTERS)}")
@@ -89,8 +88,6 @@ def save_adapter(adapter: Adapter, folder: str | Path, **meta) -> Path:
 def load_adapter(folder: str | Path, device: str | torch.device = "cpu") -> tuple[Adapter, dict]:
     """The fitted adapter written by :func:`save_adapter` and its metadata; outputs match the
     saved adapter's exactly."""
-    from interp.steering import ADAPTERS
-
     folder = Path(folder)
     spec_path = folder / "adapter.json"
     if not spec_path.is_file():
