@@ -227,10 +227,22 @@ def _last(model, batch: TokenBatch, logits: Tensor) -> Tensor:
 @torch.no_grad()
 def sender_outputs(model: HookedTransformer, graph: Graph, batch: TokenBatch) -> tuple[Tensor, Tensor]:
     """(every sender's output ``[sender b p d_model]``, the metric-ready last logits) of one run."""
+    out, last, _ = _sender_run(model, graph, batch)
+    return out, last
+
+
+@torch.no_grad()
+def _sender_run(
+    model: HookedTransformer, graph: Graph, batch: TokenBatch, receiver_inputs: bool = False
+) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+    """:func:`sender_outputs` and, with ``receiver_inputs``, every receiver hook's input (per-head
+    Q/K/V inputs, MLP inputs, the final residual) from the same forward."""
     tracker = _SenderTracker(model, graph)
-    with split_inputs(model), hooks(model, tracker.hooks()):
+    names = sorted({_receiver_hook(model, layer, kind) for layer, kind in graph.receiver_slices()})
+    keep = capture(model, names) if receiver_inputs else contextlib.nullcontext({})
+    with split_inputs(model), hooks(model, tracker.hooks()), keep as acts:
         logits = run_batch(model, batch)
-    return _stack(tracker.out, range(len(graph.senders))), _last(model, batch, logits)
+    return _stack(tracker.out, range(len(graph.senders))), _last(model, batch, logits), dict(acts)
 
 
 @torch.no_grad()
@@ -547,15 +559,6 @@ def _receiver_grads(
     return torch.stack([grads[i] for i in range(len(graph.receivers))])
 
 
-@torch.no_grad()
-def receiver_inputs(model: HookedTransformer, graph: Graph, batch: TokenBatch) -> dict[str, Tensor]:
-    """Every receiver hook's input (per-head Q/K/V inputs, MLP inputs, the final residual) of one run."""
-    names = sorted({_receiver_hook(model, layer, kind) for layer, kind in graph.receiver_slices()})
-    with split_inputs(model), capture(model, names) as acts:
-        run_batch(model, batch)
-    return dict(acts)
-
-
 def _attribution_scores(graph: Graph, delta: Tensor, grads: Tensor) -> Tensor:
     """score[s, r] = Σ_{b, p, d} delta[s] · grads[r], on the graph's edges."""
     full = torch.einsum("sbpd,rbpd->sr", delta, grads)
@@ -604,9 +607,10 @@ def eap_ig(
         raise ValueError(f"interpolate={interpolate!r}; allowed: ['inputs', 'activations']")
     _check_pairs(model, clean, corrupted, metric)
     base, source = _roles(clean, corrupted, direction)
-    out_src, _ = sender_outputs(model, graph, source)
+    # one source forward gives the sender outputs and (for the activation path) the receiver inputs
+    out_src, _, src_inputs = _sender_run(model, graph, source, receiver_inputs=interpolate == "activations")
     if interpolate == "activations":
-        scores = _activation_ig(model, graph, base, metric, steps, out_src, receiver_inputs(model, graph, source))
+        scores = _activation_ig(model, graph, base, metric, steps, out_src, src_inputs)
     else:
         out_base, _ = sender_outputs(model, graph, base)
         grads = torch.zeros(len(graph.receivers), *out_base.shape[1:])

@@ -39,6 +39,12 @@ def _docstring_line(module: str) -> str:
     return doc.strip().splitlines()[0] if doc.strip() else ""
 
 
+def _index(title: str, intro: str, header: list[str], rows: list[str]) -> str:
+    """A section's index page: a heading, a sentence and a table with one row per page."""
+    table = "| " + " | ".join(header) + " |\n|" + "---|" * len(header) + "\n"
+    return f"# {title}\n\n{intro}\n\n" + table + "\n".join(rows) + "\n"
+
+
 def _api_pages() -> dict[str, str]:
     pages = {}
     rows = []
@@ -46,10 +52,8 @@ def _api_pages() -> dict[str, str]:
         uri = f"api/{module}.md"
         pages[uri] = f"# `{module}`\n\n::: {module}\n    options:\n      show_root_heading: false\n"
         rows.append(f"| [`{module}`]({module}.md) | {_docstring_line(module).replace('|', '/')} |")
-    pages["api/index.md"] = (
-        "# API reference\n\nGenerated from the docstrings of every public module at build time.\n\n"
-        "| module | what it holds |\n|---|---|\n" + "\n".join(rows) + "\n"
-    )
+    intro = "Generated from the docstrings of every public module at build time."
+    pages["api/index.md"] = _index("API reference", intro, ["module", "what it holds"], rows)
     return pages
 
 
@@ -61,6 +65,7 @@ def _study_pages() -> dict[str, str]:
         study = get_study(name)
         configs = sorted(p.name for p in (ROOT / "configs").glob(f"{name}*.yaml"))
         results = ROOT / "docs" / "results" / name
+        # every report.md, investigation runs too (interp.results_table lists only full run folders)
         reports = sorted(p.parent.relative_to(results).as_posix() for p in results.rglob("report.md"))
         doc = ast.get_docstring(ast.parse((PKG / "studies" / name / "study.py").read_text())) or ""
         lines = [f"# `{name}`", "", study.description or "", "", doc, "", "## Run it", "", "```bash"]
@@ -74,17 +79,17 @@ def _study_pages() -> dict[str, str]:
             "",
         ]
         if (results / "FINDINGS.md").exists():
-            lines.append(f"What the runs show, with the commands that repeat them: [FINDINGS](../results/{name}/FINDINGS.md).")
+            lines.append(
+                f"What the runs show, with the commands that repeat them: [FINDINGS](../results/{name}/FINDINGS.md)."
+            )
             lines.append("")
         lines += [f"- [`docs/results/{name}/{r}`](../results/{name}/{r}/report.md)" for r in reports]
         if not reports:
             lines.append("No committed report yet.")
         pages[f"studies/{name}.md"] = "\n".join(lines) + "\n"
         rows.append(f"| [`{name}`]({name}.md) | {study.description} | {len(reports)} |")
-    pages["studies/index.md"] = (
-        "# Studies\n\nEach study is one package under `interp/studies/<name>/`, run with `interp run <name>`.\n\n"
-        "| study | what it tests | committed reports |\n|---|---|---|\n" + "\n".join(rows) + "\n"
-    )
+    intro = "Each study is one package under `interp/studies/<name>/`, run with `interp run <name>`."
+    pages["studies/index.md"] = _index("Studies", intro, ["study", "what it tests", "committed reports"], rows)
     return pages
 
 
