@@ -1,11 +1,15 @@
 """Edge attribution speed of ``interp.circuits`` against auto-circuit 1.0.1 and against its
 floor (one forward + backward of the same batch), in the same run, with the ratios printed.
 
-    .venv/bin/python -m benchmarks.circuits [--steps 5] [--threads 2] [--reference DIR]
+    .venv/bin/python -m benchmarks.circuits [--steps 5] [--threads 2] [--reference DIR] [--no-smollm2]
 
 Workload (issue 29's shared one): a random GPT-2-small-shaped HookedTransformer (12 layers, 12
 heads, d_model 768, d_mlp 3072, vocabulary 50257, LayerNorm, separate Q/K/V inputs), 8 pairs of
 15 tokens that differ from position 10, logit-difference metric.
+
+Second workload (issue 29's floor): EAP over every edge of SmolLM2-135M-Instruct on 8 IOI pairs
+(4 per name order) against one forward + backward of the same batch — with the weights' gradients
+as a training step computes them, and with activation gradients only (what EAP itself needs).
 
 The reference: auto-circuit 1.0.1 with ``--no-deps`` plus its runtime extras, installed into
 ``DIR`` (default ``benchmarks/.auto-circuit``, git-ignored) by ``--install``, never into the
@@ -74,6 +78,45 @@ def forward_backward(model, batch: TokenBatch, metric) -> None:
     model.zero_grad(set_to_none=True)
 
 
+def smollm2(threads: int) -> dict:
+    """EAP over every edge of SmolLM2 on 8 IOI pairs against one forward + backward."""
+    import interp
+    from interp.circuits import _frozen_params
+    from interp.data.ioi import ioi_pairs
+    from interp.hooks import hooks
+
+    model = interp.load_model("smollm2-135m-instruct", device="cpu")
+    pairs = ioi_pairs(4, 0, orders=("ABBA", "BABA"))
+    clean, corr = interp.tokenize(model, pairs.clean), interp.tokenize(model, pairs.corrupted)
+    metric = logit_diff_metric(interp.single_token_ids(model, pairs.io), interp.single_token_ids(model, pairs.s))
+    g = Graph.of(model)
+
+    def fb() -> None:
+        metric(interp.last_logits(model, clean)).mean().backward()
+        model.zero_grad(set_to_none=True)
+
+    def fb_acts() -> None:
+        with _frozen_params(model):
+            emb = {}
+
+            def leaf(a, hook):
+                emb["x"] = a.detach().requires_grad_(True)
+                return emb["x"]
+
+            with hooks(model, [("blocks.0.hook_resid_pre", leaf)]):
+                metric(interp.last_logits(model, clean)).mean().backward()
+
+    fb()  # warm-up
+    t_fb, _ = timed(fb, repeats=3)
+    t_fba, _ = timed(fb_acts, repeats=3)
+    t_eap, _ = timed(lambda: eap(model, g, clean, corr, metric), repeats=2)
+    print(f"[benchmark] SmolLM2 ({g.n_edges} edges, {len(clean)} IOI pairs of {clean.tokens.shape[1]} tokens):")
+    print(f"[benchmark]   one forward + backward (weight gradients too): {t_fb:.2f} s")
+    print(f"[benchmark]   one forward + backward (activation gradients only): {t_fba:.2f} s")
+    print(f"[benchmark]   interp EAP over every edge: {t_eap:.2f} s = {t_eap / t_fb:.2f}x forward+backward")
+    return {"edges": g.n_edges, "forward_backward_s": t_fb, "forward_backward_activations_s": t_fba, "eap_s": t_eap}
+
+
 def install(target: Path) -> None:
     """auto-circuit without its pinned dependencies, and the extras it imports, into ``target``."""
     pip = [sys.executable, "-m", "pip", "install", "-q", "--target"]
@@ -131,6 +174,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--reference", type=Path, default=DEFAULT_TARGET)
     p.add_argument("--install", action="store_true", help="install auto-circuit into --reference first")
+    p.add_argument("--no-smollm2", action="store_true", help="skip the SmolLM2 forward+backward comparison")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     if args.install:
@@ -158,6 +202,9 @@ def main() -> None:
         print(f"[benchmark] auto-circuit EAP: {ref['eap_s']:.2f} s (interp x{out['eap_speedup']:.1f} faster)")
         print(f"[benchmark] auto-circuit EAP-IG: {ref['eap_ig_s']:.2f} s (interp x{out['eap_ig_speedup']:.1f} faster)")
         print(f"[benchmark] agreement EAP {out['eap_agreement']}, EAP-IG {out['eap_ig_agreement']}")
+    if not args.no_smollm2:
+        out["smollm2"] = smollm2(args.threads)
+        out["smollm2"]["eap_over_forward_backward"] = out["smollm2"]["eap_s"] / out["smollm2"]["forward_backward_s"]
     print(json.dumps(out))
 
 

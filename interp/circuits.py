@@ -50,12 +50,15 @@ import torch
 from jaxtyping import Bool, Float
 from torch import Tensor
 from transformer_lens import HookedTransformer
+from transformer_lens.components import LayerNorm, LayerNormPre, RMSNorm, RMSNormPre
+from transformer_lens.utilities.architectures import POST_NORM_ARCHITECTURES
 
 from interp.data.tokenize import TokenBatch, run_batch
 from interp.engine import Metric
 from interp.heads import has_post_attn_norm, head_contributions
 from interp.hooks import act_name, capture, check_finite, hooks
 from interp.patching import DIRECTIONS, check_pair_shapes, check_tol, recovery
+from interp.stats import ratio_ci
 
 RECEIVER_KINDS = ("q", "k", "v", "mlp", "logits")
 
@@ -94,6 +97,13 @@ class Graph:
         has_mlp = not cfg.attn_only
         if getattr(cfg, "parallel_attn_mlp", False):
             raise ValueError("parallel attention/MLP blocks (GPT-J, NeoX) are not supported by the edge graph yet")
+        if cfg.original_architecture in POST_NORM_ARCHITECTURES:
+            raise ValueError(
+                f"{cfg.original_architecture} normalises after attention (post-norm): the edge graph reads a head's "
+                "inputs before ln1 and supports pre-norm blocks only"
+            )
+        if getattr(cfg, "ungroup_grouped_query_attention", False):
+            kv = h  # TransformerLens expands the key/value heads: one K and one V receiver per query head
         senders = [Node("embed", -1, "embed")]
         receivers = []
         for layer in range(n):
@@ -144,19 +154,85 @@ class Graph:
 
 
 @contextlib.contextmanager
-def split_inputs(model: HookedTransformer) -> Iterator[None]:
-    """Turn on TransformerLens' per-head Q/K/V inputs and ``hook_mlp_in`` (same numbers, extra
-    hook points), restoring the model's settings on exit, also when the body raises."""
-    old = (model.cfg.use_split_qkv_input, model.cfg.use_hook_mlp_in)
-    model.set_use_split_qkv_input(True)
-    if not model.cfg.attn_only:  # an attention-only model has no MLP input to hook
+def _mlp_in_hook(model: HookedTransformer) -> Iterator[None]:
+    """``hook_mlp_in`` on (one ``[b p d]`` copy per layer; none in an attention-only model), restored on exit."""
+    old = model.cfg.use_hook_mlp_in
+    if not model.cfg.attn_only:
         model.set_use_hook_mlp_in(True)
     try:
         yield
     finally:
-        model.set_use_split_qkv_input(old[0])
         if not model.cfg.attn_only:
-            model.set_use_hook_mlp_in(old[1])
+            model.set_use_hook_mlp_in(old)
+
+
+@contextlib.contextmanager
+def split_inputs(model: HookedTransformer) -> Iterator[None]:
+    """Turn on TransformerLens' per-head Q/K/V inputs and ``hook_mlp_in`` (same numbers, extra
+    hook points), restoring the model's settings on exit, also when the body raises."""
+    old = model.cfg.use_split_qkv_input
+    model.set_use_split_qkv_input(True)
+    try:
+        with _mlp_in_hook(model):
+            yield
+    finally:
+        model.set_use_split_qkv_input(old)
+
+
+@contextlib.contextmanager
+def _frozen_params(model: HookedTransformer) -> Iterator[None]:
+    """Parameters stop requiring gradients for the body (attribution needs activation gradients
+    only: the weight gradients would double the backward), restored on exit, also on error."""
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    for p, _ in flags:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+
+
+@contextlib.contextmanager
+def _ln1_pre_hooks(model: HookedTransformer, fns: dict[int, Callable]) -> Iterator[None]:
+    """``fns[layer](x) -> x | None`` on the input of ``blocks[layer].ln1`` (the residual that
+    feeds the layer's queries, keys and values, not its skip connection); removed on exit."""
+    handles = []
+    try:
+        for layer, fn in fns.items():
+            handles.append(model.blocks[layer].ln1.register_forward_pre_hook(lambda m, args, fn=fn: _pre(fn, args)))
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def _pre(fn: Callable, args: tuple) -> tuple | None:
+    x = fn(args[0])
+    return None if x is None else (x, *args[1:])
+
+
+def _last_position_hooks(model: HookedTransformer, batch: TokenBatch) -> list[tuple[str, Callable]]:
+    """A hook that keeps only each prompt's last real position after ``ln_final`` (the metric
+    reads nothing else), so the unembedding runs on ``[b, 1, d]``, not ``[b, p, d]``; empty for
+    a model without ``ln_final`` (its logits are then computed at every position)."""
+    name = "ln_final.hook_normalized"
+    if name not in model.hook_dict:
+        return []
+    rows = torch.arange(len(batch))
+
+    def keep_last(act: Tensor, hook) -> Tensor:
+        return act[rows.to(act.device), batch.last_index.to(act.device)][:, None]
+
+    return [(name, keep_last)]
+
+
+def _run_last(model: HookedTransformer, batch: TokenBatch, fwd: list[tuple[str, Callable]]) -> Tensor:
+    """The last-position logits ``[b, d_vocab]`` of ``batch`` under the hooks ``fwd``."""
+    last = _last_position_hooks(model, batch)
+    with hooks(model, fwd + last):
+        logits = run_batch(model, batch)
+    return logits[:, 0] if last else _last(model, batch, logits)
 
 
 def _receiver_hook(model: HookedTransformer, layer: int, kind: str) -> str:
@@ -166,17 +242,27 @@ def _receiver_hook(model: HookedTransformer, layer: int, kind: str) -> str:
 
 
 class _SenderTracker:
-    """Hooks that record every sender's output ``[b, p, d_model]`` as the forward computes it."""
+    """Hooks that record every sender's output ``[b, p, d_model]`` as the forward computes it,
+    detached, into one ``[sender b p d_model]`` buffer (senders are layer-ordered, so the outputs
+    upstream of a receiver are a prefix: a view, not a copy)."""
 
-    def __init__(self, model: HookedTransformer, graph: Graph, keep_graph: bool = False):
-        self.model, self.graph, self.keep = model, graph, keep_graph
-        self.out: dict[int, Tensor] = {}  # sender index -> output
+    def __init__(self, model: HookedTransformer, graph: Graph):
+        self.model, self.graph = model, graph
+        self.buf: Tensor | None = None
         self._z: dict[int, Tensor] = {}
         self.index = {(s.layer, s.kind, s.index): i for i, s in enumerate(graph.senders)}
         self.post = has_post_attn_norm(model)
 
     def _put(self, i: int, x: Tensor) -> None:
-        self.out[i] = x if self.keep else x.detach()
+        if self.buf is None:
+            self.buf = torch.zeros(len(self.graph.senders), *x.shape, dtype=torch.float32, device=x.device)
+        self.buf[i] = x.detach()
+
+    def outputs(self) -> Tensor:
+        """Every sender's output ``[sender b p d_model]`` of the last forward."""
+        if self.buf is None:
+            raise RuntimeError("no forward has run through the sender hooks")
+        return self.buf
 
     def hooks(self) -> list[tuple[str, Callable]]:
         n = self.graph.n_layers
@@ -206,10 +292,6 @@ class _SenderTracker:
             self._put(self.index[(layer, "head", h)], contrib[:, :, h])
 
 
-def _stack(outputs: dict[int, Tensor], idx: Sequence[int]) -> Tensor:
-    return torch.stack([outputs[i] for i in idx])  # [s b p d]
-
-
 # --------------------------------------------------------------------------- exact edge patching
 
 
@@ -235,14 +317,26 @@ def sender_outputs(model: HookedTransformer, graph: Graph, batch: TokenBatch) ->
 def _sender_run(
     model: HookedTransformer, graph: Graph, batch: TokenBatch, receiver_inputs: bool = False
 ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
-    """:func:`sender_outputs` and, with ``receiver_inputs``, every receiver hook's input (per-head
-    Q/K/V inputs, MLP inputs, the final residual) from the same forward."""
+    """:func:`sender_outputs` and, with ``receiver_inputs``, what every receiver reads from the
+    same forward: each layer's ``ln1`` input (shared by its Q/K/V receivers), its MLP input and the
+    final residual, keyed by hook name."""
     tracker = _SenderTracker(model, graph)
-    names = sorted({_receiver_hook(model, layer, kind) for layer, kind in graph.receiver_slices()})
-    keep = capture(model, names) if receiver_inputs else contextlib.nullcontext({})
-    with split_inputs(model), hooks(model, tracker.hooks()), keep as acts:
-        logits = run_batch(model, batch)
-    return _stack(tracker.out, range(len(graph.senders))), _last(model, batch, logits), dict(acts)
+    keep = capture(model, _receiver_input_hooks(model, graph)) if receiver_inputs else contextlib.nullcontext({})
+    with _mlp_in_hook(model), keep as acts:
+        last = _run_last(model, batch, tracker.hooks())
+    return tracker.outputs(), last, dict(acts)
+
+
+def _receiver_input_hooks(model: HookedTransformer, graph: Graph) -> list[str]:
+    """Hook points holding each receiver group's input: ``resid_pre`` (the ``ln1`` input of a
+    pre-norm block) for Q/K/V, ``mlp_in``, and the final ``resid_post`` for the logits."""
+    names = []
+    for layer, kind in graph.receiver_slices():
+        if kind in ("mlp", "logits"):
+            names.append(_receiver_hook(model, layer, kind))
+        elif kind == "q":
+            names.append(act_name("resid_pre", layer))
+    return names
 
 
 @torch.no_grad()
@@ -267,18 +361,18 @@ def patch_edges(
         sub = edges[:, a:b]
         if not bool(sub.any()):
             continue
-        users = sub.any(1).nonzero()[:, 0].tolist()
-        weights = sub[users].float()  # [s_used, r]
+        used = sub.any(1).nonzero()[:, 0]
+        lo, hi = int(used.min()), int(used.max()) + 1
+        weights = sub[lo:hi].float()  # [s, r]: a sender range (views of both runs' outputs), unused rows 0
 
-        def fn(act: Tensor, hook, users=users, weights=weights, kind=kind) -> Tensor:
-            delta = src[users].to(act.device) - _stack(tracker.out, users).to(act.device)  # [s b p d]
+        def fn(act: Tensor, hook, lo=lo, hi=hi, weights=weights, kind=kind) -> Tensor:
+            delta = src[lo:hi].to(act.device) - tracker.buf[lo:hi].to(act.device)  # [s b p d]
             add = torch.einsum("sbpd,sr->bprd", delta, weights.to(act.device))
             return act + (add[:, :, 0] if kind in ("mlp", "logits") else add).to(act.dtype)
 
         fwd.append((_receiver_hook(model, layer, kind), fn))
-    with split_inputs(model), hooks(model, fwd):
-        logits = run_batch(model, base)
-    out = metric(_last(model, base, logits))
+    with split_inputs(model):
+        out = metric(_run_last(model, base, fwd))
     check_finite(out, "metric of the patched run")
     return out.float().cpu()
 
@@ -486,9 +580,8 @@ def _stacked_edge_sets(model, graph: Graph, base: TokenBatch, metric: Metric, se
 
         fwd.append((name, fn))
     rep = _repeat(base, len(sets))
-    with split_inputs(model), hooks(model, fwd):
-        logits = run_batch(model, rep)
-    return metric_rows(metric, _last(model, rep, logits), len(sets), b)
+    with split_inputs(model):
+        return metric_rows(metric, _run_last(model, rep, fwd), len(sets), b)
 
 
 def metric_rows(metric: Metric, last: Tensor, copies: int, b: int) -> Tensor:
@@ -519,50 +612,165 @@ def _receiver_grads(
     metric: Metric,
     embed: Tensor | None = None,
     mix: tuple[float, dict[str, Tensor]] | None = None,
-    tracker: _SenderTracker | None = None,
 ) -> Tensor:
-    """∂(mean metric)/∂(receiver input) ``[receiver b p d_model]`` of one run — the full
-    derivative through every later path (``embed``: replaces the input embedding, for
-    integrated gradients over inputs; ``mix = (α, source inputs)``: every receiver input becomes
-    ``(1 − α)·own + α·source`` — every edge α of the way to the source run, for integrated
-    gradients over activations; ``tracker``: records the run's sender outputs too)."""
-    grads: dict[int, Tensor] = {}
+    """∂(mean metric)/∂(receiver input) ``[receiver b p d_model]`` of one run (see
+    :func:`_gradient_pass`), every position kept."""
+    shape = batch.tokens.shape
+    out = torch.empty(0)
+
+    def put(a: int, b: int, block: Tensor) -> None:
+        nonlocal out
+        if out.numel() == 0:
+            out = torch.empty(len(graph.receivers), *shape, block.shape[-1], device=block.device)
+        out[a:b] = block.unflatten(1, shape)
+
+    _gradient_pass(model, graph, batch, metric, put, lambda: torch.ones(shape, dtype=torch.bool), embed, mix)
+    return out
+
+
+def _gradient_pass(
+    model: HookedTransformer,
+    graph: Graph,
+    batch: TokenBatch,
+    metric: Metric,
+    consume: Callable[[int, int, Tensor], None],
+    positions: Callable[[], Tensor],
+    embed: Tensor | None = None,
+    mix: tuple[float, dict[str, Tensor]] | None = None,
+    tracker: _SenderTracker | None = None,
+) -> None:
+    """One forward and one backward of ``batch`` (weights frozen) that hands each receiver
+    group's gradient ∂(mean metric)/∂(receiver input) to ``consume(start, stop, grads)``, with
+    ``grads [stop − start, n, d_model]`` at the ``n`` positions of the mask ``positions()`` (called
+    after the forward, so it may read ``tracker``'s sender outputs: only positions where some
+    sender differs between the runs can score). ``embed`` replaces the input embedding
+    (integrated gradients over inputs); ``mix = (α, source inputs)`` (:func:`_sender_run`) makes
+    every receiver input ``(1 − α)·own + α·source`` — every edge α of the way to the source run
+    (integrated gradients over activations); ``tracker`` records the run's sender outputs.
+
+    The Q/K/V inputs are *not* split per head: a query receiver's gradient is ``ln1``'s
+    vector-Jacobian product at the layer's input applied to ``W_Q[h] · ∂M/∂q_h`` (``hook_q``),
+    keys and values likewise per key/value head — the number TransformerLens' split inputs give,
+    without a per-head copy of every residual in the forward and the backward."""
+    grads: dict[str, Tensor] = {}
+    ln_in: dict[int, tuple[Tensor, Tensor]] = {}  # layer -> (ln1 input as computed, as mixed)
+    src = mix[1] if mix is not None else {}
+    alpha = 0.0 if mix is None else mix[0]
 
     def start(act: Tensor, hook) -> Tensor:
         # a leaf that needs a gradient, so every later activation carries one
         return (act if embed is None else embed.to(act)).detach().requires_grad_(True)
 
+    def keep(act: Tensor, hook) -> Tensor:
+        if hook.name in src:
+            act = act + alpha * (src[hook.name].to(act) - act)
+        act.register_hook(lambda g, name=hook.name: grads.__setitem__(name, g.detach()))
+        return act
+
+    def ln1_input(layer: int) -> Callable:
+        name = act_name("resid_pre", layer)
+
+        def fn(x: Tensor) -> Tensor | None:
+            # ln1 runs three times on the same residual (Q, K, V): mix it once
+            if layer in ln_in and ln_in[layer][0] is x:
+                return ln_in[layer][1]
+            mixed = x + alpha * (src[name].to(x) - x) if name in src else x
+            ln_in[layer] = (x, mixed)
+            return mixed if name in src else None
+
+        return fn
+
     fwd = [(act_name("resid_pre", 0), start)] + (tracker.hooks() if tracker is not None else [])
-    for (layer, kind), (a, b) in graph.receiver_slices().items():
-
-        def fn(act: Tensor, hook, a=a, b=b, kind=kind) -> Tensor:
-            if mix is not None:
-                act = act + mix[0] * (mix[1][hook.name].to(act) - act)
-
-            def keep(g: Tensor) -> None:
-                g = g.detach().float()
-                for j, ri in enumerate(range(a, b)):
-                    grads[ri] = g if kind in ("mlp", "logits") else g[:, :, j]
-
-            act.register_hook(keep)
-            return act
-
-        fwd.append((_receiver_hook(model, layer, kind), fn))
-    with torch.enable_grad(), split_inputs(model), hooks(model, fwd):
-        logits = run_batch(model, batch)
-        m = metric(_last(model, batch, logits)).float()
+    qkv_layers = sorted({layer for layer, kind in graph.receiver_slices() if kind == "q"})
+    for layer, kind in graph.receiver_slices():
+        if kind in ("mlp", "logits"):
+            fwd.append((_receiver_hook(model, layer, kind), keep))
+        elif kind in ("q", "k", "v"):
+            fwd.append((act_name(kind, layer), keep))
+    with torch.enable_grad(), _frozen_params(model), _mlp_in_hook(model):
+        with _ln1_pre_hooks(model, {layer: ln1_input(layer) for layer in qkv_layers}):
+            last = _run_last(model, batch, fwd)
+        m = metric(last).float()
         check_finite(m, "metric")
+        live = positions().to(last.device)
         m.mean().backward()
-    missing = [graph.receivers[i].name for i in range(len(graph.receivers)) if i not in grads]
-    if missing:
-        raise RuntimeError(f"no gradient reached receivers {missing[:5]}; is the metric differentiable?")
-    return torch.stack([grads[i] for i in range(len(graph.receivers))])
+    with torch.no_grad():
+        for (layer, kind), (a, b) in graph.receiver_slices().items():
+            if kind == "q":
+                block = _qkv_receiver_grads(model, layer, ln_in[layer][1][live], grads, live)
+                consume(a, a + len(block), block)
+            elif kind in ("mlp", "logits"):
+                consume(a, b, _grad(grads, _receiver_hook(model, layer, kind))[live][None])
 
 
-def _attribution_scores(graph: Graph, delta: Tensor, grads: Tensor) -> Tensor:
-    """score[s, r] = Σ_{b, p, d} delta[s] · grads[r], on the graph's edges."""
-    full = torch.einsum("sbpd,rbpd->sr", delta, grads)
-    return full.masked_fill(~graph.mask, 0.0)
+def _grad(grads: dict[str, Tensor], name: str) -> Tensor:
+    if name not in grads:
+        raise RuntimeError(f"no gradient reached {name!r}; is the metric differentiable?")
+    return grads[name].float()
+
+
+def _qkv_receiver_grads(
+    model: HookedTransformer, layer: int, x: Tensor, grads: dict[str, Tensor], live: Tensor
+) -> Tensor:
+    """``[n_heads + 2·n_kv_heads, n, d_model]``: the gradients of layer ``layer``'s query
+    receivers (per head), then key and value receivers (per key/value head), at the ``n`` live
+    positions, whose ``ln1`` inputs are ``x [n, d_model]``."""
+    attn = model.blocks[layer].attn
+    grouped = hasattr(attn, "_W_K") and not model.cfg.ungroup_grouped_query_attention
+    w_k, w_v = (attn._W_K, attn._W_V) if grouped else (attn.W_K, attn.W_V)
+    parts = []
+    for kind, w in (("q", attn.W_Q), ("k", w_k), ("v", w_v)):
+        # ∂M/∂(ln1 output) through one head only: W[h] · ∂M/∂(its q / k / v)
+        parts.append(torch.einsum("nhe,hde->hnd", _grad(grads, act_name(kind, layer))[live], w.float()))
+    return _norm_vjp(model.blocks[layer].ln1, x.float(), torch.cat(parts))
+
+
+def _norm_vjp(norm: torch.nn.Module, x: Float[Tensor, "*pos d"], u: Float[Tensor, "h *pos d"]) -> Tensor:
+    """The vector-Jacobian product of the normalisation ``norm`` at ``x`` for each of the ``h``
+    upstream gradients ``u`` (closed form for TransformerLens' LayerNorm / RMSNorm with or without
+    a folded weight; autograd for anything else)."""
+    if isinstance(norm, torch.nn.Identity):
+        return u
+    centred = isinstance(norm, (LayerNorm, LayerNormPre))
+    if centred or isinstance(norm, (RMSNorm, RMSNormPre)):
+        v = u * norm.w.float() if hasattr(norm, "w") else u
+        xc = x - x.mean(-1, keepdim=True) if centred else x
+        scale = (xc.pow(2).mean(-1, keepdim=True) + norm.eps).sqrt()
+        n = xc / scale
+        out = v - n * (v * n).mean(-1, keepdim=True)
+        return (out - v.mean(-1, keepdim=True) if centred else out) / scale
+    xr = x[None].expand_as(u).contiguous().requires_grad_(True)
+    with torch.enable_grad():
+        (gx,) = torch.autograd.grad(norm(xr), xr, u.to(xr.dtype))
+    return gx.float()
+
+
+class _Scores:
+    """Edge scores accumulated over gradient passes: ``scores[s, r] += weight · Σ delta[s] ·
+    grads[r]`` over the positions where some sender differs between the runs (elsewhere delta is
+    exactly 0) and d_model; each receiver group is multiplied only by the senders upstream of it
+    (a prefix of the layer-ordered senders, found once from the graph's mask)."""
+
+    def __init__(self, graph: Graph, device, weight: float):
+        self.scores = torch.zeros(len(graph.senders), len(graph.receivers), device=device)
+        self.weight = weight
+        self.upstream = {}
+        for a, b in graph.receiver_slices().values():
+            k = int(graph.mask[:, a].sum())
+            prefix = bool(graph.mask[:k, a:b].all()) and not bool(graph.mask[k:, a:b].any())
+            self.upstream[a] = k if prefix else len(graph.senders)
+        self.delta: Tensor | None = None  # [s, n·d] at the live positions
+        self.mask: Tensor | None = None  # [b p] the live positions
+
+    def live(self, delta: Float[Tensor, "s b p d"]) -> Tensor:
+        """``positions`` for :func:`_gradient_pass`: keeps the live deltas, returns their mask."""
+        self.mask = (delta != 0).any(dim=(0, 3))
+        self.delta = delta[:, self.mask].flatten(1)
+        return self.mask
+
+    def consume(self, a: int, b: int, block: Tensor) -> None:
+        k = self.upstream[a]
+        self.scores[:k, a:b] += self.weight * (self.delta[:k] @ block.flatten(1).T)
 
 
 def eap(
@@ -612,27 +820,36 @@ def eap_ig(
     if interpolate == "activations":
         scores = _activation_ig(model, graph, base, metric, steps, out_src, src_inputs)
     else:
-        out_base, _ = sender_outputs(model, graph, base)
-        grads = torch.zeros(len(graph.receivers), *out_base.shape[1:])
-        for k in range(1, steps + 1):
-            a = k / steps  # a = 1: the base run itself
-            embed = None if steps == 1 else out_src[0] + a * (out_base[0] - out_src[0])
-            grads += _receiver_grads(model, graph, base, metric, embed).cpu() / steps
-        scores = _attribution_scores(graph, (out_src - out_base).cpu(), grads)
+        scores = _input_ig(model, graph, base, metric, steps, out_src)
+    scores = scores.cpu()
     edges = graph.edges()
     # the mask's row-major True entries are graph.edges()' order: one gather, not 32k indexings
     return EdgeScores(graph, edges, scores[graph.mask], _name)
 
 
+def _input_ig(model, graph: Graph, base: TokenBatch, metric: Metric, steps: int, out_src: Tensor) -> Tensor:
+    """Mean over α = k / steps (k = 1 … steps) of grad_r(α) · (source_s − base_s), the input
+    embedding at source + α·(base − source); α = 1 is the base run, whose forward also gives the
+    base sender outputs."""
+    acc, tracker = _Scores(graph, out_src.device, 1 / steps), _SenderTracker(model, graph)
+    _gradient_pass(
+        model, graph, base, metric, acc.consume, lambda: acc.live(out_src - tracker.outputs()), tracker=tracker
+    )
+    out_base0 = tracker.outputs()[0].clone()
+    for k in range(1, steps):
+        embed = out_src[0] + (k / steps) * (out_base0 - out_src[0])
+        _gradient_pass(model, graph, base, metric, acc.consume, lambda: acc.mask, embed=embed)
+    return acc.scores
+
+
 def _activation_ig(model, graph: Graph, base: TokenBatch, metric: Metric, steps: int, out_src, src_inputs) -> Tensor:
     """Mean over α = k / steps (k = 0 … steps) of grad_r(α) · (source_s − own_s(α))."""
-    scores = torch.zeros(len(graph.senders), len(graph.receivers))
+    acc = _Scores(graph, out_src.device, 1 / (steps + 1))
     for k in range(steps + 1):
         tracker = _SenderTracker(model, graph)
-        grads = _receiver_grads(model, graph, base, metric, mix=(k / steps, src_inputs), tracker=tracker)
-        own = _stack(tracker.out, range(len(graph.senders)))
-        scores += _attribution_scores(graph, (out_src - own).cpu(), grads.cpu()) / (steps + 1)
-    return scores
+        live = lambda tracker=tracker: acc.live(out_src - tracker.outputs())  # noqa: E731
+        _gradient_pass(model, graph, base, metric, acc.consume, live, mix=(k / steps, src_inputs), tracker=tracker)
+    return acc.scores
 
 
 # --------------------------------------------------------------------------- circuits
@@ -655,6 +872,15 @@ class Faithfulness:
         gap = float((self.metric_clean - self.metric_corrupted).mean())
         return float("nan") if abs(gap) < 1e-12 else float((self.metric_circuit - self.metric_corrupted).mean()) / gap
 
+    def ci(self, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+        """Percentile-bootstrap CI of :attr:`mean`, resampling prompts with their circuit, clean and
+        corrupted metrics together (the gap's own sampling error included); NaN when undefined."""
+        num = (self.metric_circuit - self.metric_corrupted).double().numpy()
+        den = (self.metric_clean - self.metric_corrupted).double().numpy()
+        if den.mean() < 0:  # a metric that falls from clean to corrupted: the same share, signs flipped
+            num, den = -num, -den
+        return ratio_ci(num, den, 1e-12, paired=True, n_boot=n_boot, seed=seed, level=level)[1]
+
 
 @dataclass
 class FaithfulnessReference:
@@ -673,7 +899,7 @@ def faithfulness_reference(
     and corrupted metrics (computed once for a whole curve)."""
     out_corr, last_corr = sender_outputs(model, graph, corrupted)
     with torch.no_grad():
-        last_clean = _last(model, clean, run_batch(model, clean))
+        last_clean = _run_last(model, clean, [])
     return FaithfulnessReference(out_corr, metric(last_clean).float().cpu(), metric(last_corr).float().cpu())
 
 

@@ -226,7 +226,7 @@ class Run:
             "argv": sys.argv,
             "pid": os.getpid(),
             "started": dt.datetime.fromtimestamp(self._start).isoformat(timespec="seconds"),
-            "wall_time_s": round(time.time() - self._start, 1),
+            "wall_time_s": self._wall_time(),
             "cache": {
                 "reused": self.cache_stats.reused,
                 "computed": self.cache_stats.computed,
@@ -281,6 +281,8 @@ class Run:
                 "above; a rerun with the same run.run_id recomputes only them"
             )
             self.report.add_table(["cell", "attempts", "error"], rows, caption=caption)
+        if not rerendered:
+            self._wall = round(time.time() - self._start, 1)  # one figure for the footer and run.json
         self.report.add_text(self._footer(rerendered))
         atomic_write_text(self.path / "report.md", self.report.render())
         if not rerendered:
@@ -295,13 +297,19 @@ class Run:
             lock.close()
             self._lock = None
 
+    def _wall_time(self) -> float:
+        """Seconds since the start, to 0.1 s: fixed by :meth:`finish`, so a re-rendered footer
+        (from run.json) prints what the first one printed."""
+        wall = getattr(self, "_wall", None)
+        return wall if wall is not None else round(time.time() - self._start, 1)
+
     def _footer(self, rerendered: bool) -> str:
         if rerendered:  # the original run's facts, as run.json recorded them
             info = self._info
             c = info.get("cache", {})
             wall, cache = float(info.get("wall_time_s", 0.0)), _cache_text(c)
         else:
-            wall = time.time() - self._start
+            wall = self._wall_time()
             cache = self.cache_stats.summary() if self.run_cfg.use_cache else _cache_text({"use_cache": False})
         where = self._info.get("path", self.path) if rerendered else self.path
         return (

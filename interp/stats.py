@@ -74,6 +74,31 @@ class Correlation:
 METHODS = ("pearson", "spearman")
 
 
+def ratio_ci(
+    num, den, floor: float = 0.0, paired: bool = True, n_boot: int = 2000, seed: int = 0, level: float = 0.95
+) -> tuple[float, tuple[float, float]]:
+    """mean(num) / mean(den) and its percentile-bootstrap CI, resampling numerator and
+    denominator *together* when ``paired`` (the same items under both: a recovery or a
+    faithfulness share, where a fixed denominator would hide its own sampling error), each on its
+    own otherwise. Undefined (NaN) when mean(den) ≤ 0 or is below ``floor``; resamples whose
+    denominator falls below it are left out of the CI."""
+    num, den = np.asarray(num, float), np.asarray(den, float)
+    nan = float("nan")
+    if paired and len(num) != len(den):
+        raise ValueError(f"paired ratio: num has {len(num)} items, den {len(den)}; they must match")
+    if len(num) == 0 or len(den) == 0 or den.mean() <= 0 or den.mean() < floor:
+        return nan, (nan, nan)
+    rng = np.random.default_rng(seed)
+    i = rng.integers(0, len(num), size=(n_boot, len(num)))
+    j = i if paired else rng.integers(0, len(den), size=(n_boot, len(den)))
+    d = den[j].mean(1)
+    ok = d >= max(floor, 1e-12)
+    boots = num[i].mean(1)[ok] / d[ok]
+    tail = (1 - level) / 2
+    lo, hi = np.quantile(boots, [tail, 1 - tail]) if len(boots) else (nan, nan)
+    return float(num.mean() / den.mean()), (float(lo), float(hi))
+
+
 def correlate(x, y, method: str = "pearson") -> Correlation:
     """Correlation of the pairs where both ``x`` and ``y`` are defined (NaN pairs dropped)."""
     from scipy import stats

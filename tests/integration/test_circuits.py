@@ -294,3 +294,102 @@ def test_circuit_from_scores_keeps_the_planted_path_and_drops_dangling_edges(tmp
     fig = plot_circuit(g, keep, scores)
     fig.savefig(tmp_path / "circuit.png")
     assert (tmp_path / "circuit.png").stat().st_size > 1000
+
+
+def _split_input_grads(model, graph, batch, metric, alpha=0.0, source=None):
+    """The reference for the receiver gradients: TransformerLens' own split Q/K/V inputs and
+    ``hook_mlp_in``, autograd on each receiver hook (mixed towards ``source``'s receiver inputs)."""
+    from interp.circuits import split_inputs
+
+    names = {(r.layer, r.kind) for r in graph.receivers}
+    hook = {"q": "hook_q_input", "k": "hook_k_input", "v": "hook_v_input", "mlp": "hook_mlp_in"}
+    hook_of = lambda layer, k: (  # noqa: E731
+        f"blocks.{graph.n_layers - 1}.hook_resid_post" if k == "logits" else f"blocks.{layer}.{hook[k]}"
+    )
+    src, grads = {}, {}
+    with split_inputs(model):
+        if source is not None:
+            fns = [(hook_of(layer, k), lambda a, hook: src.__setitem__(hook.name, a.detach())) for layer, k in names]
+            with torch.no_grad():
+                model.run_with_hooks(source.tokens, fwd_hooks=fns)
+
+        def keep(a, hook):
+            if source is not None:
+                a = a + alpha * (src[hook.name] - a)
+            a.register_hook(lambda g, name=hook.name: grads.__setitem__(name, g))
+            return a
+
+        logits = model.run_with_hooks(batch.tokens, fwd_hooks=[(hook_of(layer, k), keep) for layer, k in names])
+        rows = torch.arange(len(batch))
+        metric(logits[rows, batch.last_index]).mean().backward()
+    model.zero_grad(set_to_none=True)
+    out = []
+    for r in graph.receivers:
+        g = grads[hook_of(r.layer, r.kind)]
+        out.append(g if r.kind in ("mlp", "logits") else g[:, :, r.index])
+    return torch.stack(out)
+
+
+def test_receiver_gradients_equal_split_input_autograd(any_model):
+    """The gradient pass reads Q/K/V gradients at hook_q/k/v and maps them through W and ln1's
+    Jacobian instead of splitting the inputs per head: it must equal autograd through
+    TransformerLens' split inputs, on GQA + RMSNorm, LayerNorm and Gemma-3's post-attention
+    norm, plain and with every receiver mixed half-way to the corrupted run."""
+    from interp.circuits import Graph, _receiver_grads, _sender_run
+
+    model = any_model
+    clean, corr = _pairs(model)
+    metric, g = _metric(model), Graph.of(model)
+    ref = _split_input_grads(model, g, clean, metric)
+    ours = _receiver_grads(model, g, clean, metric)
+    assert ours.shape == ref.shape and torch.allclose(ours, ref, atol=1e-5 * float(ref.abs().max()))
+    src = _sender_run(model, g, corr, receiver_inputs=True)[2]
+    ref = _split_input_grads(model, g, clean, metric, alpha=0.5, source=corr)
+    ours = _receiver_grads(model, g, clean, metric, mix=(0.5, src))
+    assert torch.allclose(ours, ref, atol=1e-5 * float(ref.abs().max()))
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_gradient_pass_restores_weights_and_hooks_when_the_metric_raises(tiny_llama):
+    from interp.circuits import Graph, eap
+
+    clean, corr = _pairs(tiny_llama)
+    flags = [p.requires_grad for p in tiny_llama.parameters()]
+
+    def bad(last):
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        eap(tiny_llama, Graph.of(tiny_llama), clean, corr, lambda last: bad(last) if last.requires_grad else last[:, 0])
+    assert [p.requires_grad for p in tiny_llama.parameters()] == flags
+    assert not any(hp.fwd_hooks for hp in tiny_llama.hook_dict.values())
+    assert not any(b.ln1._forward_pre_hooks for b in tiny_llama.blocks)
+    assert not tiny_llama.cfg.use_hook_mlp_in
+
+
+def test_faithfulness_ci_resamples_the_gap_with_the_circuit():
+    """The CI of a pooled faithfulness share: it holds the point estimate, narrows with more
+    prompts, is the same for a metric that falls from clean to corrupted (signs flipped), and is
+    undefined when the gap is 0."""
+    import math
+
+    from interp.circuits import Faithfulness
+
+    g = torch.Generator().manual_seed(0)
+
+    def make(n, sign=1.0):
+        clean = sign * (2.0 + torch.rand(n, generator=g))
+        corr = torch.zeros(n)
+        circ = 0.7 * clean + sign * 0.3 * torch.randn(n, generator=g)
+        return Faithfulness(circ, clean, corr, torch.full((n,), float("nan")), 10)
+
+    small, big = make(8), make(400)
+    for f in (small, big):
+        lo, hi = f.ci()
+        assert lo <= f.mean <= hi
+    assert big.ci()[1] - big.ci()[0] < 0.5 * (small.ci()[1] - small.ci()[0])
+    assert abs(big.mean - 0.7) < 0.05
+    flipped = make(8, sign=-1.0)
+    assert flipped.ci()[0] <= flipped.mean <= flipped.ci()[1] and 0.3 < flipped.mean < 1.1
+    zero = Faithfulness(torch.ones(4), torch.zeros(4), torch.zeros(4), torch.zeros(4), 1)
+    assert all(math.isnan(x) for x in zero.ci())

@@ -154,6 +154,12 @@ def test_fv_transfer_experiment_smoke(smoke_run, tmp_path):
     curve, changed = np.array(task["val_curve"]), np.array(task["val_changed"])
     assert curve.shape == changed.shape == (3, 2, 2) and ((changed >= 0) & (changed <= 1)).all()
     assert np.allclose(curve.max(-1), np.array([[max(row) for row in src] for src in task["val_curve"]]))
+    # every steered cell sits beside random directions of its norm: the in-distribution effect is the diagonal's
+    ctrl = task["controls"]
+    assert set(ctrl) == {"iid", "transfer"} and ctrl["iid"]["n_controls"] == 3
+    assert ctrl["iid"]["effect"] == pytest.approx(float(np.diag(m).mean()))
+    assert ctrl["iid"]["ci"][0] <= ctrl["iid"]["difference"] <= ctrl["iid"]["ci"][1]
+    assert "vector vs random" in report
     zs, _ = smoke_run("fv_transfer", "models=[random:tiny-llama]", "extraction=zero_shot", run_id="zs")
     assert "minus over the same queries without demonstrations" in (zs / "report.md").read_text()
     with pytest.raises(ValueError, match="extraction='mean'"):
@@ -189,7 +195,7 @@ def test_fv_transfer_extractions_side_by_side(smoke_run):
 def test_recovery_ci_resamples_the_reference_too():
     """A recovery of 1 whose reference is itself noisy: the joint bootstrap CI is wider than the
     one that treats the reference as fixed, and an unpaired 10-shot reference widens it again."""
-    from interp.studies.function_vectors.core import ratio_ci
+    from interp.stats import ratio_ci
 
     rng = np.random.default_rng(0)
     num = (rng.random(25) < 0.6).astype(float)

@@ -68,6 +68,13 @@ def test_toy_steering_smoke(tmp_path):
     assert metrics["summary"]["m6"]["caa"]["16"] > metrics["summary"]["m6"]["none"]["16"] + 0.3
     assert all(r["push"] > 0 for r in metrics["results"] if r["adapter"] != "none")
     assert "Trained toy models" in report.read_text()
+    # every adapter at its chosen setting sits beside random directions with its own push: CAA's
+    # direction beats them where it steers, a random push leaves the attribute near chance
+    steered = [r for r in metrics["results"] if r["adapter"] != "none"]
+    assert all("control_accuracy" in r for r in steered)
+    caa16 = [r for r in steered if r["adapter"] == "caa" and r["n_pairs"] == 16]
+    assert all(r["accuracy_minus_control"] > 0.3 and r["accuracy_minus_control_ci"][0] > 0 for r in caa16)
+    assert "specificity control at the chosen settings" in report.read_text()
     # the dose sweep spans no effect (λ = 0.01) to the positive control (λ = 10) for CAA
     assert (folder / "doses_m6.png").stat().st_size > 1000
     doses = [r for r in metrics["doses"] if r["adapter"] == "caa"]

@@ -30,6 +30,7 @@ from interp.heads import has_post_attn_norm, post_attn_scales
 from interp.mediation import causal_indirect_effect, first_token_ids, icl_prompts, mean_head_outputs
 from interp.patching import patch, prob_metric
 from interp.selection import Selection, SelectionConfig, select, split_items
+from interp.stats import ratio_ci
 from interp.steering import SteeringBatch
 
 THRESHOLDS = (0.5, 0.75, 0.9, 1.0)
@@ -211,27 +212,6 @@ class HeldOutRecovery:
     ci_10: tuple[float, float] = (float("nan"), float("nan"))  # numerator and 10-shot reference resampled
     reference_10: float = float("nan")
     chosen: bool = True  # False: the configuration was fixed in advance, not chosen on data
-
-
-def ratio_ci(
-    num: np.ndarray, den: np.ndarray, floor: float, paired: bool, n_boot: int = 2000, seed: int = 0
-) -> tuple[float, tuple[float, float]]:
-    """mean(num) / mean(den) and its percentile-bootstrap CI. ``paired``: the same queries under
-    both (5-shot), resampled together; else each resampled on its own (the 10-shot prompts carry
-    other queries). Undefined (NaN) when mean(den) is below ``floor``; resamples whose
-    denominator falls below it are left out of the CI."""
-    num, den = np.asarray(num, float), np.asarray(den, float)
-    nan = float("nan")
-    if len(num) == 0 or len(den) == 0 or den.mean() <= 0 or den.mean() < floor:
-        return nan, (nan, nan)
-    rng = np.random.default_rng(seed)
-    i = rng.integers(0, len(num), size=(n_boot, len(num)))
-    j = i if paired else rng.integers(0, len(den), size=(n_boot, len(den)))
-    d = den[j].mean(1)
-    ok = d >= max(floor, 1e-12)
-    boots = num[i].mean(1)[ok] / d[ok]
-    lo, hi = np.quantile(boots, [0.025, 0.975]) if len(boots) else (nan, nan)
-    return float(num.mean() / den.mean()), (float(lo), float(hi))
 
 
 def todd_layer(r: FVTaskResult) -> int:

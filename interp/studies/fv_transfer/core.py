@@ -22,6 +22,11 @@ accuracy in the transfer matrices is on other (test) queries. The validation dos
 (accuracy and the share of predictions the vector changes, per α) is kept to show the grid
 brackets the effect. The analysis of the result is :mod:`interp.transfer`.
 
+**Specificity control** (``n_controls`` > 0): every steered cell (source template's vector at
+its α*, target template's test queries) is repeated with ``n_controls`` random directions of the
+same norm at the same dose (:func:`interp.steering.controls.random_directions`, seeded per layer
+and source), so each accuracy sits beside what any push of that size does to the same queries.
+
     >>> r = task_transfer(model, "antonym", TransferSettings(), seed=0)
     >>> r.transfer[best_layer(r)]            # [source template, target template] test accuracy
 """
@@ -44,6 +49,7 @@ from interp.mediation import causal_indirect_effect, first_token_ids, icl_prompt
 from interp.progress import progress as tqdm
 from interp.stats import pc1_variance
 from interp.steering import SteeringBatch, mean_difference_vectors
+from interp.steering.controls import random_directions
 from interp.steering.doses import raw_strength, residual_norm
 
 EXTRACTIONS = ("shuffled", "zero_shot", "fv")
@@ -75,6 +81,7 @@ class TransferSettings:
     transfer_max: float = 0.4
     iid_threshold: float = 0.5
     max_rows: int = 512
+    n_controls: int = 3  # random directions of the vector's norm at the same dose, per steered cell (0: none)
 
 
 @dataclass
@@ -101,6 +108,8 @@ class TransferResult:
     )
     heads: dict[str, list] | None = None  # extraction="fv": per template, the (layer, head, CIE) in its vector
     alphas: list[float] | None = None  # the α grid of val_curve / val_changed
+    transfer_items: np.ndarray | None = None  # [layer source target query] steered test correctness
+    control_items: np.ndarray | None = None  # [layer source target control query] the same with random directions
 
 
 def check_settings(s: TransferSettings) -> None:
@@ -112,6 +121,8 @@ def check_settings(s: TransferSettings) -> None:
         raise ValueError(f"alphas={s.alphas}; need at least one, all > 0")
     if s.fv_k < 1:
         raise ValueError(f"fv_k={s.fv_k}; must be >= 1")
+    if isinstance(s.n_controls, bool) or not isinstance(s.n_controls, int) or s.n_controls < 0:
+        raise ValueError(f"n_controls={s.n_controls!r}; a number of random directions >= 0")
 
 
 def templates_for(task: str, s: TransferSettings) -> dict[str, str]:
@@ -224,7 +235,7 @@ def task_transfer(model, task: str, s: TransferSettings, seed: int) -> TransferR
         if s.dose_units == "raw"
         else np.array([raw_strength(vectors[kind], torch.tensor(resid[si])).numpy() for si, kind in enumerate(kinds)])
     )
-    sweep = _sweep(kinds, layers, vectors, val_sb, t.test_sb, s.alphas, per_unit, ans_val)
+    sweep = _sweep(kinds, layers, vectors, val_sb, t.test_sb, s.alphas, per_unit, ans_val, s.n_controls, seed)
     stack = torch.stack([vectors[kind] for kind in kinds], 1)  # [layer kind d_model]
     unit = stack / stack.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     cos = (unit @ unit.transpose(1, 2)).numpy()  # [layer source target]
@@ -249,20 +260,28 @@ def task_transfer(model, task: str, s: TransferSettings, seed: int) -> TransferR
         resid,
         heads or None,
         list(s.alphas),
+        sweep["transfer_items"],
+        sweep["control_items"] if s.n_controls else None,
     )
 
 
-def _sweep(kinds, layers, vectors, val_sb, test_sb, alphas_list, per_unit, ans_val) -> dict[str, np.ndarray]:
+def _sweep(
+    kinds, layers, vectors, val_sb, test_sb, alphas_list, per_unit, ans_val, n_controls: int = 0, seed: int = 0
+) -> dict[str, np.ndarray]:
     """Validation dose response and α* per (source, layer), then every source's steered
-    accuracy on every target's test queries."""
+    accuracy on every target's test queries, beside ``n_controls`` random directions of each
+    steer's norm on the same queries."""
     alphas = torch.tensor(alphas_list)
     k, L, A = len(kinds), len(layers), len(alphas_list)
+    n_test = len(next(iter(test_sb.values())))
     out = {
         "alpha_star": np.zeros((k, L)),
         "val_acc": np.zeros((k, L)),
         "val_curve": np.zeros((k, L, A)),
         "val_changed": np.zeros((k, L, A)),
         "transfer": np.zeros((L, k, k)),
+        "transfer_items": np.zeros((L, k, k, n_test)),
+        "control_items": np.zeros((L, k, k, n_controls, n_test)),
     }
     base_pred = {
         kind: sb.baseline_predictions() for kind, sb in val_sb.items()
@@ -283,6 +302,21 @@ def _sweep(kinds, layers, vectors, val_sb, test_sb, alphas_list, per_unit, ans_v
             steer = torch.stack(
                 [float(out["alpha_star"][si, li] * per_unit[si, li]) * vectors[src][li] for si, src in enumerate(kinds)]
             )
+            # controls: per source, random directions of its steer's norm (seeded by layer and source)
+            ctrl = (
+                torch.cat(
+                    [random_directions(steer[si], n_controls, seed=_control_seed(seed, layer, si)) for si in range(k)]
+                )
+                if n_controls
+                else steer[:0]
+            )  # [source·control d_model]
             for ti, tgt in enumerate(kinds):
-                out["transfer"][li, :, ti] = test_sb[tgt].accuracy(layer, steer).mean(1).numpy()
+                acc = test_sb[tgt].accuracy(layer, torch.cat([steer, ctrl])).numpy()
+                out["transfer_items"][li, :, ti] = acc[:k]
+                out["control_items"][li, :, ti] = acc[k:].reshape(k, n_controls, -1)
+            out["transfer"][li] = out["transfer_items"][li].mean(-1)
     return out
+
+
+def _control_seed(seed: int, layer: int, source: int) -> int:
+    return seed * 1_000_003 + layer * 1_009 + source

@@ -22,6 +22,7 @@ from interp.data.datasets_io import data_dir
 from interp.executor import Cell
 from interp.runner import Run, RunConfig
 from interp.stats import bootstrap_ci, iid_gate
+from interp.steering.controls import compare_to_controls
 from interp.studies.fv_transfer.core import TransferSettings, check_settings, task_transfer, templates_for
 from interp.study import Study
 from interp.transfer import best_layer, subset_pairs, template_permutation_test, transfer_diagnostics, transfer_pairs
@@ -284,12 +285,60 @@ def _extraction_tables(run: Run, cfg: TransferConfig, a: ExtractionAnalysis) -> 
             "task's templates, applied to rows and columns of its transfer matrices at every layer — pairs that "
             "share a template are not independent, so this p, not the pooled r's own, is the one to read)."
         )
+    controls = {t: task_controls(r) for t, r in results.items()}
+    if any(v is not None for v in controls.values()):
+        run.report.add_table(
+            [
+                "task",
+                "best layer",
+                "in-distribution: vector vs random (Δ [95% CI])",
+                "transfer: vector vs random (Δ [95% CI])",
+            ],
+            [
+                [
+                    t,
+                    str(r.layers[best_layer(r)]),
+                    _control_cell(controls[t], "iid"),
+                    _control_cell(controls[t], "transfer"),
+                ]
+                for t, r in results.items()
+            ],
+            caption=f"{label}: specificity control at each task's best layer — every steered cell beside random "
+            "directions of the same norm at the same dose on the same test queries (per query: mean over source "
+            "templates, diagonal for in-distribution, off-diagonal for transfer; Δ CI: paired bootstrap over queries)",
+        )
     run.report.add_table(
         _DISSOCIATION_HEADERS,
         [_dissociation_row("all", a.diag_all, a.dropped), _dissociation_row("gated", a.diag_gated, a.dropped)],
         caption=f"{label}: dissociation cases (cos > {cfg.cos_min}, transfer < {cfg.transfer_max}) and cosine as a "
         "failure predictor",
     )
+
+
+def task_controls(r) -> dict | None:
+    """Vector vs random directions of its norm at the same dose, at the task's best layer:
+    ``{"iid": ControlComparison, "transfer": ControlComparison}`` over the test queries (each query's
+    correctness averaged over source templates: the diagonal, or the off-diagonal cells); None for a
+    result computed without controls."""
+    if getattr(r, "control_items", None) is None or r.transfer_items is None:
+        return None
+    li = best_layer(r)
+    items, ctrl = r.transfer_items[li], r.control_items[li]  # [s t q], [s t c q]
+    k = items.shape[0]
+    diag = np.eye(k, dtype=bool)
+    out = {}
+    for key, cells_ in (("iid", diag), ("transfer", ~diag)):
+        if not cells_.any():
+            continue
+        out[key] = compare_to_controls(items[cells_].mean(0), ctrl[cells_].mean(0))
+    return out
+
+
+def _control_cell(c: dict | None, key: str) -> str:
+    if not c or key not in c:
+        return "-"
+    x = c[key]
+    return f"{x.effect:.2f} vs {x.control_mean:.2f}: {x.difference:+.2f} [{x.ci[0]:+.2f}, {x.ci[1]:+.2f}]"
 
 
 def _extraction_figures(run: Run, a: ExtractionAnalysis, slug: str) -> None:
@@ -331,6 +380,7 @@ def _extraction_metrics(a: ExtractionAnalysis) -> dict:
                 "val_changed": r.val_changed,
                 "raw_per_unit": r.raw_per_unit,
                 "heads": r.heads,
+                "controls": {k: vars(v) for k, v in (task_controls(r) or {}).items()} or None,
             }
             for t, r in results.items()
         },
@@ -411,9 +461,19 @@ def headline(metrics: dict, config: dict) -> list[dict]:
                     "in-distribution accuracy": ", ".join(f"{t} {v:.2f}" for t, v in (m.get("iid") or {}).items()),
                     "kept by the gate": ", ".join(m.get("kept", [])) or "none",
                     "pooled r(cosine, transfer)": "-" if not r else f"{r['r']:+.3f} (p={r['p']:.2g}, n={r['n']})",
+                    "in-distribution: vector − random direction": _headline_controls(m.get("per_task") or {}),
                 }
             )
     return rows
+
+
+def _headline_controls(per_task: dict) -> str:
+    out = []
+    for t, m in per_task.items():
+        c = (m.get("controls") or {}).get("iid")
+        if c:
+            out.append(f"{t} {c['difference']:+.2f} [{c['ci'][0]:+.2f}, {c['ci'][1]:+.2f}]")
+    return ", ".join(out) or "no control in this report"
 
 
 STUDY = Study(

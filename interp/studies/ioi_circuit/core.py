@@ -1,10 +1,11 @@
 """The IOI circuit on a real model (issue 29): edges ranked on a selection half of the pairs by
 EAP, EAP-IG and exact edge patching (of the top edges), circuits of growing size from each
-ranking, and their faithfulness on the other half.
+ranking, and their faithfulness on both halves: the smallest circuit reaching ``target`` is
+chosen on the selection half, and its faithfulness reported on the other, with a bootstrap CI.
 
     >>> r = ioi_circuit(model, CircuitSettings())
-    >>> r.curves["EAP-IG"]            # [(n edges, faithfulness on the test pairs)]
-    >>> r.smallest["EAP-IG"]          # the smallest circuit reaching ``target`` (or None)
+    >>> r.curves["EAP-IG"]            # [(n, edges kept, faithfulness on the test pairs, CI low, high)]
+    >>> r.smallest["EAP-IG"]          # (edges, selection faithfulness, test faithfulness, CI) or None
 """
 
 from __future__ import annotations
@@ -48,8 +49,13 @@ class CircuitResult:
     n_selection: int
     n_test: int
     scores: dict[str, list[tuple[str, float]]]  # method -> top edges (name, score), by |score|
-    curves: dict[str, list[tuple[int, int, float]]]  # method -> (n requested, n kept, faithfulness on test)
-    smallest: dict[str, tuple[int, float] | None]  # method -> (edges, faithfulness) of the smallest ≥ target
+    # method -> (n requested, n kept, faithfulness on the test pairs, its 95% CI low, high)
+    curves: dict[str, list[tuple[int, int, float, float, float]]]
+    # method -> (n requested, n kept, faithfulness on the selection pairs): where the size is chosen
+    selection_curves: dict[str, list[tuple[int, int, float]]]
+    # method -> (edges, faithfulness on selection, on test, test CI low, high) of the smallest circuit whose
+    # selection faithfulness reaches the target; None when no size reaches it
+    smallest: dict[str, tuple[int, float, float, float, float] | None]
     heads: dict[str, list[str]]  # method -> sender heads of that smallest circuit
     rank_agreement: float  # Spearman r between EAP-IG and exact scores over the exact edges
     clean_accuracy: float
@@ -88,23 +94,29 @@ def ioi_circuit(model, s: CircuitSettings) -> CircuitResult:
     top = ranked["EAP-IG"].top(min(s.exact_top, graph.n_edges))
     exact = edge_patching(model, graph, c_sel, x_sel, m_sel, edges=top.edges, edges_per_forward=s.edges_per_forward)
     ranked["exact (top EAP-IG edges)"] = exact
-    curves, smallest, heads, kept_edges = {}, {}, {}, {}
-    ref = faithfulness_reference(model, graph, c_test, x_test, m_test)  # shared by every size and ranking
+    curves, sel_curves, smallest, heads, kept_edges = {}, {}, {}, {}, {}
+    # shared by every size and ranking: the corrupted run's sender outputs and both metrics, per split
+    ref_sel = faithfulness_reference(model, graph, c_sel, x_sel, m_sel)
+    ref_test = faithfulness_reference(model, graph, c_test, x_test, m_test)
     for method, sc in ranked.items():
-        curve = []
+        curve, sel_curve = [], []
         for n in [n for n in s.sizes if n <= len(sc.edges)]:
             keep = circuit_from_scores(sc, n)
-            f = faithfulness(model, graph, c_test, x_test, m_test, keep, reference=ref).mean
-            curve.append((n, int(keep.sum()), f))
-            if smallest.get(method) is None and np.isfinite(f) and f >= s.target:
-                smallest[method] = (int(keep.sum()), f)
+            f_sel = faithfulness(model, graph, c_sel, x_sel, m_sel, keep, reference=ref_sel).mean
+            test = faithfulness(model, graph, c_test, x_test, m_test, keep, reference=ref_test)
+            lo, hi = test.ci(seed=s.selection.seed)
+            sel_curve.append((n, int(keep.sum()), f_sel))
+            curve.append((n, int(keep.sum()), test.mean, lo, hi))
+            # the size is chosen on the selection pairs (where the edges were ranked); test only reports it
+            if smallest.get(method) is None and np.isfinite(f_sel) and f_sel >= s.target:
+                smallest[method] = (int(keep.sum()), f_sel, test.mean, lo, hi)
                 kept_edges[method] = [tuple(e) for e in keep.nonzero().tolist()]
                 heads[method] = sorted(
                     {graph.senders[e[0]].name for e in kept_edges[method] if "H" in graph.senders[e[0]].name}
                 )
         smallest.setdefault(method, None)
         heads.setdefault(method, [])
-        curves[method] = curve
+        curves[method], sel_curves[method] = curve, sel_curve
     from scipy.stats import spearmanr
 
     ig_on_exact = torch.stack([ranked["EAP-IG"].scores[ranked["EAP-IG"].edges.index(e)] for e in exact.edges])
@@ -119,6 +131,7 @@ def ioi_circuit(model, s: CircuitSettings) -> CircuitResult:
         len(c_test),
         {m: _ranked(sc, 20) for m, sc in ranked.items()},
         curves,
+        sel_curves,
         smallest,
         heads,
         rho,

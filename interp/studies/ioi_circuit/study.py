@@ -1,5 +1,6 @@
 """The IOI circuit study (issue 29): EAP, EAP-IG and exact edge scores ranked on selection pairs,
-faithfulness curves on held-out pairs, the smallest circuit reaching the target, its heads.
+faithfulness curves on both halves, the smallest circuit reaching the target chosen on the
+selection pairs and reported on the held-out pairs with a bootstrap CI, its heads.
 
     interp run ioi_circuit --config configs/ioi_circuit.yaml
 """
@@ -39,7 +40,9 @@ def _intro(cfg: CircuitConfig) -> str:
         f"logits) ranked on the selection pairs by EAP, EAP-IG ({cfg.ig_steps} steps) and exact edge patching of the "
         f"top {cfg.exact_top} EAP-IG edges; metric logit(IO) − logit(S). A circuit of n edges = the top n of a "
         "ranking without dangling edges; faithfulness = the metric with every other edge patched from the corrupted "
-        "run, as a share of the clean − corrupted gap, pooled over the **test** pairs."
+        "run, as a share of the clean − corrupted gap, pooled over the pairs (95% CI: bootstrap over pairs, "
+        "circuit, clean and corrupted metrics resampled together). The smallest circuit reaching the target is "
+        "chosen on the **selection** pairs' curve and reported on the **test** pairs."
     )
 
 
@@ -60,23 +63,44 @@ def _model_report(run: Run, cfg: CircuitConfig, name: str, r: CircuitResult) -> 
         f"the test pairs {r.clean_accuracy:.2f}; Spearman r(EAP-IG, exact) over the exactly scored edges "
         f"{r.rank_agreement:+.2f}."
     )
-    sizes = sorted({n for c in r.curves.values() for n, _, _ in c})
+    sizes = sorted({c[0] for curve in r.curves.values() for c in curve})
     rows = []
     for method, curve in r.curves.items():
-        by = {n: (k, f) for n, k, f in curve}
-        rows.append([method, *[("-" if n not in by else f"{by[n][1]:.2f} ({by[n][0]})") for n in sizes]])
+        by = {n: (k, f, lo, hi) for n, k, f, lo, hi in curve}
+        sel = {n: f for n, _, f in r.selection_curves.get(method, [])}
+        rows.append(
+            [
+                method,
+                *[
+                    "-"
+                    if n not in by
+                    else f"{by[n][1]:.2f} [{by[n][2]:.2f}, {by[n][3]:.2f}] sel {sel[n]:.2f} ({by[n][0]})"
+                    for n in sizes
+                ],
+            ]
+        )
     run.report.add_table(
         ["ranking", *[f"top {n}" for n in sizes]],
         rows,
-        caption=f"{name}: faithfulness on the test pairs (edges kept after pruning dangling ones)",
+        caption=f"{name}: faithfulness on the test pairs [95% CI], on the selection pairs (sel), and the edges kept "
+        "after pruning dangling ones",
     )
     run.report.add_table(
-        ["ranking", f"smallest circuit with faithfulness ≥ {cfg.target:.0%} (edges, faithfulness)", "its heads"],
         [
-            [m, "not reached" if v is None else f"{v[0]} edges, {v[1]:.2f}", _heads_text(r.heads[m])]
+            "ranking",
+            f"smallest circuit with selection faithfulness ≥ {cfg.target:.0%}",
+            "faithfulness: selection",
+            "test [95% CI]",
+            "its heads",
+        ],
+        [
+            [m, "not reached", "-", "-", "-"]
+            if v is None
+            else [m, f"{v[0]} edges", f"{v[1]:.2f}", f"{v[2]:.2f} [{v[3]:.2f}, {v[4]:.2f}]", _heads_text(r.heads[m])]
             for m, v in r.smallest.items()
         ],
-        caption=f"{name}: the smallest circuit per ranking (chosen on the test curve's sizes: labelled)",
+        caption=f"{name}: the smallest circuit per ranking, its size chosen on the selection pairs (where the edges "
+        "were ranked too) and its faithfulness held out",
     )
     run.report.add_table(
         ["ranking", "top edges on the selection pairs (score)"],
@@ -84,13 +108,18 @@ def _model_report(run: Run, cfg: CircuitConfig, name: str, r: CircuitResult) -> 
         caption=f"{name}: the highest-scoring edges",
     )
     fig, ax = plt.subplots(figsize=(6, 3.6))
-    for method, curve in r.curves.items():
-        ax.plot([k for _, k, _ in curve], [f for _, _, f in curve], marker="o", ms=3, label=method)
+    for i, (method, curve) in enumerate(r.curves.items()):
+        color = f"C{i}"
+        x = [k for _, k, *_ in curve]
+        ax.plot(x, [c[2] for c in curve], marker="o", ms=3, color=color, label=f"{method} (test)")
+        ax.fill_between(x, [c[3] for c in curve], [c[4] for c in curve], color=color, alpha=0.15, lw=0)
+        sel = r.selection_curves.get(method, [])
+        ax.plot([k for _, k, _ in sel], [f for _, _, f in sel], ls="--", lw=1, color=color, label=f"{method} (sel)")
     ax.axhline(cfg.target, color="0.5", ls=":", label=f"target {cfg.target:.0%}")
     ax.set_xscale("log")
     ax.set_xlabel("edges in the circuit")
-    ax.set_ylabel("faithfulness (test pairs)")
-    ax.legend(fontsize=7)
+    ax.set_ylabel("faithfulness")
+    ax.legend(fontsize=6)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     run.save_figure(
@@ -111,6 +140,7 @@ def _heads_text(heads: list[str], show: int = 24) -> str:
 def _metrics(r: CircuitResult) -> dict:
     out = {k: v for k, v in vars(r).items() if k != "circuit_edges"}
     out["smallest"] = {m: (None if v is None else list(v)) for m, v in r.smallest.items()}
+    out["curves"] = {m: [list(c) for c in curve] for m, curve in r.curves.items()}
     return out
 
 
@@ -123,12 +153,18 @@ def headline(metrics: dict, config: dict) -> list[dict]:
                 "model": model,
                 "pairs: selection / test": f"{m.get('n_selection')} / {m.get('n_test')}",
                 "edges": str(m.get("n_edges")),
-                "smallest ≥ target, EAP-IG": "not reached" if not sm.get("EAP-IG") else f"{sm['EAP-IG'][0]} edges",
-                "smallest ≥ target, EAP": "not reached" if not sm.get("EAP") else f"{sm['EAP'][0]} edges",
+                "smallest ≥ target on selection, EAP-IG: edges, test faithfulness": _smallest(sm.get("EAP-IG")),
+                "smallest ≥ target on selection, EAP: edges, test faithfulness": _smallest(sm.get("EAP")),
                 "r(EAP-IG, exact)": f"{m.get('rank_agreement', float('nan')):+.2f}",
             }
         )
     return rows
+
+
+def _smallest(v: list | None) -> str:
+    if not v:
+        return "not reached"
+    return f"{v[0]}, {v[2]:.2f} [{v[3]:.2f}, {v[4]:.2f}]"
 
 
 def check(cfg: CircuitConfig) -> None:

@@ -308,7 +308,9 @@ def _control_table(run: Run, cfg: PromptPairsConfig, name: str, results: dict) -
             rows,
             caption=f"{name}: specificity control — each dose cell against {cfg.n_controls} random directions with "
             "the adapter's own push on every held-out pair (same relative dose), pooled over datasets; Δ = adapter − "
-            "mean control, paired bootstrap CI over pairs",
+            "mean control, paired bootstrap CI over pairs; each metric over the pairs where it is defined for the "
+            "adapter and every control (a content-word cosine needs a content word), so the adapter's figure can "
+            "differ slightly from the dose table's",
         )
     return metrics
 

@@ -4,7 +4,8 @@ activations of the pairs at the steered layer, choose each adapter's hyperparame
 validation samples, and score accuracy on the steered attribute and disturbance of the other
 attributes on other fresh test samples ("none" is the unsteered model). Every adapter row also
 records its dose: the push ‖edit(a) − a‖ / ‖a‖ on the test activations
-(:func:`interp.steering.doses.relative_push`).
+(:func:`interp.steering.doses.relative_push`), and — with ``doses.n_controls`` > 0 — the same push
+in random directions on every test sample beside it (all four adapters at their chosen setting).
 
 :func:`dose_sweep` brackets the additive adapters' effect: CAA and ACE fitted on the same pairs
 as the cell, at every strength of a geometric grid, scored on the same test samples, so the
@@ -151,6 +152,7 @@ def run_cell(model, world: AttributeWorld, cfg: ToySettings, n: int, rep: int) -
                     "push": _push(best[2], test_acts),
                     **evaluate(model, test_x, cfg.task, best[2]),
                     **diagnostics(best[2]),
+                    **_controls(model, test_x, cfg, best[2], cfg.doses.n_controls, rep),
                 }
             )
     return [{**r, "m": world.m, "n_pairs": n, "repeat": rep} for r in rows]

@@ -10,6 +10,7 @@ and the CAA / ACE dose sweep take the trained MLP as an argument. "none" is the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -143,9 +144,34 @@ def _m_report(run: Run, cfg: ToyConfig, m: int, sub: list[dict], doses: list[dic
         caption=f"m={m}: hyperparameters chosen on validation, their dose ‖edit(a) − a‖ / ‖a‖ on the test samples, "
         "and training diagnostics",
     )
+    _chosen_control_table(run, cfg, m, sub)
     if cfg.doses.n_pairs:
         _dose_report(run, cfg, m, sub, doses)
         _control_table(run, cfg, m, doses)
+
+
+def _chosen_control_table(run: Run, cfg: ToyConfig, m: int, rows: list[dict]) -> None:
+    """Every adapter at its validation-chosen setting beside random directions with its own push."""
+    out = []
+    for a in ADAPTERS:
+        cells = []
+        for n in cfg.n_pairs:
+            sub = [r for r in rows if r["adapter"] == a and r["n_pairs"] == n and "control_accuracy" in r]
+            if not sub:
+                cells.append("-")
+                continue
+            mean, beyond = _vs_control(sub)
+            cells.append(f"{mean('accuracy'):.2f} vs {mean('control_accuracy'):.2f} ({beyond}/{len(sub)})")
+        if any(c != "-" for c in cells):
+            out.append([a, *cells])
+    if out:
+        run.report.add_table(
+            ["adapter"] + [str(n) for n in cfg.n_pairs],
+            out,
+            caption=f"m={m}: specificity control at the chosen settings — test accuracy of each adapter against "
+            f"{cfg.doses.n_controls} random directions with its own push on every test sample (the same dose), mean "
+            f"over repeats (repeats whose paired 95% CI of the difference excludes 0)",
+        )
 
 
 def _choices(rows) -> list[list]:
@@ -213,6 +239,12 @@ def _dose_report(run: Run, cfg: ToyConfig, m: int, rows: list[dict], dose_rows: 
     )
 
 
+def _vs_control(rows: list[dict]) -> tuple[Callable[[str], float], int]:
+    """A mean over ``rows`` of any key, and how many rows' adapter − control CI excludes 0."""
+    beyond = sum(lo > 0 or hi < 0 for lo, hi in (r["accuracy_minus_control_ci"] for r in rows))
+    return (lambda key: float(np.mean([r[key] for r in rows]))), beyond
+
+
 def _control_table(run: Run, cfg: ToyConfig, m: int, dose_rows: list[dict]) -> None:
     """Every strength of the dose sweep beside random directions with the adapter's push."""
     rows = []
@@ -226,8 +258,7 @@ def _control_table(run: Run, cfg: ToyConfig, m: int, dose_rows: list[dict]) -> N
                 ]
                 if not sub:
                     continue
-                mean = lambda k: float(np.mean([r[k] for r in sub]))  # noqa: E731
-                beyond = sum(lo > 0 or hi < 0 for lo, hi in (r["accuracy_minus_control_ci"] for r in sub))
+                mean, beyond = _vs_control(sub)
                 rows.append(
                     [
                         a,
