@@ -4,6 +4,7 @@
     interp run <study> [--config FILE] [--out DIR] [key=value ...]
     interp report <run_dir>                       # re-render a finished run, no compute
     interp results [--check]                      # docs/results/README.md from the committed reports
+    interp land <run_dir> [--as ID] [--no-cells] [--replace]   # a finished run into docs/results/<study>/
 
 A configuration error (unknown key, wrong type, unknown model, bad executor ...) prints one
 line naming the file, the key and what is allowed, exits with status 2 and leaves no run folder.
@@ -33,7 +34,25 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("run_dir")
     res = sub.add_parser("results", help="render docs/results/README.md from the committed reports' metrics.json")
     res.add_argument("--check", action="store_true", help="exit 1 when the committed file differs, write nothing")
+    land = sub.add_parser("land", help="copy a finished run into docs/results/<study>/<id> and re-render the table")
+    land.add_argument("run_dir")
+    land.add_argument("--as", dest="as_id", help="the report's folder name (default: the run folder's name)")
+    land.add_argument("--no-cells", action="store_true", help="leave the cell results out (large runs)")
+    land.add_argument("--replace", action="store_true", help="overwrite a report of that name")
     return p
+
+
+def _land(args: argparse.Namespace) -> int:
+    from interp import results_table
+
+    try:
+        dest = results_table.land(args.run_dir, args.as_id, cells=not args.no_cells, replace=args.replace)
+        results_table.write()
+    except (ValueError, FileNotFoundError, FileExistsError) as err:
+        print(f"interp: {err}", file=sys.stderr)
+        return 2
+    print(f"[interp] landed {args.run_dir} as {dest}; results table re-rendered — now say what it shows in FINDINGS.md")
+    return 0
 
 
 def _results(check: bool) -> int:
@@ -103,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args)
     if args.command == "results":
         return _results(args.check)
+    if args.command == "land":
+        return _land(args)
     from interp.runner import rerender
 
     print(f"[interp] report re-rendered: {rerender(Path(args.run_dir))}")

@@ -9,12 +9,14 @@ renders (the tests run the check), so a number in the table is always the report
 
     interp results              # rewrite docs/results/README.md
     interp results --check      # exit 1 when it is stale
+    interp land RUN_DIR [--as ID] [--no-cells] [--replace]   # a finished run becomes a committed report
 """
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import yaml
@@ -101,6 +103,74 @@ def stale(root: Path = RESULTS) -> bool:
     """Whether the committed README differs from what :func:`render` gives."""
     out = root / "README.md"
     return not out.is_file() or out.read_text() != render(root)
+
+
+# ----------------------------------------------------------------------------- landing a run
+
+# what a committed report holds: never the run folder's lock, never a half-written file
+_REPORT_FILES = ("config.yaml", "run.json", "metrics.json", "report.md")
+_FOOTER_RUN = re.compile(r"^Run `[^`]*`", re.MULTILINE)
+_FOOTER_REPRODUCE = re.compile(r"`interp report [^`]*` re-renders this report from the stored cell results\.")
+
+
+def land(
+    run_dir: str | Path, as_id: str | None = None, cells: bool = True, replace: bool = False, root: Path = RESULTS
+) -> Path:
+    """Copy a finished run folder to ``<root>/<study>/<id>`` as a committed report (``interp land``
+    then re-renders the results table).
+
+    The copy holds the report, its figures, ``metrics.json``, ``run.json`` and ``config.yaml``,
+    plus ``cells/`` unless ``cells`` is False (then the footer says how large the cells were and
+    that they are not committed); the footer and ``run.json``'s ``path`` name the new folder. A run that did not finish,
+    or a destination that exists (unless ``replace``), is refused with the reason."""
+    from interp.runner import folder_status
+
+    src = Path(run_dir)
+    status = folder_status(src)
+    if status != "finished":
+        raise ValueError(f"run_dir={str(src)!r}: its run.json says {status!r}; only a finished run can be landed")
+    missing = [f for f in _REPORT_FILES if not (src / f).is_file()]
+    if missing:
+        raise FileNotFoundError(f"run_dir={str(src)!r} lacks {missing}; rerun or `interp report` it first")
+    study = json.loads((src / "run.json").read_text())["experiment"]
+    name = as_id or src.name
+    if not name or "/" in name or name.startswith("."):
+        raise ValueError(f"as_id={name!r}; a folder name without '/' that does not start with '.'")
+    dest = Path(root) / study / name
+    if dest.exists():
+        if not replace:
+            raise FileExistsError(f"{dest} exists; pass replace=True (--replace) to overwrite it")
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    for f in [*_REPORT_FILES, *sorted(p.name for p in src.glob("*.png"))]:
+        shutil.copy2(src / f, dest / f)
+    where = _repo_relative(dest)
+    # run.json's path is what a re-rendered footer names: the report's own folder from now on
+    info = json.loads((src / "run.json").read_text())
+    (dest / "run.json").write_text(json.dumps({**info, "path": where}, indent=1))
+    text = (dest / "report.md").read_text()
+    text = _FOOTER_RUN.sub(f"Run `{where}`", text)
+    store = src / "cells"
+    if cells and store.is_dir():
+        shutil.copytree(store, dest / "cells")
+        text = _FOOTER_REPRODUCE.sub(
+            f"`interp report {where}` re-renders this report from the stored cell results.", text
+        )
+    else:
+        size = sum(p.stat().st_size for p in store.rglob("*") if p.is_file()) if store.is_dir() else 0
+        note = f"({size / 2**20:.0f} MB, not committed)"
+        text = _FOOTER_REPRODUCE.sub(
+            f"`interp report` re-renders it from the cells of a run of this config {note}.", text
+        )
+    (dest / "report.md").write_text(text)
+    return dest
+
+
+def _repo_relative(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
 
 
 # ----------------------------------------------------------------------------- helpers for headline()

@@ -122,3 +122,33 @@ def test_rerunning_a_finished_run_id_refuses_and_keeps_its_metrics(tmp_path):
     proc = _interp(*args, cwd=tmp_path, env_cache=tmp_path / "c")
     assert proc.returncode == 2 and "holds a finished run, kept as it is" in proc.stderr
     assert (tmp_path / "demo" / "done" / "metrics.json").read_text() == metrics
+
+
+def test_land_copies_a_finished_run_as_a_committed_report(tmp_path):
+    from interp import results_table
+
+    cfg = ROOT / "configs" / "demo.smoke.yaml"
+    args = ("run", "demo", "--config", str(cfg), "--out", str(tmp_path / "runs"), "run.run_id=r1")
+    assert _interp(*args, cwd=tmp_path, env_cache=tmp_path / "c").returncode == 0
+    run = tmp_path / "runs" / "demo" / "r1"
+    (run / ".lock").touch()  # a run folder's lock must never reach a committed report
+    root = tmp_path / "results"
+    dest = results_table.land(run, "landed", root=root)
+    assert dest == root / "demo" / "landed"
+    assert not (dest / ".lock").exists() and (dest / "cells" / "index.json").exists()
+    assert (dest / "metrics.json").read_text() == (run / "metrics.json").read_text()
+    footer = (dest / "report.md").read_text().split("\n---\n")[-1]
+    assert f"Run `{dest}`" in footer and f"`interp report {dest}` re-renders" in footer and str(run) not in footer
+    # re-rendering the landed copy keeps a footer that names it, and changes nothing else
+    landed = (dest / "report.md").read_text()
+    proc = _interp("report", str(dest), cwd=tmp_path, env_cache=tmp_path / "empty")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (dest / "report.md").read_text() == landed
+    with pytest.raises(FileExistsError, match="exists; pass replace=True"):
+        results_table.land(run, "landed", root=root)
+    dest = results_table.land(run, "landed", cells=False, replace=True, root=root)
+    assert not (dest / "cells").exists() and "MB, not committed)." in (dest / "report.md").read_text()
+    info = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**info, "status": "running", "pid": -1}))
+    with pytest.raises(ValueError, match="says 'died'; only a finished run can be landed"):
+        results_table.land(run, "other", root=root)
