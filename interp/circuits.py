@@ -57,7 +57,7 @@ from interp.data.tokenize import TokenBatch, run_batch
 from interp.engine import Metric
 from interp.heads import has_post_attn_norm, head_contributions
 from interp.hooks import act_name, capture, check_finite, hooks
-from interp.patching import DIRECTIONS, check_pair_shapes, check_tol, recovery
+from interp.patching import DIRECTIONS, _last_position_hooks, check_pair_shapes, check_tol, recovery
 from interp.stats import ratio_ci
 
 RECEIVER_KINDS = ("q", "k", "v", "mlp", "logits")
@@ -210,21 +210,6 @@ def _ln1_pre_hooks(model: HookedTransformer, fns: dict[int, Callable]) -> Iterat
 def _pre(fn: Callable, args: tuple) -> tuple | None:
     x = fn(args[0])
     return None if x is None else (x, *args[1:])
-
-
-def _last_position_hooks(model: HookedTransformer, batch: TokenBatch) -> list[tuple[str, Callable]]:
-    """A hook that keeps only each prompt's last real position after ``ln_final`` (the metric
-    reads nothing else), so the unembedding runs on ``[b, 1, d]``, not ``[b, p, d]``; empty for
-    a model without ``ln_final`` (its logits are then computed at every position)."""
-    name = "ln_final.hook_normalized"
-    if name not in model.hook_dict:
-        return []
-    rows = torch.arange(len(batch))
-
-    def keep_last(act: Tensor, hook) -> Tensor:
-        return act[rows.to(act.device), batch.last_index.to(act.device)][:, None]
-
-    return [(name, keep_last)]
 
 
 def _run_last(model: HookedTransformer, batch: TokenBatch, fwd: list[tuple[str, Callable]]) -> Tensor:

@@ -24,7 +24,7 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,7 +44,7 @@ from interp.engine import (
     metric_columns,
     run_variants,
 )
-from interp.hooks import Positions, act_name, as_index, check_finite, check_layer, position_mask
+from interp.hooks import Positions, act_name, as_index, check_finite, check_layer, hooks, position_mask
 from interp.stats import Estimate, bootstrap_ci
 
 # sites by their TransformerLens short names (``act_name(site, layer)`` gives the hook)
@@ -158,9 +158,31 @@ def _check_aligned(clean: TokenBatch, corrupted: TokenBatch) -> None:
 
 
 def last_logits(model: HookedTransformer, batch: TokenBatch, **kw) -> Float[Tensor, "batch d_vocab"]:
-    """Logits ``[batch, d_vocab]`` at each prompt's last real token (padding-aware forward)."""
-    logits = run_batch(model, batch, **kw)
+    """Logits ``[batch, d_vocab]`` at each prompt's last real token (padding-aware forward).
+
+    Only the last positions are unembedded: with Gemma-3's 262k-token vocabulary the full
+    ``[batch, pos, d_vocab]`` logits of 50 long prompts take over 10 GB."""
+    last = _last_position_hooks(model, batch)
+    with hooks(model, last):
+        logits = run_batch(model, batch, **kw)
+    if last:
+        return logits[:, 0]
     return logits[torch.arange(len(batch), device=logits.device), batch.last_index.to(logits.device)]
+
+
+def _last_position_hooks(model: HookedTransformer, batch: TokenBatch) -> list[tuple[str, Callable]]:
+    """A hook that keeps only each prompt's last real position after ``ln_final`` (the caller
+    reads nothing else), so the unembedding runs on ``[b, 1, d]``, not ``[b, p, d]``; empty for
+    a model without ``ln_final`` (its logits are then computed at every position)."""
+    name = "ln_final.hook_normalized"
+    if name not in model.hook_dict:
+        return []
+    rows = torch.arange(len(batch))
+
+    def keep_last(act: Tensor, hook) -> Tensor:
+        return act[rows.to(act.device), batch.last_index.to(act.device)][:, None]
+
+    return [(name, keep_last)]
 
 
 # --------------------------------------------------------------------------- results
