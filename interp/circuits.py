@@ -53,11 +53,11 @@ from transformer_lens import HookedTransformer
 from transformer_lens.components import LayerNorm, LayerNormPre, RMSNorm, RMSNormPre
 from transformer_lens.utilities.architectures import POST_NORM_ARCHITECTURES
 
-from interp.data.tokenize import TokenBatch, run_batch
+from interp.data.tokenize import TokenBatch
 from interp.engine import Metric
 from interp.heads import has_post_attn_norm, head_contributions
 from interp.hooks import act_name, capture, check_finite, hooks
-from interp.patching import DIRECTIONS, _last_position_hooks, check_pair_shapes, check_tol, recovery
+from interp.patching import DIRECTIONS, check_pair_shapes, check_tol, last_logits, recovery
 from interp.stats import ratio_ci
 
 RECEIVER_KINDS = ("q", "k", "v", "mlp", "logits")
@@ -214,10 +214,8 @@ def _pre(fn: Callable, args: tuple) -> tuple | None:
 
 def _run_last(model: HookedTransformer, batch: TokenBatch, fwd: list[tuple[str, Callable]]) -> Tensor:
     """The last-position logits ``[b, d_vocab]`` of ``batch`` under the hooks ``fwd``."""
-    last = _last_position_hooks(model, batch)
-    with hooks(model, fwd + last):
-        logits = run_batch(model, batch)
-    return logits[:, 0] if last else _last(model, batch, logits)
+    with hooks(model, fwd):
+        return last_logits(model, batch)
 
 
 def _receiver_hook(model: HookedTransformer, layer: int, kind: str) -> str:
@@ -284,11 +282,6 @@ def _check_pairs(model, clean: TokenBatch, corrupted: TokenBatch, metric: Metric
     check_pair_shapes(clean, corrupted)
     if not callable(metric):
         raise TypeError(f"metric must be callable (last-position logits -> [batch]); got {type(metric).__name__}")
-
-
-def _last(model, batch: TokenBatch, logits: Tensor) -> Tensor:
-    rows = torch.arange(len(batch), device=logits.device)
-    return logits[rows, batch.last_index.to(logits.device)]
 
 
 @torch.no_grad()
