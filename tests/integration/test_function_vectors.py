@@ -84,6 +84,12 @@ def test_function_vectors_experiment_smoke(smoke_run):
     assert "HEADLINE" in report
     assert set(entry["held_out"]) == {"FV default", "FV default, layer searched", "FV search", "TV"}
     assert entry["held_out"]["TV"]["n_selection"] + entry["held_out"]["TV"]["n_test"] == 6
+    # every method's chosen configuration is read beside random directions of the same norm there
+    for method, h in entry["held_out"].items():
+        c = h["control"]
+        assert c["n_controls"] == 5 and c["n_items"] == h["n_test"], method
+        assert c["difference"] == pytest.approx(h["accuracy_test"]["mean"] - c["control_mean"]), method
+    assert "CONTROL — against random directions" in report
 
 
 def test_fv_held_out_recovery_ignores_a_layer_lucky_on_the_test_queries():
@@ -129,6 +135,22 @@ def test_fv_held_out_recovery_ignores_a_layer_lucky_on_the_test_queries():
         ks=[2], scales=[1.0, 2.0], min_reference=0.6
     )  # the test 5-shot accuracy 0.5 is below it: undefined
     assert np.isnan(held_out_recovery(r, low)["TV"].recovery)
+
+    # controls (random directions at the chosen configuration) are compared on the test queries only
+    ctrl = np.zeros((4, n), dtype=bool)
+    ctrl[:, split.selection] = True  # a control that "solves" only selection queries must not count
+    ctrl[0, split.test[:2]] = True
+    r.controls = {"TV": ((1,), ctrl), "FV search": ((2, 1.0, 1), ctrl)}
+    held = held_out_recovery(r, cfg)
+    c = held["TV"].control
+    assert c.n_items == len(split.test) and c.n_controls == 4
+    assert c.control_mean == pytest.approx(2 / len(split.test) / 4)
+    assert c.difference == pytest.approx(acc - c.control_mean) and c.ci[0] > 0
+    assert held["TV"].control_recovery == pytest.approx(c.control_mean / 0.5)
+    assert held["FV default"].control is None  # no control run for it: nothing claimed
+    r.controls["TV"] = ((2,), ctrl)  # run at another layer than the selection now picks: refused
+    with pytest.raises(ValueError, match="TV: the controls were run at"):
+        held_out_recovery(r, cfg)
 
 
 def test_fv_transfer_experiment_smoke(smoke_run, tmp_path):

@@ -32,6 +32,7 @@ from interp.patching import patch, prob_metric
 from interp.selection import Selection, SelectionConfig, select, split_items
 from interp.stats import ratio_ci
 from interp.steering import SteeringBatch
+from interp.steering.controls import ControlComparison, compare_to_controls, random_directions
 
 THRESHOLDS = (0.5, 0.75, 0.9, 1.0)
 
@@ -60,6 +61,7 @@ class FVSettings:
     patching: bool = True  # resid / attn / mlp recovery by layer per task
     min_reference: float = 0.1  # recovery is undefined where 5-shot accuracy is below this (a ratio to ~0 says nothing)
     memory_budget_gb: float = 4.0
+    n_controls: int = 5  # random directions of the chosen vector's norm at its layer, per method (0: none)
     selection: SelectionConfig = field(
         default_factory=SelectionConfig
     )  # queries that choose layer / k / λ; the rest report
@@ -82,6 +84,8 @@ class FVTaskResult:
     tv_items: np.ndarray | None = None
     answers: list[str] | None = None  # the evaluation queries' answers (majority-answer baseline)
     n_layers: int | None = None  # the model's depth (Todd et al.'s fixed layer is |L| / 3)
+    # method -> (the held-out configuration, [control query] correctness of random directions of its norm there)
+    controls: dict[str, tuple[tuple, np.ndarray]] | None = None
 
 
 def recovery_ratio(acc: np.ndarray, ref: float, floor: float) -> np.ndarray:
@@ -181,8 +185,33 @@ def task_study(model, task: str, cfg: FVSettings, seed: int) -> FVTaskResult:
         answers=answers,
         n_layers=model.cfg.n_layers,
     )
+    if cfg.n_controls:
+        out.controls = _controls(zero_sb, out, fvs, tv, cfg, seed)
     if cfg.patching:
         out.patching = _patching(model, clean_b, shuf_b, ans, cfg)
+    return out
+
+
+# the methods' order fixes each one's control seed
+METHODS = ("FV default", "FV default, layer searched", "FV search", "TV")
+
+
+def _controls(zero_sb, r: FVTaskResult, fvs: dict, tv, cfg: FVSettings, seed: int) -> dict:
+    """Per method, its held-out configuration (chosen on the selection queries exactly as the
+    analysis chooses it) repeated with ``cfg.n_controls`` random directions of the same norm at the
+    same layer; the TV's control replaces the residual with a random vector of the TV's norm."""
+    out = {}
+    with zero_sb:
+        for method, h in held_out_recovery(r, cfg).items():
+            layer = h.config[-1]
+            if method == "FV search":
+                vector, mode = h.config[1] * fvs[h.config[0]], "add"
+            elif method == "TV":
+                vector, mode = tv[r.layers.index(layer)], "replace"
+            else:
+                vector, mode = cfg.default_scale * fvs[cfg.default_k], "add"
+            ctrl = random_directions(vector, cfg.n_controls, seed=seed * 1000 + 97 * METHODS.index(method) + layer)
+            out[method] = (h.config, zero_sb.accuracy(layer, ctrl, mode=mode).numpy() > 0.5)
     return out
 
 
@@ -212,6 +241,8 @@ class HeldOutRecovery:
     ci_10: tuple[float, float] = (float("nan"), float("nan"))  # numerator and 10-shot reference resampled
     reference_10: float = float("nan")
     chosen: bool = True  # False: the configuration was fixed in advance, not chosen on data
+    control: ControlComparison | None = None  # test accuracy vs random directions of the same norm there
+    control_recovery: float = float("nan")  # the controls' mean test accuracy / the test 5-shot accuracy
 
 
 def todd_layer(r: FVTaskResult) -> int:
@@ -255,6 +286,18 @@ def held_out_recovery(r: FVTaskResult, cfg: FVSettings) -> dict[str, HeldOutReco
         if ten_items is not None:
             h.recovery_10, h.ci_10 = ratio_ci(num, ten_items, cfg.min_reference, paired=False)
             h.reference_10 = float(ten_items.mean())
+        if r.controls is not None and method in r.controls:
+            config, items = r.controls[method]
+            if tuple(config) != tuple(sel.config):
+                raise ValueError(
+                    f"{method}: the controls were run at {config}, the selection now chooses {sel.config}; "
+                    "re-run the cell with this selection"
+                )
+            ctrl = np.asarray(items, float)[:, split.test]
+            h.control = compare_to_controls(num, ctrl)
+            h.control_recovery = float(
+                recovery_ratio(np.array([ctrl.mean()]), float(five_items.mean()), cfg.min_reference)[0]
+            )
         out[method] = h
     return out
 

@@ -19,6 +19,7 @@ from interp.data.datasets_io import data_dir
 from interp.executor import Cell
 from interp.runner import Run, RunConfig
 from interp.studies.function_vectors.core import (
+    METHODS,
     THRESHOLDS,
     FVSettings,
     held_out_recovery,
@@ -105,8 +106,9 @@ def _seeds(cfg: FVConfig) -> dict[str, int]:
 
 
 def cells(cfg: FVConfig, done: dict) -> list[Cell]:
-    # what a task's cell reads: its own task, not the others; not the analysis-only fields
-    settings, seeds = reset_fields(settings_part(cfg, FVSettings), "min_reference", "selection"), _seeds(cfg)
+    # what a task's cell reads: its own task, not the others; not the analysis-only field (the selection
+    # split is read: the controls run at the configurations it chooses)
+    settings, seeds = reset_fields(settings_part(cfg, FVSettings), "min_reference"), _seeds(cfg)
     data = (data_dir("function_vectors"),)
     return [
         Cell(f"{name}/{task}", name, task_study, (task, replace(settings, tasks=[task]), seeds[task]), data)
@@ -152,6 +154,8 @@ def _task_metrics(a: FVTaskAnalysis) -> dict:
             "optimism_gap": h.selection.optimism_gap,
             "n_selection": h.selection.n_selection,
             "n_test": h.selection.n_test,
+            # the chosen configuration's test accuracy against random directions of its norm at its layer
+            "control": None if h.control is None else {**vars(h.control), "recovery": h.control_recovery},
         }
         for m, h in a.held.items()
     }
@@ -179,11 +183,25 @@ def _model_figures(run: Run, cfg: FVConfig, name: str, tasks: dict[str, FVTaskAn
         )
 
 
+def _control_row(name: str, task: str, held: dict) -> list:
+    def cell(h) -> str:
+        c = h.control
+        if c is None:
+            return "-"
+        return (
+            f"{c.effect:.2f} vs {c.control_mean:.2f}: Δ {c.difference:+.2f} [{c.ci[0]:+.2f}, {c.ci[1]:+.2f}]"
+            f" (p={c.p_extreme:.2f})"
+        )
+
+    return [name, task, *[cell(held[m]) if m in held else "-" for m in METHODS]]
+
+
 def report(cfg: FVConfig, res: dict[str, dict[str, FVTaskAnalysis]], run: Run) -> None:
     run.report.add_text(_intro(cfg))
-    rows, peaks, held_rows, held_peaks = [], [], [], []
+    rows, peaks, held_rows, held_peaks, control_rows = [], [], [], [], []
     for name, tasks in res.items():
         for task, a in tasks.items():
+            control_rows.append(_control_row(name, task, a.held))
             rows.append(_row(name, task, a.result, a.curves))
             peaks.append(a.peaks)
             held_rows.append(_held_row(name, task, a.result, a.held))
@@ -191,6 +209,16 @@ def report(cfg: FVConfig, res: dict[str, dict[str, FVTaskAnalysis]], run: Run) -
             run.log_metrics(**{f"{name}/{task}": _task_metrics(a)})
         _model_figures(run, cfg, name, tasks)
     _summary_tables(run, rows, held_rows, peaks, held_peaks)
+    if cfg.n_controls:
+        run.report.add_table(
+            ["model", "task", *METHODS],
+            control_rows,
+            caption=f"CONTROL — against random directions: each method's held-out configuration (same k, λ, layer) "
+            f"with the vector replaced by {cfg.n_controls} random directions of the same norm (TV: the residual "
+            "replaced by a random vector of the TV's norm); test accuracy of the vector vs the controls' mean, "
+            "Δ = vector − control with a paired bootstrap 95% CI over test queries (p = share of controls at least "
+            "as far from the control mean as the vector, +1 in both counts)",
+        )
 
 
 _BASELINE_HEADERS = [
@@ -280,6 +308,11 @@ def headline(metrics: dict, config: dict) -> list[dict]:
         for arm in ("FV default", "FV search", "TV"):
             a = held.get(arm)
             row[f"{arm} (test)"] = "-" if a is None else est(a["accuracy_test"])
+            c = None if a is None else a.get("control")
+            if arm != "TV":  # the TV's control (a random residual) is destructive by construction: in the report only
+                row[f"{arm} − random directions"] = (
+                    "-" if not c else f"{c['difference']:+.2f} [{c['ci'][0]:+.2f}, {c['ci'][1]:+.2f}]"
+                )
         rows.append(row)
     return rows
 
