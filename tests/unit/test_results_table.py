@@ -50,3 +50,22 @@ def test_a_study_without_headline_is_an_error(tmp_path, monkeypatch):
     monkeypatch.setattr(results_table, "get_study", lambda name: study)
     with pytest.raises(ValueError, match="no headline"):
         results_table.study_table("correctness_steering", [results_table.RESULTS / "correctness_steering"])
+
+
+def test_toy_headline_counts_only_cells_whose_control_ci_is_above_zero():
+    """Planted: of three adapter cells at m = 60, one CI straddles 0 and one is above it; a cell of
+    another m and the unsteered row (no control) are not counted."""
+    from interp.studies.toy_steering.study import headline
+
+    results = [
+        {"adapter": "none", "m": 60, "n_pairs": 4},
+        {"adapter": "caa", "m": 60, "n_pairs": 4, "accuracy_minus_control_ci": [0.10, 0.30]},
+        {"adapter": "ace", "m": 60, "n_pairs": 4, "accuracy_minus_control_ci": [-0.05, 0.20]},
+        {"adapter": "caa", "m": 90, "n_pairs": 4, "accuracy_minus_control_ci": [0.10, 0.30]},
+    ]
+    metrics = {"summary": {"m60": {"caa": {"4": 0.5}, "ace": {"4": 0.2}}}, "m60_val_accuracy": 0.99, "results": results}
+    (row,) = headline(metrics, {"n_val": 10, "n_test": 10, "repeats": 1})
+    assert row["chosen settings beating random directions"] == "1 of 2"
+    assert row["caa"] == "0.50 / 0.50 / 0.50" and row["N: smallest / middle / largest"] == "4 / 4 / 4"
+    no_ctrl = headline({**metrics, "results": results[:1]}, {})[0]
+    assert no_ctrl["chosen settings beating random directions"] == "no control in this report"

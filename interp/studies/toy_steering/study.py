@@ -310,8 +310,9 @@ def check(cfg: ToyConfig) -> None:
 
 
 def headline(metrics: dict, config: dict) -> list[dict]:
-    """Per m: validation accuracy of the MLP and each adapter's test accuracy at the smallest,
-    a middle and the largest N (strengths chosen on validation samples)."""
+    """Per m: validation accuracy of the MLP, each adapter's test accuracy at the smallest, a middle
+    and the largest N (strengths chosen on validation samples), and how many chosen settings beat
+    random directions with their own push (the paired CI of the difference above 0)."""
     rows = []
     for mk, per_a in (metrics.get("summary") or {}).items():
         ns = sorted({int(n) for v in per_a.values() for n in v})
@@ -321,11 +322,19 @@ def headline(metrics: dict, config: dict) -> list[dict]:
             "MLP validation accuracy": f"{metrics.get(f'{mk}_val_accuracy', float('nan')):.3f}",
             "split": f"strength chosen on {config.get('n_val')} validation samples, reported on {config.get('n_test')}",
             "repeats": str(config.get("repeats")),
+            "N: smallest / middle / largest": " / ".join(map(str, pick)),
         }
         for a, v in per_a.items():
-            row[f"{a}: N={'/'.join(map(str, pick))}"] = " / ".join(f"{v[str(n)]:.2f}" for n in pick if str(n) in v)
+            row[a] = " / ".join(f"{v[str(n)]:.2f}" for n in pick if str(n) in v)
+        row["chosen settings beating random directions"] = _beats_control(metrics.get("results") or [], int(mk[1:]))
         rows.append(row)
     return rows
+
+
+def _beats_control(results: list[dict], m: int) -> str:
+    """ "k of n" cells (adapter × N × repeat) whose adapter − control CI lies above 0."""
+    ci = [r["accuracy_minus_control_ci"] for r in results if r.get("m") == m and "accuracy_minus_control_ci" in r]
+    return f"{sum(lo > 0 for lo, _ in ci)} of {len(ci)}" if ci else "no control in this report"
 
 
 STUDY = Study(
