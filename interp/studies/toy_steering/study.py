@@ -332,7 +332,8 @@ def headline(metrics: dict, config: dict) -> list[dict]:
 
 
 def _beats_control(results: list[dict], m: int) -> str:
-    """ "k of n" cells (adapter × N × repeat) whose adapter − control CI lies above 0."""
+    """How many chosen-setting cells (adapter × N × repeat) of ``m`` have an adapter − control CI
+    above 0, as "k of n" (the report's control table counts CIs excluding 0 on either side)."""
     ci = [r["accuracy_minus_control_ci"] for r in results if r.get("m") == m and "accuracy_minus_control_ci" in r]
     return f"{sum(lo > 0 for lo, _ in ci)} of {len(ci)}" if ci else "no control in this report"
 
