@@ -87,3 +87,14 @@ def test_template_permutation_test_finds_a_planted_link_and_not_a_missing_one():
     assert unlinked.p > 0.05
     with pytest.raises(ValueError, match="n_perm"):
         template_permutation_test({"t1": task(True)}, n_perm=0)
+
+
+def test_headline_reads_the_template_permutation_p_where_the_report_has_it():
+    from interp.studies.fv_transfer.study import headline
+
+    pooled = {"diagnostics": {"all": {"pearson": {"pooled": {"r": 0.27, "p": 1e-15, "n": 840}}}}, "iid": {"a": 0.5}}
+    with_perm = headline({"m": {"fv": {**pooled, "permutation": {"r": 0.27, "p": 0.31, "n_perm": 2000}}}}, {})
+    without = headline({"m": {"fv": pooled}}, {})
+    # the permutation p replaces the pooled r's own (which counts pairs sharing a template as independent)
+    assert with_perm[0]["pooled r(cosine, transfer)"] == "+0.270 (template-permutation p=0.31, n=840)"
+    assert without[0]["pooled r(cosine, transfer)"] == "+0.270 (p=1e-15, n=840, pairs counted as independent)"

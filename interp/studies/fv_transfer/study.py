@@ -460,11 +460,21 @@ def headline(metrics: dict, config: dict) -> list[dict]:
                     "queries per cell": str(config.get("n_eval", "-")),
                     "in-distribution accuracy": ", ".join(f"{t} {v:.2f}" for t, v in (m.get("iid") or {}).items()),
                     "kept by the gate": ", ".join(m.get("kept", [])) or "none",
-                    "pooled r(cosine, transfer)": "-" if not r else f"{r['r']:+.3f} (p={r['p']:.2g}, n={r['n']})",
+                    "pooled r(cosine, transfer)": _headline_r(r, m.get("permutation")),
                     "in-distribution: vector − random direction": _headline_controls(m.get("per_task") or {}),
                 }
             )
     return rows
+
+
+def _headline_r(r: dict, perm: dict | None) -> str:
+    # pairs that share a template are not independent: where the report has the template-permutation
+    # test, its p is the one shown (the pooled r's own p counts every pair as independent)
+    if not r:
+        return "-"
+    if perm and perm.get("p") is not None and np.isfinite(perm["p"]):
+        return f"{r['r']:+.3f} (template-permutation p={perm['p']:.2g}, n={r['n']})"
+    return f"{r['r']:+.3f} (p={r['p']:.2g}, n={r['n']}, pairs counted as independent)"
 
 
 def _headline_controls(per_task: dict) -> str:
