@@ -182,6 +182,15 @@ def test_fv_transfer_experiment_smoke(smoke_run, tmp_path):
     assert ctrl["iid"]["effect"] == pytest.approx(float(np.diag(m).mean()))
     assert ctrl["iid"]["ci"][0] <= ctrl["iid"]["difference"] <= ctrl["iid"]["ci"][1]
     assert "vector vs random" in report
+    # the side-by-side table carries the same Δ as the control table
+    d = ctrl["iid"]
+    assert f"{d['difference']:+.2f} [{d['ci'][0]:+.2f}, {d['ci'][1]:+.2f}]" in report
+    # the template-permutation test per task is the pooled test restricted to that task
+    perm = entry["permutation_by_task"]
+    assert set(perm) == {"antonym", "capitalize"}
+    # (undefined where a tiny random model's transfer does not vary: stored as null, reported as "undefined")
+    assert all(v["n_perm"] == 2000 and (v["p"] is None or 0 < v["p"] <= 1) for v in perm.values())
+    assert "Per task (its own templates relabelled)" in report
     zs, _ = smoke_run("fv_transfer", "models=[random:tiny-llama]", "extraction=zero_shot", run_id="zs")
     assert "minus over the same queries without demonstrations" in (zs / "report.md").read_text()
     with pytest.raises(ValueError, match="extraction='mean'"):

@@ -82,6 +82,10 @@ def _num(x: float, digits: int = 2) -> str:
     return "undefined" if np.isnan(x) else f"{x:.{digits}f}"
 
 
+def _signed(x: float) -> str:
+    return "undefined" if np.isnan(x) else f"{x:+.3f}"
+
+
 def _corr(c) -> str:
     return "undefined" if not c.defined else f"{c.r:+.3f} (p={c.p:.2g}, n={c.n})"
 
@@ -149,14 +153,17 @@ def _side_by_side_row(task: str, extraction: str, r, cfg: TransferConfig) -> lis
     )
     changed = f"{r.val_changed[:, li, -1].mean():.2f}" if r.val_changed is not None else "n/a"
     raw = f"{np.median(r.alpha_star[:, li] * r.raw_per_unit[:, li]):.3g}" if r.raw_per_unit is not None else "n/a"
+    controls = task_controls(r)
     return [
         task,
         extraction,
         natural,
         f"L{r.layers[li]}",
         f"{np.diag(m).mean():.2f} [{ci.ci_low:.2f}, {ci.ci_high:.2f}]",
+        _control_delta(controls, "iid"),
         f"{m[off].mean():.2f}",
         f"{(m - zs[None])[off].mean():+.2f}",
+        _control_delta(controls, "transfer"),
         f"{zs.mean():.2f}",
         f"{np.median(r.alpha_star[:, li]):g} ({raw})",
         changed,
@@ -173,8 +180,10 @@ def _side_by_side(run: Run, cfg: TransferConfig, name: str, by_ex: dict[str, dic
             f"{cfg.n_shots}-shot ICL, natural",
             "best layer",
             "IID (95% CI over templates)",
+            "IID − random directions (95% CI)",
             "transfer",
             "transfer − unsteered target",
+            "transfer − random directions (95% CI)",
             "zero-shot unsteered",
             f"median α* ({units}) (raw)",
             f"changed at α = {cfg.alphas[-1]:g} (val)",
@@ -204,6 +213,8 @@ class ExtractionAnalysis:
     diag_all: object
     diag_gated: object
     permutation: object = None  # PermutationTest of the pooled r, templates relabelled within task
+    permutation_gated: object = None  # the same over the tasks the IID gate keeps (None: none kept)
+    permutation_by_task: dict = field(default_factory=dict)  # task -> PermutationTest of that task's r
 
 
 def analyse_extraction(cfg: TransferConfig, name: str, extraction: str, results: dict) -> ExtractionAnalysis:
@@ -213,7 +224,11 @@ def analyse_extraction(cfg: TransferConfig, name: str, extraction: str, results:
     diag_all = transfer_diagnostics(pairs, cfg.cos_min, cfg.transfer_max)
     diag_gated = transfer_diagnostics(subset_pairs(pairs, kept), cfg.cos_min, cfg.transfer_max)
     perm = template_permutation_test(results)
-    return ExtractionAnalysis(f"{name}, {extraction}", results, iid, kept, dropped, pairs, diag_all, diag_gated, perm)
+    gated = template_permutation_test({t: results[t] for t in kept}) if kept else None
+    by_task = {t: template_permutation_test({t: r}) for t, r in results.items()}
+    return ExtractionAnalysis(
+        f"{name}, {extraction}", results, iid, kept, dropped, pairs, diag_all, diag_gated, perm, gated, by_task
+    )
 
 
 def _model_report(run: Run, cfg: TransferConfig, name: str, extraction: str, results: dict) -> dict:
@@ -284,6 +299,15 @@ def _extraction_tables(run: Run, cfg: TransferConfig, a: ExtractionAnalysis) -> 
             f"{label}: pooled Pearson r = {pt.r:+.3f}; permutation p = {pt.p:.3g} ({pt.n_perm} relabellings of each "
             "task's templates, applied to rows and columns of its transfer matrices at every layer — pairs that "
             "share a template are not independent, so this p, not the pooled r's own, is the one to read)."
+            + (
+                ""
+                if a.permutation_gated is None
+                else f" Over the tasks the IID gate keeps: r = {a.permutation_gated.r:+.3f}, permutation p = "
+                f"{a.permutation_gated.p:.3g}."
+            )
+            + " Per task (its own templates relabelled): "
+            + ", ".join(f"{t} r = {_signed(pt.r)}, p = {_num(pt.p, 3)}" for t, pt in a.permutation_by_task.items())
+            + "."
         )
     controls = {t: task_controls(r) for t, r in results.items()}
     if any(v is not None for v in controls.values()):
@@ -332,6 +356,13 @@ def task_controls(r) -> dict | None:
             continue
         out[key] = compare_to_controls(items[cells_].mean(0), ctrl[cells_].mean(0))
     return out
+
+
+def _control_delta(c: dict | None, key: str) -> str:
+    if not c or key not in c:
+        return "no control"
+    x = c[key]
+    return f"{x.difference:+.2f} [{x.ci[0]:+.2f}, {x.ci[1]:+.2f}]"
 
 
 def _control_cell(c: dict | None, key: str) -> str:
@@ -385,6 +416,8 @@ def _extraction_metrics(a: ExtractionAnalysis) -> dict:
             for t, r in results.items()
         },
         "permutation": None if a.permutation is None else vars(a.permutation),
+        "permutation_gated": None if a.permutation_gated is None else vars(a.permutation_gated),
+        "permutation_by_task": {t: vars(pt) for t, pt in a.permutation_by_task.items()},
         "diagnostics": {
             "all": diag_all.to_json() if diag_all else {},
             "gated": diag_gated.to_json() if diag_gated else {},
