@@ -369,7 +369,7 @@ def _control_cell(c: dict | None, key: str) -> str:
     if not c or key not in c:
         return "-"
     x = c[key]
-    return f"{x.effect:.2f} vs {x.control_mean:.2f}: {x.difference:+.2f} [{x.ci[0]:+.2f}, {x.ci[1]:+.2f}]"
+    return f"{x.effect:.2f} vs {x.control_mean:.2f}: {_control_delta(c, key)}"
 
 
 def _extraction_figures(run: Run, a: ExtractionAnalysis, slug: str) -> None:
