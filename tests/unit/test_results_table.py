@@ -69,3 +69,14 @@ def test_toy_headline_counts_only_cells_whose_control_ci_is_above_zero():
     assert row["caa"] == "0.50 / 0.50 / 0.50" and row["N: smallest / middle / largest"] == "4 / 4 / 4"
     no_ctrl = headline({**metrics, "results": results[:1]}, {})[0]
     assert no_ctrl["chosen settings beating random directions"] == "no control in this report"
+
+
+def test_wall_time_names_the_cells_an_earlier_run_computed():
+    """A report re-rendered from cached cells must not pass its render time for the run's cost."""
+    from interp.results_table import _wall_text
+
+    assert _wall_text({"wall_time_s": 24.4, "cache": {"reused": {"a03eef0c": 12, "9464770": 3}, "computed": 0}}) == (
+        "24 s (15 cells from earlier runs)"
+    )
+    assert _wall_text({"wall_time_s": 4199.7, "cache": {"reused": {}, "computed": 15}}) == "4200 s"
+    assert _wall_text({}) == "-"
