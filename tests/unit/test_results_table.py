@@ -80,3 +80,19 @@ def test_wall_time_names_the_cells_an_earlier_run_computed():
     )
     assert _wall_text({"wall_time_s": 4199.7, "cache": {"reused": {}, "computed": 15}}) == "4200 s"
     assert _wall_text({}) == "-"
+
+
+def test_findings_check_reads_sentence_final_numbers_and_exponents_and_not_metrics_json(tmp_path):
+    """Planted: a FINDINGS number at a sentence's end and one in e-notation are checked like any
+    other, and a number that only metrics.json holds (not the report a reader sees) is flagged."""
+    from interp.results_table import findings_mismatches
+
+    study = tmp_path / "fv_transfer"
+    (study / "r").mkdir(parents=True)
+    (study / "r" / "report.md").write_text("Per task: r = +0.284, p = 0.103. Disturbance 3.04e-03 at L6.\n")
+    (study / "r" / "metrics.json").write_text('{"hidden": 0.4711}')
+    findings = study / "FINDINGS.md"
+    findings.write_text("See [r/report.md](r/report.md). The p is 0.103. Disturbance 3.0e-3.\n")
+    assert findings_mismatches(tmp_path) == {}
+    findings.write_text("See [r/report.md](r/report.md). The p is 0.104. Disturbance 3.1e-03. Also 0.47.\n")
+    assert findings_mismatches(tmp_path) == {"fv_transfer": ["0.104", "3.1e-03", "0.47"]}
