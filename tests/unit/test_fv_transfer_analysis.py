@@ -98,3 +98,20 @@ def test_headline_reads_the_template_permutation_p_where_the_report_has_it():
     # the permutation p replaces the pooled r's own (which counts pairs sharing a template as independent)
     assert with_perm[0]["pooled r(cosine, transfer)"] == "+0.270 (template-permutation p=0.31, n=840)"
     assert without[0]["pooled r(cosine, transfer)"] == "+0.270 (p=1e-15, n=840, pairs counted as independent)"
+
+
+def test_headline_gives_transfer_and_its_control_beside_in_distribution():
+    """Planted 2-template matrix: off-diagonal 0.2 and 0.4 -> transfer 0.30; both control keys shown."""
+    from interp.studies.fv_transfer.study import headline
+
+    ctrl = {"difference": 0.25, "ci": [0.1, 0.4]}
+    per_task = {
+        "a": {
+            "transfer_best_layer": [[0.9, 0.2], [0.4, 0.8]],
+            "controls": {"iid": {"difference": 0.8, "ci": [0.7, 0.9]}, "transfer": ctrl},
+        }
+    }
+    row = headline({"m": {"fv": {"iid": {"a": 0.85}, "per_task": per_task}}}, {})[0]
+    assert row["transfer accuracy"] == "a 0.30"
+    assert row["in-distribution: vector − random direction"] == "a +0.80 [+0.70, +0.90]"
+    assert row["transfer: vector − random direction"] == "a +0.25 [+0.10, +0.40]"

@@ -494,7 +494,9 @@ def headline(metrics: dict, config: dict) -> list[dict]:
                     "in-distribution accuracy": ", ".join(f"{t} {v:.2f}" for t, v in (m.get("iid") or {}).items()),
                     "kept by the gate": ", ".join(m.get("kept", [])) or "none",
                     "pooled r(cosine, transfer)": _headline_r(r, m.get("permutation")),
-                    "in-distribution: vector − random direction": _headline_controls(m.get("per_task") or {}),
+                    "in-distribution: vector − random direction": _headline_controls(m.get("per_task") or {}, "iid"),
+                    "transfer accuracy": _headline_transfer(m.get("per_task") or {}),
+                    "transfer: vector − random direction": _headline_controls(m.get("per_task") or {}, "transfer"),
                 }
             )
     return rows
@@ -510,10 +512,20 @@ def _headline_r(r: dict, perm: dict | None) -> str:
     return f"{r['r']:+.3f} (p={r['p']:.2g}, n={r['n']}, pairs counted as independent)"
 
 
-def _headline_controls(per_task: dict) -> str:
+def _headline_transfer(per_task: dict) -> str:
+    """Mean off-diagonal accuracy (source template's vector on the other templates) at the best layer."""
     out = []
     for t, m in per_task.items():
-        c = (m.get("controls") or {}).get("iid")
+        matrix = np.asarray(m.get("transfer_best_layer") or [], dtype=float)
+        if matrix.ndim == 2 and matrix.shape[0] == matrix.shape[1] and matrix.shape[0] > 1:
+            out.append(f"{t} {matrix[~np.eye(len(matrix), dtype=bool)].mean():.2f}")
+    return ", ".join(out) or "-"
+
+
+def _headline_controls(per_task: dict, key: str) -> str:
+    out = []
+    for t, m in per_task.items():
+        c = (m.get("controls") or {}).get(key)
         if c:
             out.append(f"{t} {c['difference']:+.2f} [{c['ci'][0]:+.2f}, {c['ci'][1]:+.2f}]")
     return ", ".join(out) or "no control in this report"
