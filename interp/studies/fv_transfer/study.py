@@ -358,11 +358,15 @@ def task_controls(r) -> dict | None:
     return out
 
 
+def _delta_text(difference: float, ci) -> str:
+    """One format for vector − control with its CI, in the report's tables and the results headline."""
+    return f"{difference:+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}]"
+
+
 def _control_delta(c: dict | None, key: str) -> str:
     if not c or key not in c:
         return "no control"
-    x = c[key]
-    return f"{x.difference:+.2f} [{x.ci[0]:+.2f}, {x.ci[1]:+.2f}]"
+    return _delta_text(c[key].difference, c[key].ci)
 
 
 def _control_cell(c: dict | None, key: str) -> str:
@@ -527,7 +531,7 @@ def _headline_controls(per_task: dict, key: str) -> str:
     for t, m in per_task.items():
         c = (m.get("controls") or {}).get(key)
         if c:
-            out.append(f"{t} {c['difference']:+.2f} [{c['ci'][0]:+.2f}, {c['ci'][1]:+.2f}]")
+            out.append(f"{t} {_delta_text(c['difference'], c['ci'])}")
     return ", ".join(out) or "no control in this report"
 
 
